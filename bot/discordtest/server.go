@@ -1,0 +1,454 @@
+// Package discordtest is an in-process fake of Discord for tests: the REST routes a bot uses
+// (Go 1.22 patterns under /api/v9) and a gateway WebSocket that speaks the real protocol
+// (HELLO, IDENTIFY, READY, GUILD_CREATE, heartbeats, RESUME). Every REST call is recorded;
+// tests dispatch messages and interactions, inject 429s, drop or close the gateway, and
+// grant or deny Manage Webhooks per channel.
+package discordtest
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bwmarrin/discordgo"
+)
+
+// Defaults of a new Server.
+const (
+	DefaultToken     = "fake-bot-token"
+	DefaultAppID     = "900000000000000001"
+	DefaultBotUserID = "900000000000000002"
+	DefaultBotName   = "Resonite Bridge"
+)
+
+// waitLimit bounds every wait of the helpers so that a broken bot fails the test instead of
+// hanging it. It is a safety net, not an assertion on speed.
+const waitLimit = 15 * time.Second
+
+// Call is one recorded REST request.
+type Call struct {
+	Method string
+	// Path is the URL path as sent, e.g. /api/v9/channels/1/messages.
+	Path   string
+	Query  url.Values
+	Header http.Header
+	Body   []byte
+	// Status is what the fake answered.
+	Status int
+}
+
+// JSON decodes the body into a generic map (nil when the body is not a JSON object).
+func (c Call) JSON() map[string]any {
+	var m map[string]any
+	if json.Unmarshal(c.Body, &m) != nil {
+		return nil
+	}
+	return m
+}
+
+// Limit describes injected 429 answers.
+type Limit struct {
+	// PathContains selects the requests (empty: any request).
+	PathContains string
+	// Count is how many matching requests are refused.
+	Count int
+	// RetryAfter is the wait asked for (default 50 ms).
+	RetryAfter time.Duration
+	// Global marks the JSON answer as a global limit.
+	Global bool
+	// Cloudflare answers with an HTML body and only a Retry-After header, as Cloudflare's
+	// edge does when an IP is banned for a while.
+	Cloudflare bool
+}
+
+type guild struct {
+	id, name string
+	channels []string
+	roles    []*discordgo.Role
+}
+
+type channel struct {
+	id, guildID, name string
+	denyWebhooks      bool
+	missing           bool
+}
+
+type webhook struct {
+	discordgo.Webhook
+}
+
+// Server is the fake. Create it with New; it stops itself in t.Cleanup.
+type Server struct {
+	// URL is the origin to use as DISCORD_API_URL (http://127.0.0.1:port).
+	URL       string
+	Token     string
+	AppID     string
+	BotUserID string
+
+	t  testing.TB
+	hs *httptest.Server
+
+	mu           sync.Mutex
+	changed      chan struct{}
+	nextID       uint64
+	calls        []Call
+	guildOrder   []string
+	guilds       map[string]*guild
+	channels     map[string]*channel
+	webhooks     map[string]*webhook
+	messages     map[string][]*fmsg // channel → oldest first
+	commands     map[string][]*discordgo.ApplicationCommand
+	interactions map[string]*Interaction // by token
+	limits       []Limit
+	closed       bool
+
+	gw gatewayState
+}
+
+// Option configures New.
+type Option func(*Server)
+
+// WithHeartbeatInterval sets the interval announced in HELLO (default 41.25 s).
+func WithHeartbeatInterval(d time.Duration) Option {
+	return func(s *Server) { s.gw.heartbeat = d }
+}
+
+// WithToken sets the bot token the fake accepts.
+func WithToken(tok string) Option { return func(s *Server) { s.Token = tok } }
+
+// New starts a fake with the default ids and token, with no guilds.
+func New(t testing.TB, opts ...Option) *Server {
+	s := &Server{
+		Token:        DefaultToken,
+		AppID:        DefaultAppID,
+		BotUserID:    DefaultBotUserID,
+		t:            t,
+		changed:      make(chan struct{}),
+		nextID:       1 << 60,
+		guilds:       map[string]*guild{},
+		channels:     map[string]*channel{},
+		webhooks:     map[string]*webhook{},
+		messages:     map[string][]*fmsg{},
+		commands:     map[string][]*discordgo.ApplicationCommand{},
+		interactions: map[string]*Interaction{},
+	}
+	s.gw.heartbeat = 41250 * time.Millisecond
+	s.gw.sessions = map[string]*gwSession{}
+	s.gw.conns = map[*gwConn]struct{}{}
+	for _, o := range opts {
+		o(s)
+	}
+	s.hs = httptest.NewServer(s.handler())
+	s.URL = s.hs.URL
+	t.Cleanup(s.Close)
+	return s
+}
+
+// Close ends every gateway connection and stops the server. Cleanup calls it.
+func (s *Server) Close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	conns := s.liveConnsLocked()
+	s.notifyLocked()
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.ws.Close()
+	}
+	s.hs.Close()
+}
+
+// NewID returns a fresh snowflake-like id; all ids have 19 digits, so they sort as strings too.
+func (s *Server) NewID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.newIDLocked()
+}
+
+func (s *Server) newIDLocked() string {
+	s.nextID++
+	return strconv.FormatUint(s.nextID, 10)
+}
+
+// notifyLocked wakes every waiter; callers hold mu.
+func (s *Server) notifyLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// waitFor blocks until cond (evaluated under mu) holds, failing the test after waitLimit.
+func (s *Server) waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.NewTimer(waitLimit)
+	defer deadline.Stop()
+	for {
+		s.mu.Lock()
+		ok := cond()
+		ch := s.changed
+		s.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			t.Fatalf("discordtest: gave up waiting for %s", what)
+		}
+	}
+}
+
+// AddGuild adds a guild; a connected bot receives GUILD_CREATE.
+func (s *Server) AddGuild(id, name string) {
+	s.mu.Lock()
+	if _, ok := s.guilds[id]; !ok {
+		s.guilds[id] = &guild{id: id, name: name, roles: []*discordgo.Role{{ID: id, Name: "@everyone"}}}
+		s.guildOrder = append(s.guildOrder, id)
+	}
+	sess := s.gw.current
+	s.mu.Unlock()
+	if sess != nil {
+		s.dispatch("GUILD_CREATE", s.guildCreate(id))
+	}
+}
+
+// AddRole adds a role to a guild (for mention rendering).
+func (s *Server) AddRole(guildID, roleID, name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if g := s.guilds[guildID]; g != nil {
+		g.roles = append(g.roles, &discordgo.Role{ID: roleID, Name: name})
+	}
+}
+
+// AddChannel adds a text channel to a guild (added first when missing). Manage Webhooks is
+// granted.
+func (s *Server) AddChannel(guildID, channelID, name string) {
+	s.mu.Lock()
+	g := s.guilds[guildID]
+	if g == nil {
+		g = &guild{id: guildID, name: guildID, roles: []*discordgo.Role{{ID: guildID, Name: "@everyone"}}}
+		s.guilds[guildID] = g
+		s.guildOrder = append(s.guildOrder, guildID)
+	}
+	g.channels = append(g.channels, channelID)
+	s.channels[channelID] = &channel{id: channelID, guildID: guildID, name: name}
+	s.mu.Unlock()
+}
+
+// DeleteChannel makes every later call on the channel answer 404 Unknown Channel.
+func (s *Server) DeleteChannel(channelID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c := s.channels[channelID]; c != nil {
+		c.missing = true
+	}
+}
+
+// SetManageWebhooks grants or denies the bot Manage Webhooks in a channel.
+func (s *Server) SetManageWebhooks(channelID string, allowed bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c := s.channels[channelID]; c != nil {
+		c.denyWebhooks = !allowed
+	}
+}
+
+// FailNext429 makes the next matching requests answer 429.
+func (s *Server) FailNext429(l Limit) {
+	if l.RetryAfter <= 0 {
+		l.RetryAfter = 50 * time.Millisecond
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.limits = append(s.limits, l)
+}
+
+// Calls returns a copy of every REST call so far.
+func (s *Server) Calls() []Call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Call(nil), s.calls...)
+}
+
+// CallsTo returns the recorded calls whose method matches and whose path contains sub.
+func (s *Server) CallsTo(method, sub string) []Call {
+	var out []Call
+	for _, c := range s.Calls() {
+		if (method == "" || c.Method == method) && strings.Contains(c.Path, sub) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// WaitCalls waits until at least n calls satisfy match, and returns them.
+func (s *Server) WaitCalls(t testing.TB, n int, match func(Call) bool) []Call {
+	t.Helper()
+	var got []Call
+	s.waitFor(t, fmt.Sprintf("%d matching REST calls", n), func() bool {
+		got = got[:0]
+		for _, c := range s.calls {
+			if match(c) {
+				got = append(got, c)
+			}
+		}
+		return len(got) >= n
+	})
+	return got
+}
+
+// ChannelMessages returns the channel's history, newest first (like Discord).
+func (s *Server) ChannelMessages(channelID string) []*discordgo.Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := s.messages[channelID]
+	out := make([]*discordgo.Message, 0, len(h))
+	for i := len(h) - 1; i >= 0; i-- {
+		out = append(out, h[i].public())
+	}
+	return out
+}
+
+// WaitChannelMessages waits until the channel holds at least n messages; newest first.
+func (s *Server) WaitChannelMessages(t testing.TB, channelID string, n int) []*discordgo.Message {
+	t.Helper()
+	s.waitFor(t, fmt.Sprintf("%d messages in channel %s", n, channelID), func() bool {
+		return len(s.messages[channelID]) >= n
+	})
+	return s.ChannelMessages(channelID)
+}
+
+// Webhooks returns the channel's webhooks (with tokens).
+func (s *Server) Webhooks(channelID string) []discordgo.Webhook {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.webhooksLocked(channelID)
+}
+
+func (s *Server) webhooksLocked(channelID string) []discordgo.Webhook {
+	var out []discordgo.Webhook
+	for _, w := range s.webhooks {
+		if w.ChannelID == channelID {
+			out = append(out, w.Webhook)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// AddWebhook creates a webhook directly (as a user or another app would); appID may be empty.
+func (s *Server) AddWebhook(channelID, name, appID string) discordgo.Webhook {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := &webhook{discordgo.Webhook{ID: s.newIDLocked(), Type: discordgo.WebhookTypeIncoming, ChannelID: channelID,
+		Name: name, ApplicationID: appID, Token: "whtok-" + s.newIDLocked()}}
+	if c := s.channels[channelID]; c != nil {
+		w.GuildID = c.guildID
+	}
+	s.webhooks[w.ID] = w
+	return w.Webhook
+}
+
+// DeleteWebhook removes a webhook, as a channel admin would; later executions get 404.
+func (s *Server) DeleteWebhook(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.webhooks, id)
+}
+
+// Commands returns the commands registered by bulk overwrite: guildID "" for global ones.
+func (s *Server) Commands(guildID string) []*discordgo.ApplicationCommand {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*discordgo.ApplicationCommand(nil), s.commands[guildID]...)
+}
+
+// WaitCommands waits until commands are registered in guildID ("" = global).
+func (s *Server) WaitCommands(t testing.TB, guildID string) []*discordgo.ApplicationCommand {
+	t.Helper()
+	s.waitFor(t, "command registration", func() bool { _, ok := s.commands[guildID]; return ok })
+	return s.Commands(guildID)
+}
+
+// AppendMessage stores a message in a channel's history without dispatching it (messages
+// sent while the bot was away).
+func (s *Server) AppendMessage(m UserMessage) *discordgo.Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.userMessageLocked(m).public()
+}
+
+// fmsg is a stored message. discordgo.Message drops application_id and components when it is
+// marshalled, so the fake keeps them beside it.
+type fmsg struct {
+	*discordgo.Message
+	appID      string
+	components json.RawMessage
+}
+
+func newMsg(m *discordgo.Message, appID string) *fmsg { return &fmsg{Message: m, appID: appID} }
+
+// MarshalJSON writes the message as Discord does, application_id and components included.
+func (f *fmsg) MarshalJSON() ([]byte, error) {
+	b, err := json.Marshal(f.Message)
+	if err != nil {
+		return nil, err
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(b, &obj); err != nil {
+		return nil, err
+	}
+	if f.appID != "" {
+		obj["application_id"], _ = json.Marshal(f.appID)
+	}
+	obj["components"] = json.RawMessage("[]")
+	if f.components != nil {
+		obj["components"] = f.components
+	}
+	return json.Marshal(obj)
+}
+
+// public returns a decoded copy.
+func (f *fmsg) public() *discordgo.Message {
+	b, _ := json.Marshal(f)
+	var out discordgo.Message
+	_ = json.Unmarshal(b, &out)
+	return &out
+}
+
+// storeMessageLocked assigns id and time and appends to the channel.
+func (s *Server) storeMessageLocked(channelID string, m *fmsg) *fmsg {
+	if m.ID == "" {
+		m.ID = s.newIDLocked()
+	}
+	m.ChannelID = channelID
+	if c := s.channels[channelID]; c != nil {
+		m.GuildID = c.guildID
+	}
+	if m.Timestamp.IsZero() {
+		m.Timestamp = time.Now().UTC()
+	}
+	s.messages[channelID] = append(s.messages[channelID], m)
+	s.notifyLocked()
+	return m
+}
+
+func (s *Server) findMessageLocked(channelID, id string) *fmsg {
+	for _, m := range s.messages[channelID] {
+		if m.ID == id {
+			return m
+		}
+	}
+	return nil
+}

@@ -1,0 +1,181 @@
+package bot
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// RateLimitedError is returned by Post when Discord rate limits the channel's webhook, so that
+// the caller can coalesce messages instead of waiting. Everything else waits out 429s.
+type RateLimitedError struct {
+	RetryAfter time.Duration
+}
+
+func (e *RateLimitedError) Error() string {
+	return fmt.Sprintf("discord: rate limited, retry after %s", e.RetryAfter)
+}
+
+type noWaitKey struct{}
+
+// withoutWaiting marks a request whose 429 must come back as a *RateLimitedError.
+func withoutWaiting(ctx context.Context) context.Context {
+	return context.WithValue(ctx, noWaitKey{}, true)
+}
+
+// transport is the RoundTripper of the discordgo session: it points requests at
+// DISCORD_API_URL, keeps the whole bot under a global request rate, and honours every 429
+// (JSON or Cloudflare's HTML) by waiting and retrying, never by dropping the request.
+type transport struct {
+	base    http.RoundTripper
+	target  *url.URL // nil: keep discord.com
+	limiter *rate.Limiter
+	log     *slog.Logger
+}
+
+func (t *transport) RoundTrip(r *http.Request) (*http.Response, error) {
+	ctx := r.Context()
+	var body []byte
+	if r.Body != nil && r.Body != http.NoBody {
+		b, err := io.ReadAll(r.Body)
+		_ = r.Body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("reading request body: %w", err)
+		}
+		body = b
+	}
+	for {
+		if err := t.limiter.Wait(ctx); err != nil {
+			return nil, fmt.Errorf("waiting for the global rate limit: %w", err)
+		}
+		req := r.Clone(ctx)
+		if body != nil {
+			req.Body = io.NopCloser(bytes.NewReader(body))
+			req.ContentLength = int64(len(body))
+		}
+		if t.target != nil {
+			req.URL.Scheme, req.URL.Host, req.Host = t.target.Scheme, t.target.Host, t.target.Host
+		}
+		resp, err := t.base.RoundTrip(req)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode != http.StatusTooManyRequests {
+			return resp, nil
+		}
+		wait, global := retryAfter(resp)
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		_ = resp.Body.Close()
+		if v, _ := ctx.Value(noWaitKey{}).(bool); v && !global {
+			return nil, &RateLimitedError{RetryAfter: wait}
+		}
+		t.log.Warn("discord rate limit, waiting", "method", r.Method, "path", redact(r.URL.Path), "retry_after", wait, "global", global)
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil, fmt.Errorf("waiting out a discord rate limit: %w", ctx.Err())
+		case <-timer.C:
+		}
+	}
+}
+
+// retryAfter reads the wait from Discord's JSON body, or from the headers when the body is not
+// JSON (Cloudflare answers with HTML and a Retry-After header in seconds).
+func retryAfter(resp *http.Response) (time.Duration, bool) {
+	global := resp.Header.Get("X-RateLimit-Global") == "true"
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var j struct {
+		RetryAfter *float64 `json:"retry_after"`
+		Global     bool     `json:"global"`
+	}
+	if json.Unmarshal(b, &j) == nil && j.RetryAfter != nil {
+		return secs(*j.RetryAfter), global || j.Global
+	}
+	for _, h := range []string{"Retry-After", "X-RateLimit-Reset-After"} {
+		if f, err := strconv.ParseFloat(strings.TrimSpace(resp.Header.Get(h)), 64); err == nil {
+			return secs(f), global
+		}
+	}
+	return time.Second, global
+}
+
+func secs(f float64) time.Duration {
+	d := time.Duration(f * float64(time.Second))
+	if d < 0 {
+		d = 0
+	}
+	if d > time.Hour {
+		d = time.Hour
+	}
+	return d
+}
+
+// tokenInPath matches the secret part of webhook and interaction URLs.
+var tokenInPath = regexp.MustCompile(`(/(?:webhooks|interactions)/\d+/)[^/?\s"']+`)
+
+// redact removes webhook and interaction tokens from a string.
+func redact(s string) string {
+	return tokenInPath.ReplaceAllString(s, "${1}[redacted]")
+}
+
+// redactedError keeps the cause for errors.Is/As but prints without tokens.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// wrap adds what was being done and removes secrets from the text.
+func wrap(op string, err error, secrets ...string) error {
+	if err == nil {
+		return nil
+	}
+	msg := redact(op + ": " + err.Error())
+	for _, s := range secrets {
+		if s != "" {
+			msg = strings.ReplaceAll(msg, s, "[redacted]")
+		}
+	}
+	return &redactedError{msg: msg, err: err}
+}
+
+// permanentError marks failures that retrying cannot fix.
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// IsPermanent reports errors that retrying will not fix: an unknown channel, a webhook that
+// could not be recreated, missing access, or content Discord refuses (400).
+func IsPermanent(err error) bool {
+	if err == nil {
+		return false
+	}
+	var pe *permanentError
+	if errors.As(err, &pe) {
+		return true
+	}
+	if code, status := restCode(err); status != 0 {
+		switch status {
+		case http.StatusBadRequest, http.StatusForbidden, http.StatusNotFound:
+			return true
+		}
+		_ = code
+	}
+	return false
+}

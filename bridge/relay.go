@@ -1,0 +1,489 @@
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/resonite-bridge/resonite-bridge/resonite"
+)
+
+// toResonitePayload is the outbox payload of a Discord message on its way to Resonite.
+type toResonitePayload struct {
+	ChannelID string `json:"channelId"`
+	MessageID string `json:"messageId"`
+	Text      string `json:"text"`
+}
+
+// queuedRow is a to_discord row this process enqueued, kept for coalescing.
+type queuedRow struct {
+	id       int64
+	sourceID string
+	msg      resonite.Message
+}
+
+// HandleDiscordMessage relays a MESSAGE_CREATE: a message in a paired channel, from anyone but
+// the bot or the pairing's webhook, is stored before anything else and then sent to Resonite by
+// the outbox worker. Messages in channels that are not paired are ignored.
+func (b *Bridge) HandleDiscordMessage(ctx context.Context, m DiscordMessage) error {
+	if m.FromSelf || m.ID == "" {
+		return nil
+	}
+	p, err := b.o.Store.PairingByChannel(ctx, m.ChannelID)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		// A message we could not store is recovered by catching the channel up later.
+		b.catchUp.requestChannel(m.ChannelID)
+		b.noteError("looking up the pairing of a Discord message", err)
+		return fmt.Errorf("bridge: looking up pairing of channel %s: %w", m.ChannelID, err)
+	}
+	if err := b.ingestDiscord(ctx, p, m); err != nil {
+		b.catchUp.requestChannel(m.ChannelID)
+		return err
+	}
+	return nil
+}
+
+// ingestDiscord stores one Discord message of a paired channel; duplicates are no-ops.
+func (b *Bridge) ingestDiscord(ctx context.Context, p Pairing, m DiscordMessage) error {
+	if m.FromSelf || m.ID == "" || (m.WebhookID != "" && m.WebhookID == p.WebhookID) {
+		return nil
+	}
+	text := FormatForResonite(m)
+	if text == "" {
+		return nil
+	}
+	payload, err := json.Marshal(toResonitePayload{ChannelID: m.ChannelID, MessageID: m.ID, Text: text})
+	if err != nil {
+		return fmt.Errorf("bridge: encoding Discord message %s: %w", m.ID, err)
+	}
+	created := m.Timestamp
+	if created.IsZero() {
+		created = time.Now()
+	}
+	_, inserted, err := b.o.Store.Enqueue(ctx, Message{
+		Direction:     ToResonite,
+		SourceID:      m.ID,
+		PairingID:     p.ID,
+		TargetID:      ResoniteMessageID(m.ID),
+		Payload:       payload,
+		State:         StatePending,
+		NextAttemptAt: time.Now().Add(b.o.ReorderWindow),
+		CreatedAt:     created,
+	})
+	if err != nil {
+		b.noteError("storing a Discord message", err)
+		return fmt.Errorf("bridge: storing Discord message %s: %w", m.ID, err)
+	}
+	if inserted {
+		signal(b.wake[ToResonite])
+	}
+	return nil
+}
+
+// ingestResonite stores one message received from a contact, once per pairing of the contact.
+func (b *Bridge) ingestResonite(ctx context.Context, m resonite.Message) error {
+	if m.ID == "" || m.SenderID == "" || m.SenderID == b.o.History.UserID() {
+		return nil
+	}
+	pairings, err := b.o.Store.PairingsByContact(ctx, m.SenderID)
+	if err != nil {
+		b.noteError("looking up the pairings of a Resonite contact", err)
+		return fmt.Errorf("bridge: looking up pairings of contact %s: %w", m.SenderID, err)
+	}
+	if len(pairings) == 0 {
+		return nil
+	}
+	payload, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("bridge: encoding Resonite message %s: %w", m.ID, err)
+	}
+	created := m.SendTime.Time
+	if created.IsZero() {
+		created = time.Now()
+	}
+	any := false
+	for _, p := range pairings {
+		if !m.SendTime.IsZero() && m.SendTime.Before(p.CreatedAt) {
+			continue // older than the pairing: catch-up must not relay a whole history
+		}
+		src := m.ID + ":" + strconv.FormatInt(p.ID, 10)
+		id, inserted, err := b.o.Store.Enqueue(ctx, Message{
+			Direction:     ToDiscord,
+			SourceID:      src,
+			PairingID:     p.ID,
+			Payload:       payload,
+			State:         StatePending,
+			NextAttemptAt: time.Now().Add(b.o.ReorderWindow),
+			CreatedAt:     created,
+		})
+		if err != nil {
+			b.noteError("storing a Resonite message", err)
+			return fmt.Errorf("bridge: storing Resonite message %s: %w", m.ID, err)
+		}
+		if inserted {
+			any = true
+			b.mu.Lock()
+			b.queued[p.ID] = append(b.queued[p.ID], queuedRow{id: id, sourceID: src, msg: m})
+			b.mu.Unlock()
+		}
+	}
+	if any {
+		signal(b.wake[ToDiscord])
+	}
+	return nil
+}
+
+// runWorker claims due rows of one direction and delivers them concurrently (at most one per
+// pairing, which the store guarantees), until ctx ends; then it waits for in-flight deliveries
+// for at most DrainTimeout.
+func (b *Bridge) runWorker(ctx context.Context, dir Direction) {
+	deliverCtx, cancelDeliver := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelDeliver()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, b.o.Concurrency)
+	wake := b.wake[dir]
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+
+	for ctx.Err() == nil {
+		claimed := 0
+		if free := b.o.Concurrency - len(sem); free > 0 {
+			msgs, err := b.o.Store.Claim(ctx, dir, free, b.o.Lease)
+			if err != nil && ctx.Err() == nil {
+				b.noteError("claiming "+string(dir)+" messages", err)
+			}
+			for _, m := range msgs {
+				sem <- struct{}{}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					b.deliver(deliverCtx, m)
+					<-sem
+					signal(wake) // the pairing's next row may be claimable now
+				}()
+			}
+			claimed = len(msgs)
+			if claimed == free {
+				continue // there may be more
+			}
+		}
+		sleep := b.o.PollInterval
+		if t, ok, err := b.o.Store.NextDue(ctx, dir); err == nil && ok {
+			// A due row that Claim did not return waits for its pairing's row in flight; the
+			// end of that delivery signals wake, so do not spin on it.
+			if d := time.Until(t); d > 0 && d < sleep {
+				sleep = d
+			}
+		}
+		timer.Reset(sleep)
+		select {
+		case <-ctx.Done():
+		case <-wake:
+		case <-timer.C:
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	drain := time.NewTimer(b.o.DrainTimeout)
+	defer drain.Stop()
+	select {
+	case <-done:
+	case <-drain.C:
+		b.log.Warn("drain timeout: cancelling deliveries in flight", "direction", dir)
+		cancelDeliver()
+		<-done
+	}
+}
+
+// deliver sends one claimed row and records the outcome.
+func (b *Bridge) deliver(ctx context.Context, m Message) {
+	var err error
+	switch m.Direction {
+	case ToResonite:
+		err = b.deliverToResonite(ctx, m)
+	case ToDiscord:
+		err = b.deliverToDiscord(ctx, m)
+	default:
+		err = permanent(fmt.Errorf("unknown direction %q", m.Direction))
+	}
+	if err != nil {
+		b.settleFailure(ctx, m, err)
+	}
+}
+
+// permanentError marks failures the bridge itself knows retrying cannot fix.
+type permanentError struct{ err error }
+
+func (e permanentError) Error() string { return e.err.Error() }
+func (e permanentError) Unwrap() error { return e.err }
+
+func permanent(err error) error { return permanentError{err} }
+
+func (b *Bridge) isPermanent(err error) bool {
+	var p permanentError
+	return errors.As(err, &p) || b.o.IsPermanent(err)
+}
+
+// storeCtx outlives a cancelled delivery so that its outcome still reaches the store.
+func storeCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+}
+
+// settleFailure retries, postpones or fails a row after a delivery error.
+func (b *Bridge) settleFailure(ctx context.Context, m Message, err error) {
+	sctx, cancel := storeCtx(ctx)
+	defer cancel()
+	reason := shorten(err.Error(), 300)
+	switch {
+	case ctx.Err() != nil && !b.isPermanent(err):
+		// Shutdown interrupted the delivery: due again at next start, not counted as an attempt.
+		if perr := b.o.Store.Postpone(sctx, m.ID, time.Now()); perr != nil {
+			b.noteError("postponing an interrupted delivery", perr)
+		}
+	case b.isRateLimited(err):
+		d, _ := b.o.RetryAfter(err)
+		if m.Direction == ToDiscord {
+			b.mu.Lock()
+			b.limited[m.PairingID] = true
+			b.mu.Unlock()
+		}
+		b.stats.add(m.Direction, func(s *DirectionStats) { s.Postponed++ })
+		if perr := b.o.Store.Postpone(sctx, m.ID, time.Now().Add(d)); perr != nil {
+			b.noteError("postponing a rate-limited delivery", perr)
+		}
+	case b.isPermanent(err):
+		b.stats.add(m.Direction, func(s *DirectionStats) { s.Failed++ })
+		b.noteError(fmt.Sprintf("delivering %s message %d (given up)", m.Direction, m.ID), err)
+		if ferr := b.o.Store.Fail(sctx, m.ID, reason); ferr != nil {
+			b.noteError("marking a message failed", ferr)
+		}
+		b.forget(m.PairingID, m.ID)
+		if m.Direction == ToResonite {
+			b.warnUndelivered(sctx, m, err)
+		}
+	default:
+		b.stats.add(m.Direction, func(s *DirectionStats) { s.Retried++ })
+		b.noteError(fmt.Sprintf("delivering %s message %d (will retry)", m.Direction, m.ID), err)
+		if _, rerr := b.o.Store.Retry(sctx, m.ID, reason); rerr != nil {
+			b.noteError("scheduling a retry", rerr)
+		}
+	}
+}
+
+func (b *Bridge) isRateLimited(err error) bool {
+	_, ok := b.o.RetryAfter(err)
+	return ok
+}
+
+// warnUndelivered leaves a short ⚠ reply under the Discord message that did not reach Resonite.
+func (b *Bridge) warnUndelivered(ctx context.Context, m Message, cause error) {
+	var p toResonitePayload
+	if err := json.Unmarshal(m.Payload, &p); err != nil || p.ChannelID == "" {
+		return
+	}
+	text := "⚠ Not delivered to Resonite: " + shorten(cause.Error(), 150)
+	if err := b.o.Discord.Reply(ctx, p.ChannelID, p.MessageID, text); err != nil {
+		b.noteError("replying with a delivery warning", err)
+	}
+}
+
+// deliverToResonite sends a Discord message to the paired contact under its derived id.
+func (b *Bridge) deliverToResonite(ctx context.Context, m Message) error {
+	var p toResonitePayload
+	if err := json.Unmarshal(m.Payload, &p); err != nil {
+		return permanent(fmt.Errorf("decoding payload: %w", err))
+	}
+	pairing, err := b.o.Store.PairingByID(ctx, m.PairingID)
+	if errors.Is(err, ErrNotFound) {
+		return permanent(errors.New("the channel is no longer paired"))
+	}
+	if err != nil {
+		return fmt.Errorf("looking up pairing %d: %w", m.PairingID, err)
+	}
+	id := m.TargetID
+	if id == "" {
+		id = ResoniteMessageID(m.SourceID)
+	}
+	me := b.o.History.UserID()
+	now := resonite.NewTime(time.Now())
+	err = b.o.Resonite.SendMessage(ctx, resonite.Message{
+		ID:             id,
+		OwnerID:        me,
+		SenderID:       me,
+		RecipientID:    pairing.ContactID,
+		MessageType:    resonite.MessageText,
+		Content:        p.Text,
+		SendTime:       now,
+		LastUpdateTime: now,
+	})
+	if err != nil {
+		return fmt.Errorf("sending to %s: %w", pairing.ContactID, err)
+	}
+	sctx, cancel := storeCtx(ctx)
+	defer cancel()
+	if err := b.o.Store.MarkDelivered(sctx, m.ID, id); err != nil {
+		b.noteError("marking a message delivered", err)
+		return nil // sent; a retry would resend the same id, which Resonite keeps once
+	}
+	b.stats.add(ToResonite, func(s *DirectionStats) { s.Delivered++ })
+	return nil
+}
+
+// deliverToDiscord posts a Resonite message into the paired channel through its webhook. After
+// a rate limit, the rows queued behind it from the same sender are coalesced into one post.
+func (b *Bridge) deliverToDiscord(ctx context.Context, m Message) error {
+	var rm resonite.Message
+	if err := json.Unmarshal(m.Payload, &rm); err != nil {
+		return permanent(fmt.Errorf("decoding payload: %w", err))
+	}
+	pairing, err := b.o.Store.PairingByID(ctx, m.PairingID)
+	if errors.Is(err, ErrNotFound) {
+		return permanent(errors.New("the channel is no longer paired"))
+	}
+	if err != nil {
+		return fmt.Errorf("looking up pairing %d: %w", m.PairingID, err)
+	}
+	name, avatar := b.presence.contactLook(rm.SenderID, pairing.ContactUsername)
+	posts := RenderForDiscord(rm, name, avatar)
+
+	var extra []queuedRow
+	if b.isLimited(m.PairingID) && len(posts) == 1 && len(posts[0].Embeds) == 0 {
+		posts[0], extra = b.coalesce(ctx, m, rm.SenderID, posts[0])
+	}
+
+	var first string
+	for _, p := range posts {
+		id, err := b.o.Discord.Post(ctx, pairing.ChannelID, p)
+		if err != nil {
+			return fmt.Errorf("posting into channel %s: %w", pairing.ChannelID, err)
+		}
+		if first == "" {
+			first = id
+		}
+	}
+	b.mu.Lock()
+	delete(b.limited, m.PairingID)
+	b.mu.Unlock()
+
+	sctx, cancel := storeCtx(ctx)
+	defer cancel()
+	// Rows behind first: once m is delivered, the next row of the pairing becomes claimable.
+	for _, q := range extra {
+		if err := b.o.Store.MarkDelivered(sctx, q.id, first); err != nil {
+			b.noteError("marking a coalesced message delivered", err)
+			continue
+		}
+		b.stats.add(ToDiscord, func(s *DirectionStats) { s.Delivered++; s.Coalesced++ })
+		b.forget(m.PairingID, q.id)
+		b.reads.add(q.msg.SenderID, q.msg.ID)
+	}
+	if err := b.o.Store.MarkDelivered(sctx, m.ID, first); err != nil {
+		b.noteError("marking a message delivered", err)
+	} else {
+		b.stats.add(ToDiscord, func(s *DirectionStats) { s.Delivered++ })
+	}
+	b.forget(m.PairingID, m.ID)
+	b.reads.add(rm.SenderID, rm.ID)
+	return nil
+}
+
+func (b *Bridge) isLimited(pairingID int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.limited[pairingID]
+}
+
+// forget drops a settled row from the coalescing memory.
+func (b *Bridge) forget(pairingID, rowID int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	q := b.queued[pairingID]
+	for i, r := range q {
+		if r.id == rowID {
+			q = append(q[:i], q[i+1:]...)
+			break
+		}
+	}
+	if len(q) == 0 {
+		delete(b.queued, pairingID)
+	} else {
+		b.queued[pairingID] = q
+	}
+}
+
+// coalesce appends to post the text of the rows queued right behind m from the same sender,
+// while they are still pending and the whole fits in one Discord message.
+func (b *Bridge) coalesce(ctx context.Context, m Message, sender string, post Post) (Post, []queuedRow) {
+	b.mu.Lock()
+	var behind []queuedRow
+	q := b.queued[m.PairingID]
+	for i, r := range q {
+		if r.id == m.ID {
+			behind = append(behind, q[i+1:]...)
+			break
+		}
+	}
+	b.mu.Unlock()
+
+	var taken []queuedRow
+	content := post.Content
+	for _, r := range behind {
+		if r.msg.SenderID != sender || (r.msg.MessageType != resonite.MessageText && r.msg.MessageType != "") {
+			break
+		}
+		text := neutralizeMentions(r.msg.Content)
+		if len([]rune(content))+1+len([]rune(text)) > DiscordMaxLen {
+			break
+		}
+		row, err := b.o.Store.MessageBySource(ctx, ToDiscord, r.sourceID)
+		if err != nil || row.State != StatePending {
+			break
+		}
+		content += "\n" + text
+		taken = append(taken, r)
+	}
+	post.Content = content
+	return post, taken
+}
+
+// handleMessageSent settles a to_resonite row whose SendMessage timed out but whose echo
+// arrived later.
+func (b *Bridge) handleMessageSent(ctx context.Context, m resonite.Message) error {
+	if !strings.HasPrefix(m.ID, "MSG-") {
+		return nil
+	}
+	row, err := b.o.Store.MessageByTarget(ctx, ToResonite, m.ID)
+	if errors.Is(err, ErrNotFound) {
+		return nil // sent by another client of the account
+	}
+	if err != nil {
+		return fmt.Errorf("bridge: looking up sent message %s: %w", m.ID, err)
+	}
+	if row.State == StateDelivered || row.State == StateFailed || row.State == StateInFlight {
+		return nil // an in-flight row is settled by its own SendMessage
+	}
+	if err := b.o.Store.MarkDelivered(ctx, row.ID, m.ID); err != nil {
+		return fmt.Errorf("bridge: marking message %d delivered: %w", row.ID, err)
+	}
+	b.stats.add(ToResonite, func(s *DirectionStats) { s.Delivered++ })
+	signal(b.wake[ToResonite])
+	return nil
+}

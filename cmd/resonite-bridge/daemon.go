@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+)
+
+// component is one long-running part of the bridge (Resonite client and hub, Discord bot,
+// bridge workers...). The lead adapts each package to it in wire.go.
+type component interface {
+	Name() string
+	// Run blocks until ctx is done and returns nil on a clean stop; an error is fatal.
+	Run(ctx context.Context) error
+	// Ready reports whether the part can do its job now and, if not, why (shown by /readyz).
+	Ready() (bool, string)
+}
+
+// database is what the daemon itself needs from package store; wire.go adapts *store.Store.
+type database interface {
+	// Migrate applies pending migrations and returns the names of those it applied.
+	Migrate(ctx context.Context) ([]string, error)
+	Ping(ctx context.Context) error
+	// QueueDepth counts messages stored and not yet delivered, in both directions.
+	QueueDepth(ctx context.Context) (int64, error)
+	// HasValidSession reports whether a stored Resonite session can still be used, which lets
+	// the daemon start without RESONITE_USERNAME and RESONITE_PASSWORD.
+	HasValidSession(ctx context.Context) (bool, error)
+	Close()
+}
+
+// hooks connect the daemon to the real packages; tests replace them with stubs.
+type hooks struct {
+	openDB     func(ctx context.Context, cfg *Config, log *slog.Logger) (database, error)
+	components func(ctx context.Context, deps deps) ([]component, error)
+
+	shutdownTimeout time.Duration       // 0: defaultShutdownTimeout
+	queuePoll       time.Duration       // 0: defaultQueuePoll
+	listening       func(addr net.Addr) // called once the HTTP listener is bound; may be nil
+}
+
+// deps is what component constructors get.
+type deps struct {
+	Config  *Config
+	Logger  *slog.Logger
+	Metrics *metrics
+	DB      database
+}
+
+const (
+	defaultShutdownTimeout = 10 * time.Second
+	defaultQueuePoll       = 15 * time.Second
+	readyPingTimeout       = 2 * time.Second
+)
+
+// errNoCredentials is returned when neither credentials nor a stored session are available.
+var errNoCredentials = errors.New("RESONITE_USERNAME and RESONITE_PASSWORD are not set and no valid stored Resonite session exists: set both (plus RESONITE_TOTP_SECRET or RESONITE_TOTP if the account uses 2FA)")
+
+// runDaemon opens and migrates the database, builds the components and runs them with the
+// HTTP server and the queue poller until ctx is done or one of them fails.
+func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger, m *metrics, h hooks) error {
+	if h.shutdownTimeout <= 0 {
+		h.shutdownTimeout = defaultShutdownTimeout
+	}
+	if h.queuePoll <= 0 {
+		h.queuePoll = defaultQueuePoll
+	}
+
+	db, err := openAndMigrate(ctx, cfg, log, h)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	if cfg.NeedsStoredSession() {
+		ok, err := db.HasValidSession(ctx)
+		if err != nil {
+			return fmt.Errorf("checking for a stored Resonite session: %w", err)
+		}
+		if !ok {
+			return errNoCredentials
+		}
+		log.Info("no Resonite credentials configured; using the stored session")
+	}
+
+	var comps []component
+	if h.components != nil {
+		comps, err = h.components(ctx, deps{Config: cfg, Logger: log, Metrics: m, DB: db})
+		if err != nil {
+			return fmt.Errorf("building components: %w", err)
+		}
+	}
+
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listening on HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
+	}
+	log.Info("listening on", "addr", ln.Addr().String(), "paths", "/healthz /readyz /metrics")
+	if h.listening != nil {
+		h.listening(ln.Addr())
+	}
+
+	// stopping flips /readyz to 503 as soon as shutdown starts.
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	handler := newHTTPHandler(httpDeps{
+		db:         db,
+		components: comps,
+		metrics:    m,
+		stopping:   func() bool { return runCtx.Err() != nil },
+	})
+
+	tasks := []task{
+		{name: "http", run: func(ctx context.Context) error { return serveHTTP(ctx, ln, handler) }},
+		{name: "queue-poller", run: func(ctx context.Context) error { return pollQueue(ctx, db, m, h.queuePoll, log) }},
+	}
+	names := make([]string, 0, len(comps))
+	for _, c := range comps {
+		tasks = append(tasks, task{name: c.Name(), run: c.Run})
+		names = append(names, c.Name())
+	}
+	log.Info("started", "components", names)
+	err = supervise(runCtx, log, h.shutdownTimeout, tasks)
+	if err != nil {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func openAndMigrate(ctx context.Context, cfg *Config, log *slog.Logger, h hooks) (database, error) {
+	if h.openDB == nil {
+		return nil, errors.New("opening database: no store is wired into this build")
+	}
+	db, err := h.openDB(ctx, cfg, log)
+	if err != nil {
+		// The store's errors must not carry the password; scrub anyway, it costs nothing.
+		return nil, errors.New(scrubSecrets(fmt.Sprintf("opening database %s: %v", redactDSN(cfg.DatabaseURL), err), dsnPasswords(cfg.DatabaseURL)))
+	}
+	log.Info("database connected", "url", redactDSN(cfg.DatabaseURL))
+	applied, err := db.Migrate(ctx)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("migrating database: %w", err)
+	}
+	log.Info(fmt.Sprintf("migrated %d", len(applied)), "applied", applied)
+	return db, nil
+}
+
+// pollQueue refreshes the queue depth gauge now and then every interval.
+func pollQueue(ctx context.Context, db database, m *metrics, interval time.Duration, log *slog.Logger) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		n, err := db.QueueDepth(ctx)
+		switch {
+		case err == nil:
+			m.SetQueueDepth(n)
+		case ctx.Err() == nil:
+			log.Warn("reading queue depth", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}

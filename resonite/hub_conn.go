@@ -1,0 +1,543 @@
+package resonite
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/coder/websocket"
+	"github.com/philippseith/signalr"
+)
+
+const (
+	hubReadLimit      = 4 << 20 // the library's 32 KiB default drops the connection on bigger pushes
+	hubDialTimeout    = 15 * time.Second
+	hubHandshakeLimit = 15 * time.Second
+	hubKeepAlive      = 10 * time.Second
+	hubStepTimeout    = 30 * time.Second // one start-up call
+	maxPartialFrame   = 16 << 20
+)
+
+var errTokenRenewed = errors.New("token renewed: reconnecting with the new header")
+
+// hubConn is one live connection: its library client and the goroutines working for it.
+type hubConn struct {
+	client   signalr.Client
+	ctx      context.Context
+	cancel   context.CancelCauseFunc
+	listened map[string]bool // broadcast keys subscribed on this connection (guarded by Hub.mu)
+
+	mu      sync.Mutex
+	stopped bool
+	wg      sync.WaitGroup
+}
+
+// goWork runs f for this connection; it ends with the connection.
+func (c *hubConn) goWork(f func(ctx context.Context)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		f(c.ctx)
+	}()
+}
+
+// stop waits for the connection's goroutines; the connection must be cancelled already.
+func (c *hubConn) stop() {
+	c.mu.Lock()
+	c.stopped = true
+	c.mu.Unlock()
+	c.wg.Wait()
+}
+
+func newHubBackoff() backoff.BackOff {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = 500 * time.Millisecond // with the default ±50 % jitter: first retry within 0.75 s
+	b.MaxInterval = 60 * time.Second
+	b.MaxElapsedTime = 0 // never give up (the library's default stops after 15 min)
+	b.Reset()
+	return b
+}
+
+// run is the connect loop: connect, serve until the connection ends, back off, repeat.
+func (h *Hub) run(ctx context.Context) {
+	b := newHubBackoff()
+	connects := 0
+	for ctx.Err() == nil {
+		h.setState(ConnConnecting, nil)
+		up, err := h.connectOnce(ctx, connects)
+		if ctx.Err() != nil {
+			return
+		}
+		if up {
+			connects++
+			b.Reset()
+		}
+		h.setState(ConnDisconnected, err)
+		if errors.Is(err, errTokenRenewed) {
+			h.log.Info("hub: reconnecting after a token renewal")
+			continue
+		}
+		wait := b.NextBackOff()
+		h.log.Warn("hub: disconnected; reconnecting", "error", err, "in", wait.Round(time.Millisecond))
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-h.renewed:
+			t.Stop()
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+	}
+}
+
+// watchRenewals turns token renewals into a reconnect with the new header.
+func (h *Hub) watchRenewals(ctx context.Context) {
+	for {
+		ch := h.o.Auth.TokenRenewed()
+		if ch == nil {
+			return
+		}
+		select {
+		case _, ok := <-ch:
+			if !ok {
+				if h.o.Auth.TokenRenewed() == ch {
+					return // closed for good: nothing more to watch
+				}
+				continue
+			}
+		case <-ctx.Done():
+			return
+		}
+		h.mu.Lock()
+		c := h.cur
+		h.mu.Unlock()
+		if c != nil {
+			c.cancel(errTokenRenewed)
+		}
+		select {
+		case h.renewed <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// connectOnce dials, serves the connection until it ends, and reports whether it got up.
+func (h *Hub) connectOnce(ctx context.Context, connects int) (up bool, err error) {
+	hdr, err := h.o.Auth.HubAuthorization(ctx)
+	if err != nil {
+		return false, fmt.Errorf("resonite: getting hub credentials: %w", err)
+	}
+	if id := userFromHeader(hdr); id != "" {
+		h.mu.Lock()
+		h.self = id
+		h.mu.Unlock()
+	}
+	connCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	ws, err := h.dial(connCtx, hdr)
+	if err != nil {
+		if errors.Is(err, ErrHubAuth) {
+			rctx, rcancel := context.WithTimeout(ctx, hubStepTimeout)
+			rerr := h.o.Auth.Relogin(rctx, hdr)
+			rcancel()
+			if rerr != nil {
+				return false, fmt.Errorf("%w; relogin failed: %w", err, rerr)
+			}
+		}
+		return false, err
+	}
+	c := &hubConn{ctx: connCtx, cancel: cancel, listened: map[string]bool{}}
+	fc := newFrameConn(connCtx, cancel, ws, h, c)
+	var watch sync.WaitGroup
+	watch.Add(1)
+	go func() { defer watch.Done(); fc.watchdog(h.o.IdleTimeout, h.order) }()
+	defer watch.Wait()
+
+	client, err := signalr.NewClient(connCtx,
+		signalr.WithConnection(fc),
+		signalr.WithReceiver(&hubReceiver{h: h}),
+		signalr.Logger(slogKit{h.log}, false),
+		signalr.MaximumReceiveMessageSize(1<<20),
+		signalr.KeepAliveInterval(hubKeepAlive),
+		signalr.HandshakeTimeout(hubHandshakeLimit),
+		signalr.TimeoutInterval(2*h.o.IdleTimeout), // never fires in v0.7.0; the watchdog does the job
+		signalr.ChanReceiveTimeout(hubStepTimeout),
+	)
+	if err != nil {
+		cancel(err)
+		return false, fmt.Errorf("resonite: creating hub client: %w", err)
+	}
+	c.client = client
+	client.Start()
+	defer client.Stop()
+
+	hctx, hcancel := context.WithTimeout(connCtx, hubHandshakeLimit+time.Second)
+	err = <-client.WaitForState(hctx, signalr.ClientConnected)
+	hcancel()
+	if err != nil {
+		if cause := context.Cause(connCtx); cause != nil && !errors.Is(cause, context.Canceled) {
+			err = cause
+		}
+		cancel(err)
+		c.stop()
+		return false, fmt.Errorf("resonite: hub handshake: %w", err)
+	}
+
+	h.mu.Lock()
+	h.cur = c
+	if connects > 0 {
+		h.state.Reconnects++
+	}
+	h.mu.Unlock()
+	h.setState(ConnConnected, nil)
+	h.log.Info("hub: connected", "reconnect", connects > 0)
+	c.goWork(func(ctx context.Context) { h.startup(ctx, c, connects > 0) })
+
+	select {
+	case <-client.WaitForState(connCtx, signalr.ClientClosed):
+		if e := client.Err(); e != nil {
+			cancel(fmt.Errorf("resonite: hub connection closed: %w", e))
+		} else {
+			cancel(errors.New("resonite: hub closed the connection"))
+		}
+	case <-connCtx.Done():
+	}
+	h.mu.Lock()
+	if h.cur == c {
+		h.cur = nil
+	}
+	h.mu.Unlock()
+	c.stop()
+	return true, context.Cause(connCtx)
+}
+
+// startup is the fact sheet's start-up sequence, run after every connect; Connected follows.
+func (h *Hub) startup(ctx context.Context, c *hubConn, reconnect bool) {
+	step := func(name string, f func(ctx context.Context) error) error {
+		sctx, cancel := context.WithTimeout(ctx, hubStepTimeout)
+		defer cancel()
+		err := f(sctx)
+		if err != nil && ctx.Err() == nil {
+			h.log.Warn("hub: start-up step failed", "step", name, "error", err)
+		}
+		return err
+	}
+	var contacts []Contact
+	if step("InitializeContacts", func(ctx context.Context) error {
+		var err error
+		contacts, err = h.initializeContactsOn(ctx, c)
+		return err
+	}) != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		_ = step("InitializeStatus", func(ctx context.Context) error {
+			var r StatusInitializationResult
+			err := h.invokeOn(ctx, c, &r, "InitializeStatus")
+			if err == nil {
+				contacts = r.Contacts
+			}
+			return err
+		})
+	}
+	for _, ct := range contacts {
+		if ct.UserStatus != nil {
+			h.listenOnNewKeys(c, *ct.UserStatus)
+		}
+	}
+	_ = step("RequestStatus", func(ctx context.Context) error {
+		return h.invokeOn(ctx, c, nil, "RequestStatus", nil, false)
+	})
+	_ = step("BroadcastStatus", func(ctx context.Context) error {
+		return h.invokeOn(ctx, c, nil, "BroadcastStatus", h.ownStatus(), AllContacts())
+	})
+	// Keys seen on earlier connections: the subscriptions died with them.
+	h.mu.Lock()
+	var keys []string
+	for k := range h.keys {
+		if !c.listened[k] {
+			c.listened[k] = true
+			keys = append(keys, k)
+		}
+	}
+	h.mu.Unlock()
+	for _, k := range keys {
+		_ = step("ListenOnKey", func(ctx context.Context) error { return h.invokeOn(ctx, c, nil, "ListenOnKey", k) })
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	h.order.add(ctx, Connected{Reconnect: reconnect, Contacts: contacts}, time.Time{}, "", "")
+
+	t := time.NewTicker(h.o.RebroadcastEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			_ = step("BroadcastStatus", func(ctx context.Context) error {
+				return h.invokeOn(ctx, c, nil, "BroadcastStatus", h.ownStatus(), AllContacts())
+			})
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// dial opens the hub's WebSocket: through negotiate unless SkipNegotiate, falling back to a
+// direct connection when negotiate is not offered. 401/403 give ErrHubAuth.
+func (h *Hub) dial(ctx context.Context, authz string) (*websocket.Conn, error) {
+	dctx, cancel := context.WithTimeout(ctx, hubDialTimeout)
+	defer cancel()
+	hdr := http.Header{}
+	hdr.Set("Authorization", authz)
+	hdr.Set("User-Agent", "resonite-bridge")
+	target := *h.wsU
+	if !h.o.SkipNegotiate {
+		token, err := h.negotiate(dctx, hdr)
+		switch {
+		case err == nil:
+			q := target.Query()
+			q.Set("id", token)
+			target.RawQuery = q.Encode()
+		case errors.Is(err, ErrHubAuth), dctx.Err() != nil:
+			return nil, err
+		default:
+			h.log.Debug("hub: negotiate not usable; connecting directly", "error", err)
+		}
+	}
+	ws, resp, err := websocket.Dial(dctx, target.String(), &websocket.DialOptions{HTTPHeader: hdr})
+	if resp != nil && resp.Body != nil {
+		_ = resp.Body.Close()
+	}
+	if err != nil {
+		if resp != nil && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden) {
+			return nil, fmt.Errorf("resonite: connecting to the hub: %w (%d)", ErrHubAuth, resp.StatusCode)
+		}
+		if resp != nil {
+			return nil, fmt.Errorf("resonite: connecting to the hub: %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
+		}
+		return nil, fmt.Errorf("resonite: connecting to the hub: %w", err)
+	}
+	ws.SetReadLimit(hubReadLimit)
+	return ws, nil
+}
+
+type negotiateReply struct {
+	ConnectionID        string `json:"connectionId"`
+	ConnectionToken     string `json:"connectionToken"`
+	NegotiateVersion    int    `json:"negotiateVersion"`
+	URL                 string `json:"url"`
+	Error               string `json:"error"`
+	AvailableTransports []struct {
+		Transport string `json:"transport"`
+	} `json:"availableTransports"`
+}
+
+func (h *Hub) negotiate(ctx context.Context, hdr http.Header) (string, error) {
+	u := *h.httpU
+	u.Path = joinPath(u.Path, "negotiate")
+	q := u.Query()
+	q.Set("negotiateVersion", "1")
+	u.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), nil)
+	if err != nil {
+		return "", fmt.Errorf("resonite: hub negotiate: %w", err)
+	}
+	req.Header = hdr.Clone()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("resonite: hub negotiate: %w", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		return "", fmt.Errorf("resonite: hub negotiate: %w (%d)", ErrHubAuth, resp.StatusCode)
+	case resp.StatusCode != http.StatusOK:
+		return "", fmt.Errorf("resonite: hub negotiate: %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
+	}
+	var r negotiateReply
+	if err := json.Unmarshal(body, &r); err != nil {
+		return "", fmt.Errorf("resonite: hub negotiate: decoding reply: %w", err)
+	}
+	if r.Error != "" {
+		return "", fmt.Errorf("resonite: hub negotiate: %s", excerpt(r.Error, 200))
+	}
+	if r.URL != "" {
+		return "", errors.New("resonite: hub negotiate: redirects (Azure SignalR) are not supported")
+	}
+	ws := false
+	for _, t := range r.AvailableTransports {
+		ws = ws || t.Transport == "WebSockets"
+	}
+	if !ws {
+		return "", errors.New("resonite: hub negotiate: WebSockets not offered")
+	}
+	if r.NegotiateVersion >= 1 && r.ConnectionToken != "" {
+		return r.ConnectionToken, nil
+	}
+	if r.ConnectionID == "" {
+		return "", errors.New("resonite: hub negotiate: no connection id")
+	}
+	return r.ConnectionID, nil
+}
+
+func joinPath(base, elem string) string {
+	if len(base) > 0 && base[len(base)-1] == '/' {
+		return base + elem
+	}
+	return base + "/" + elem
+}
+
+// frameConn sits between the WebSocket and the library. It hands the library one frame per
+// Read (so its handshake reader cannot swallow the frames behind the handshake answer), takes
+// the pushes without invocation id out of the stream and dispatches them itself in wire
+// order (the library would run each on its own goroutine, answer unknown targets with an
+// id-less completion that gets the connection dropped, and do the same on any decoding
+// error), and records when data last arrived for the watchdog.
+type frameConn struct {
+	signalr.Connection
+	h        *Hub
+	hc       *hubConn
+	cancel   context.CancelCauseFunc
+	buf      []byte
+	partial  []byte
+	frames   [][]byte
+	cur      []byte
+	lastRead atomic.Int64
+}
+
+func newFrameConn(ctx context.Context, cancel context.CancelCauseFunc, ws *websocket.Conn, h *Hub, hc *hubConn) *frameConn {
+	fc := &frameConn{
+		Connection: signalr.NewNetConnection(ctx, websocket.NetConn(ctx, ws, websocket.MessageText)),
+		h:          h,
+		hc:         hc,
+		cancel:     cancel,
+		buf:        make([]byte, 64<<10),
+	}
+	fc.lastRead.Store(time.Now().UnixNano())
+	return fc
+}
+
+func (c *frameConn) Read(p []byte) (int, error) {
+	for len(c.cur) == 0 {
+		if len(c.frames) > 0 {
+			c.cur, c.frames = c.frames[0], c.frames[1:]
+			break
+		}
+		n, err := c.Connection.Read(c.buf)
+		if n > 0 {
+			c.lastRead.Store(time.Now().UnixNano())
+			if ferr := c.feed(c.buf[:n]); ferr != nil {
+				c.cancel(ferr)
+				return 0, ferr
+			}
+		}
+		if err != nil && len(c.frames) == 0 {
+			c.cancel(fmt.Errorf("resonite: reading from the hub: %w", err))
+			return 0, err
+		}
+	}
+	n := copy(p, c.cur)
+	c.cur = c.cur[n:]
+	return n, nil
+}
+
+func (c *frameConn) feed(b []byte) error {
+	c.partial = append(c.partial, b...)
+	for {
+		i := bytes.IndexByte(c.partial, 0x1e)
+		if i < 0 {
+			break
+		}
+		frame := c.partial[:i+1]
+		c.partial = c.partial[i+1:]
+		if !c.intercept(frame[:i]) {
+			c.frames = append(c.frames, frame)
+		}
+	}
+	if len(c.partial) == 0 {
+		c.partial = nil
+	} else if len(c.partial) > maxPartialFrame {
+		return fmt.Errorf("resonite: hub frame larger than %d bytes", maxPartialFrame)
+	}
+	return nil
+}
+
+type frameEnvelope struct {
+	Type         int               `json:"type"`
+	InvocationID string            `json:"invocationId"`
+	Target       string            `json:"target"`
+	Arguments    []json.RawMessage `json:"arguments"`
+}
+
+// intercept dispatches an id-less invocation and reports that it did.
+func (c *frameConn) intercept(body []byte) bool {
+	if !bytes.Contains(body, []byte(`"target"`)) && !bytes.Contains(body, []byte(`"Target"`)) {
+		return false // handshake, ping, completion, …: cheap check before decoding
+	}
+	var env frameEnvelope
+	if err := json.Unmarshal(body, &env); err != nil || env.Type != 1 || env.InvocationID != "" {
+		return false
+	}
+	c.h.dispatch(c.hc, env.Target, env.Arguments)
+	return true
+}
+
+// watchdog ends the connection when nothing was read for idle (v0.7.0's own timeout never
+// fires against a silent server).
+func (c *frameConn) watchdog(idle time.Duration, o *orderer) {
+	tick := idle / 4
+	if tick < 5*time.Millisecond {
+		tick = 5 * time.Millisecond
+	}
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	ctx := c.Context()
+	for {
+		select {
+		case <-t.C:
+			silent := time.Since(time.Unix(0, c.lastRead.Load()))
+			if silent <= idle {
+				continue
+			}
+			o.mu.Lock()
+			stalled := o.stalled
+			o.mu.Unlock()
+			if stalled {
+				c.cancel(fmt.Errorf("resonite: the consumer of hub events stalled for over %s; reconnecting (catch up after Connected)", idle))
+			} else {
+				c.cancel(fmt.Errorf("resonite: no data from the hub for %s (silent server); reconnecting", silent.Round(time.Millisecond)))
+			}
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// slogKit adapts slog to the library's go-kit logger; its lines are debug detail.
+type slogKit struct{ l *slog.Logger }
+
+func (k slogKit) Log(keyvals ...any) error {
+	if !k.l.Enabled(context.Background(), slog.LevelDebug) {
+		return nil
+	}
+	k.l.Debug("signalr", keyvals...)
+	return nil
+}

@@ -1,0 +1,13 @@
+package resonite_test
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain checks that no test leaves a goroutine behind (REST retries, upkeep loops, hub
+// connections). It is the only TestMain of the package, for the hub tests too.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}

@@ -1,0 +1,367 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Direction says which way a relayed message travels.
+type Direction string
+
+const (
+	ToResonite Direction = "to_resonite"
+	ToDiscord  Direction = "to_discord"
+)
+
+// State is a relayed message's place in the outbox.
+type State string
+
+const (
+	Pending   State = "pending"   // waiting for next_attempt_at
+	InFlight  State = "in_flight" // claimed by a worker, until delivered, retried or its lease runs out
+	Delivered State = "delivered" // done; the row stays as the id map
+	Failed    State = "failed"    // given up; LastError says why; no longer blocks its pairing
+)
+
+// Message is one relayed message: an outbox entry and, once delivered, the
+// mapping between its source id and the id it got on the other side.
+type Message struct {
+	ID            int64
+	Direction     Direction
+	SourceID      string // id on the originating side; unique per direction (the idempotency key)
+	PairingID     int64
+	TargetID      string // id on the other side, once delivered
+	Payload       []byte // JSON owned by the bridge; nil after pruning
+	State         State
+	Attempts      int
+	NextAttemptAt time.Time
+	LastError     string
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+	DeliveredAt   *time.Time
+}
+
+// Retry backoff: 1 s · 2^(attempts-1), at most maxBackoff, then jittered by
+// ±20 % so that rows failing together do not retry together; the jittered
+// delay is clamped to maxBackoff again, so the cap holds exactly.
+const (
+	baseBackoff = time.Second
+	maxBackoff  = 10 * time.Minute
+	jitter      = 0.2
+)
+
+const messageColumns = `id, direction, source_id, pairing_id, coalesce(target_id, ''), payload, state,
+	attempts, next_attempt_at, coalesce(last_error, ''), created_at, updated_at, delivered_at`
+
+func scanMessage(row pgx.CollectableRow) (Message, error) {
+	var m Message
+	err := row.Scan(&m.ID, &m.Direction, &m.SourceID, &m.PairingID, &m.TargetID, &m.Payload, &m.State,
+		&m.Attempts, &m.NextAttemptAt, &m.LastError, &m.CreatedAt, &m.UpdatedAt, &m.DeliveredAt)
+	return m, err
+}
+
+// Enqueue stores a pending message due now (or at m.NextAttemptAt when set).
+// It is idempotent on (Direction, SourceID): enqueueing a source id again
+// returns the existing row's id with inserted false and changes nothing.
+// Rows of one pairing are delivered in the order they were enqueued, so the
+// caller enqueues a pairing's messages one after another, not concurrently.
+func (s *Store) Enqueue(ctx context.Context, m Message) (int64, bool, error) {
+	if m.Direction != ToResonite && m.Direction != ToDiscord {
+		return 0, false, fmt.Errorf("store: enqueue %q: invalid direction %q", m.SourceID, m.Direction)
+	}
+	if m.SourceID == "" {
+		return 0, false, fmt.Errorf("store: enqueue: empty source id")
+	}
+	var next *time.Time
+	if !m.NextAttemptAt.IsZero() {
+		next = &m.NextAttemptAt
+	}
+	var id int64
+	err := s.pool.QueryRow(ctx, `insert into relay_messages (direction, source_id, pairing_id, payload, next_attempt_at)
+		values ($1, $2, $3, $4, coalesce($5, now()))
+		on conflict (direction, source_id) do nothing returning id`,
+		m.Direction, m.SourceID, m.PairingID, m.Payload, next).Scan(&id)
+	if err == nil {
+		return id, true, nil
+	}
+	if isForeignKeyViolation(err) {
+		return 0, false, fmt.Errorf("store: enqueue %s %s: pairing %d: %w", m.Direction, m.SourceID, m.PairingID, ErrNotFound)
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return 0, false, fmt.Errorf("store: enqueue %s %s: %w", m.Direction, m.SourceID, err)
+	}
+	// Already there. Rows are deleted only by pruning or unpairing, so a
+	// vanishing row here means one of those raced us: report it plainly.
+	err = s.pool.QueryRow(ctx, `select id from relay_messages where direction = $1 and source_id = $2`,
+		m.Direction, m.SourceID).Scan(&id)
+	if err != nil {
+		return 0, false, fmt.Errorf("store: enqueue %s %s: read existing row: %w", m.Direction, m.SourceID, err)
+	}
+	return id, false, nil
+}
+
+// Claim takes up to limit due messages of one direction for delivery, at most
+// one per pairing and only the oldest undelivered (pending or in-flight) row
+// of its pairing, so a pairing never has two rows in flight and a head that
+// is not yet due holds back the rows behind it (order beats throughput).
+// Claimed rows are in flight until MarkDelivered, Retry, Postpone or Fail, or
+// until lease runs out and RescueExpired returns them. Attempts are counted
+// by Retry, not here. Concurrent claimers never get the same row.
+func (s *Store) Claim(ctx context.Context, dir Direction, limit int, lease time.Duration) ([]Message, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	// The outer state/due conditions are re-checked by PostgreSQL on the
+	// newest row version when a concurrent claimer committed in between, and
+	// SKIP LOCKED passes over rows another claimer is taking right now.
+	rows, _ := s.pool.Query(ctx, `with picked as (
+			select m.id as pid from relay_messages m
+			where m.direction = $1 and m.state = 'pending' and m.next_attempt_at <= now()
+			  and not exists (
+				select 1 from relay_messages o
+				where o.direction = m.direction and o.pairing_id = m.pairing_id
+				  and o.state in ('pending', 'in_flight') and o.id < m.id)
+			order by m.next_attempt_at, m.id
+			limit $2
+			for update skip locked)
+		update relay_messages r
+		set state = 'in_flight', lease_until = now() + $3::interval, updated_at = now()
+		from picked where r.id = picked.pid
+		returning `+messageColumns, dir, limit, lease)
+	msgs, err := pgx.CollectRows(rows, scanMessage)
+	if err != nil {
+		return nil, fmt.Errorf("store: claim %s messages: %w", dir, err)
+	}
+	return msgs, nil
+}
+
+// MarkDelivered records the id the message got on the other side. Marking a
+// delivered message again only updates the target id (a redelivery after a
+// lease expiry is harmless).
+func (s *Store) MarkDelivered(ctx context.Context, id int64, targetID string) error {
+	tag, err := s.pool.Exec(ctx, `update relay_messages
+		set state = 'delivered', target_id = $2, lease_until = null, updated_at = now(),
+		    delivered_at = coalesce(delivered_at, now())
+		where id = $1`, id, targetID)
+	if err != nil {
+		return fmt.Errorf("store: mark message %d delivered: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("store: mark message %d delivered: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+// Retry records a failed attempt and schedules the next one with backoff and
+// jitter; it returns when that will be. The row stays the head of its
+// pairing, so later rows wait for it.
+func (s *Store) Retry(ctx context.Context, id int64, reason string) (time.Time, error) {
+	var next time.Time
+	j := jitter * (rand.Float64()*2 - 1)
+	// SET expressions see the old attempts, so 2^attempts(old) = 2^(attempts-1) of the new count.
+	err := s.pool.QueryRow(ctx, `update relay_messages
+		set state = 'pending', attempts = attempts + 1, lease_until = null, last_error = $2, updated_at = now(),
+		    next_attempt_at = now() + least($4::interval,
+		        make_interval(secs => least($5::float8, $3::float8 * power(2, least(attempts, 30))) * (1 + $6::float8)))
+		where id = $1 and state in ('pending', 'in_flight')
+		returning next_attempt_at`,
+		id, reason, baseBackoff.Seconds(), maxBackoff, maxBackoff.Seconds(), j).Scan(&next)
+	if err != nil {
+		return time.Time{}, s.finalStateError(ctx, err, id, "retry")
+	}
+	return next, nil
+}
+
+// Postpone puts the message back to pending until the given time without
+// counting an attempt (rate limits, the other side being down). The pairing
+// waits for it.
+func (s *Store) Postpone(ctx context.Context, id int64, until time.Time) error {
+	var dummy int64
+	err := s.pool.QueryRow(ctx, `update relay_messages
+		set state = 'pending', lease_until = null, next_attempt_at = $2, updated_at = now()
+		where id = $1 and state in ('pending', 'in_flight') returning id`, id, until).Scan(&dummy)
+	if err != nil {
+		return s.finalStateError(ctx, err, id, "postpone")
+	}
+	return nil
+}
+
+// Fail gives up on the message with a reason. It no longer blocks its pairing.
+func (s *Store) Fail(ctx context.Context, id int64, reason string) error {
+	var dummy int64
+	err := s.pool.QueryRow(ctx, `update relay_messages
+		set state = 'failed', lease_until = null, last_error = $2, updated_at = now()
+		where id = $1 and state in ('pending', 'in_flight') returning id`, id, reason).Scan(&dummy)
+	if err != nil {
+		return s.finalStateError(ctx, err, id, "fail")
+	}
+	return nil
+}
+
+// finalStateError explains why an update of an open row touched nothing:
+// ErrNotFound, or ErrConflict when the row is already delivered or failed.
+func (s *Store) finalStateError(ctx context.Context, err error, id int64, doing string) error {
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("store: %s message %d: %w", doing, id, err)
+	}
+	var state State
+	if err := s.pool.QueryRow(ctx, `select state from relay_messages where id = $1`, id).Scan(&state); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("store: %s message %d: %w", doing, id, ErrNotFound)
+		}
+		return fmt.Errorf("store: %s message %d: %w", doing, id, err)
+	}
+	return fmt.Errorf("store: %s message %d: it is already %s: %w", doing, id, state, ErrConflict)
+}
+
+// RescueExpired returns in-flight rows whose lease ran out (a worker crashed
+// or hung) to pending, due now, without counting an attempt. Run it at start
+// and periodically.
+func (s *Store) RescueExpired(ctx context.Context) (int, error) {
+	tag, err := s.pool.Exec(ctx, `update relay_messages
+		set state = 'pending', lease_until = null, next_attempt_at = least(next_attempt_at, now()), updated_at = now()
+		where state = 'in_flight' and lease_until < now()`)
+	if err != nil {
+		return 0, fmt.Errorf("store: rescue expired messages: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// IDMapRetentionFactor: finished rows lose their payload after the Prune
+// age, and the rows themselves (the id map) go after this many times that age.
+//
+// Why: payloads are the bulk and are useless once delivered; the id map is
+// small and is what catch-up deduplicates against (catch-up reads back from
+// the cursors, so it only needs recent ids) and what reply quoting and loop
+// checks map back through, which are worth keeping well beyond the payload.
+const IDMapRetentionFactor = 10
+
+// Prune clears the payload and error of delivered and failed rows last
+// changed more than olderThan ago, and deletes them entirely after
+// IDMapRetentionFactor × olderThan. It returns the number of rows touched.
+// Pending and in-flight rows are never pruned.
+func (s *Store) Prune(ctx context.Context, olderThan time.Duration) (int, error) {
+	if olderThan <= 0 {
+		return 0, fmt.Errorf("store: prune: retention must be positive, got %s", olderThan)
+	}
+	var n int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		del, err := tx.Exec(ctx, `delete from relay_messages
+			where state in ('delivered', 'failed') and updated_at < now() - $1::interval`,
+			olderThan*IDMapRetentionFactor)
+		if err != nil {
+			return err
+		}
+		// updated_at is left alone so that the row's age keeps counting.
+		clr, err := tx.Exec(ctx, `update relay_messages set payload = null, last_error = null
+			where state in ('delivered', 'failed') and updated_at < now() - $1::interval
+			  and (payload is not null or last_error is not null)`, olderThan)
+		if err != nil {
+			return err
+		}
+		n = del.RowsAffected() + clr.RowsAffected()
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: prune relayed messages: %w", err)
+	}
+	return int(n), nil
+}
+
+// MessageBySource finds a message by its source id, or ErrNotFound.
+func (s *Store) MessageBySource(ctx context.Context, dir Direction, sourceID string) (Message, error) {
+	rows, _ := s.pool.Query(ctx, `select `+messageColumns+` from relay_messages where direction = $1 and source_id = $2`, dir, sourceID)
+	return oneMessage(rows, fmt.Sprintf("find %s message by source %s", dir, sourceID))
+}
+
+// MessageByTarget finds a delivered message by the id it got on the other
+// side, or ErrNotFound.
+func (s *Store) MessageByTarget(ctx context.Context, dir Direction, targetID string) (Message, error) {
+	rows, _ := s.pool.Query(ctx, `select `+messageColumns+` from relay_messages
+		where direction = $1 and target_id = $2 order by id desc limit 1`, dir, targetID)
+	return oneMessage(rows, fmt.Sprintf("find %s message by target %s", dir, targetID))
+}
+
+// MessageByID returns a message or ErrNotFound.
+func (s *Store) MessageByID(ctx context.Context, id int64) (Message, error) {
+	rows, _ := s.pool.Query(ctx, `select `+messageColumns+` from relay_messages where id = $1`, id)
+	return oneMessage(rows, fmt.Sprintf("get message %d", id))
+}
+
+// NextDue returns the earliest next attempt among pending rows of a
+// direction, so a worker can sleep until then; ok is false when none is pending.
+func (s *Store) NextDue(ctx context.Context, dir Direction) (time.Time, bool, error) {
+	var t *time.Time
+	err := s.pool.QueryRow(ctx, `select min(next_attempt_at) from relay_messages where direction = $1 and state = 'pending'`, dir).Scan(&t)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("store: next due %s message: %w", dir, err)
+	}
+	if t == nil {
+		return time.Time{}, false, nil
+	}
+	return *t, true, nil
+}
+
+// QueueStats is the outbox at a glance, for /status and metrics.
+type QueueStats struct {
+	Pending, InFlight, Failed map[Direction]int
+	LastError                 string     // the most recent error recorded on any row still holding one
+	LastErrorAt               *time.Time // when it was recorded
+}
+
+// QueueStats counts rows per state and direction and finds the latest error.
+func (s *Store) QueueStats(ctx context.Context) (QueueStats, error) {
+	st := QueueStats{
+		Pending:  map[Direction]int{ToResonite: 0, ToDiscord: 0},
+		InFlight: map[Direction]int{ToResonite: 0, ToDiscord: 0},
+		Failed:   map[Direction]int{ToResonite: 0, ToDiscord: 0},
+	}
+	rows, _ := s.pool.Query(ctx, `select direction, state, count(*) from relay_messages
+		where state <> 'delivered' group by direction, state`)
+	var (
+		dir   Direction
+		state State
+		n     int
+	)
+	_, err := pgx.ForEachRow(rows, []any{&dir, &state, &n}, func() error {
+		switch state {
+		case Pending:
+			st.Pending[dir] = n
+		case InFlight:
+			st.InFlight[dir] = n
+		case Failed:
+			st.Failed[dir] = n
+		}
+		return nil
+	})
+	if err != nil {
+		return QueueStats{}, fmt.Errorf("store: queue stats: %w", err)
+	}
+	var at time.Time
+	err = s.pool.QueryRow(ctx, `select last_error, updated_at from relay_messages
+		where last_error is not null and last_error <> '' order by updated_at desc limit 1`).Scan(&st.LastError, &at)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+	case err != nil:
+		return QueueStats{}, fmt.Errorf("store: queue stats: last error: %w", err)
+	default:
+		st.LastErrorAt = &at
+	}
+	return st, nil
+}
+
+func oneMessage(rows pgx.Rows, doing string) (Message, error) {
+	m, err := pgx.CollectExactlyOneRow(rows, scanMessage)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Message{}, fmt.Errorf("store: %s: %w", doing, ErrNotFound)
+	}
+	if err != nil {
+		return Message{}, fmt.Errorf("store: %s: %w", doing, err)
+	}
+	return m, nil
+}

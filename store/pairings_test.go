@@ -1,0 +1,181 @@
+package store_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/resonite-bridge/resonite-bridge/store"
+	"github.com/resonite-bridge/resonite-bridge/store/storetest"
+)
+
+func TestPairingsCRUD(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	st := storetest.New(t)
+
+	p1, err := st.CreatePairing(ctx, store.Pairing{GuildID: "g1", ChannelID: "c1", ContactID: "U-alice", ContactUsername: "Alice", CreatedBy: "u1", WebhookID: "w1", WebhookToken: "tok1"})
+	if err != nil {
+		t.Fatalf("CreatePairing: %v", err)
+	}
+	if p1.ID == 0 || p1.CreatedAt.IsZero() || p1.ContactUsername != "Alice" || p1.WebhookToken != "tok1" {
+		t.Fatalf("created pairing = %+v, want id, time and fields set", p1)
+	}
+	if _, err := st.CreatePairing(ctx, store.Pairing{GuildID: "g1", ChannelID: "c1", ContactID: "U-bob"}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("pairing an already paired channel = %v, want ErrConflict", err)
+	}
+	p2 := mustPairWith(t, st, store.Pairing{GuildID: "g1", ChannelID: "c2", ContactID: "U-alice"})
+	p3 := mustPairWith(t, st, store.Pairing{GuildID: "g2", ChannelID: "c3", ContactID: "U-bob"})
+
+	tests := []struct {
+		name string
+		get  func() ([]store.Pairing, error)
+		want []int64
+	}{
+		{"by guild g1", func() ([]store.Pairing, error) { return st.PairingsByGuild(ctx, "g1") }, []int64{p1.ID, p2.ID}},
+		{"by guild g2", func() ([]store.Pairing, error) { return st.PairingsByGuild(ctx, "g2") }, []int64{p3.ID}},
+		{"by unknown guild", func() ([]store.Pairing, error) { return st.PairingsByGuild(ctx, "nope") }, nil},
+		{"by contact alice", func() ([]store.Pairing, error) { return st.PairingsByContact(ctx, "U-alice") }, []int64{p1.ID, p2.ID}},
+		{"all", func() ([]store.Pairing, error) { return st.Pairings(ctx) }, []int64{p1.ID, p2.ID, p3.ID}},
+	}
+	for _, tt := range tests {
+		got, err := tt.get()
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if len(got) != len(tt.want) {
+			t.Fatalf("%s: got %d pairings, want %d", tt.name, len(got), len(tt.want))
+		}
+		for i := range got {
+			if got[i].ID != tt.want[i] {
+				t.Errorf("%s: [%d] id %d, want %d", tt.name, i, got[i].ID, tt.want[i])
+			}
+		}
+	}
+
+	if got, err := st.PairingByChannel(ctx, "c1"); err != nil || got != p1 {
+		t.Fatalf("PairingByChannel(c1) = %+v, %v; want %+v", got, err, p1)
+	}
+	if got, err := st.PairingByID(ctx, p3.ID); err != nil || got.ChannelID != "c3" {
+		t.Fatalf("PairingByID = %+v, %v", got, err)
+	}
+	if err := st.SetPairingWebhook(ctx, "c2", "w2", "tok2"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := st.PairingByChannel(ctx, "c2"); got.WebhookID != "w2" || got.WebhookToken != "tok2" {
+		t.Fatalf("webhook not stored: %+v", got)
+	}
+	if err := st.SetPairingWebhook(ctx, "nope", "w", "t"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("SetPairingWebhook(unpaired) = %v, want ErrNotFound", err)
+	}
+
+	// Unpairing takes the queued messages and cursor with it.
+	if _, _, err := st.Enqueue(ctx, store.Message{Direction: store.ToResonite, SourceID: "m1", PairingID: p1.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.AdvanceDiscordCursor(ctx, p1.ID, "100"); err != nil {
+		t.Fatal(err)
+	}
+	del, err := st.DeletePairing(ctx, "c1")
+	if err != nil || del.ID != p1.ID {
+		t.Fatalf("DeletePairing = %+v, %v", del, err)
+	}
+	if _, err := st.MessageBySource(ctx, store.ToResonite, "m1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("message of a deleted pairing still there: %v", err)
+	}
+	if c, err := st.DiscordCursor(ctx, p1.ID); err != nil || c != "" {
+		t.Fatalf("cursor of a deleted pairing = %q, %v", c, err)
+	}
+	for name, err := range map[string]error{
+		"DeletePairing again": func() error { _, err := st.DeletePairing(ctx, "c1"); return err }(),
+		"PairingByChannel":    func() error { _, err := st.PairingByChannel(ctx, "c1"); return err }(),
+		"PairingByID":         func() error { _, err := st.PairingByID(ctx, p1.ID); return err }(),
+	} {
+		if !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("%s after delete = %v, want ErrNotFound", name, err)
+		}
+	}
+	// The channel can be paired again.
+	mustPairWith(t, st, store.Pairing{GuildID: "g1", ChannelID: "c1", ContactID: "U-carol"})
+}
+
+func mustPairWith(t *testing.T, st *store.Store, p store.Pairing) store.Pairing {
+	t.Helper()
+	out, err := st.CreatePairing(ctxT(t), p)
+	if err != nil {
+		t.Fatalf("CreatePairing(%s): %v", p.ChannelID, err)
+	}
+	return out
+}
+
+func TestSubscriptions(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	st := storetest.New(t)
+	add := func(channel, contact string) bool {
+		t.Helper()
+		created, err := st.AddSubscription(ctx, store.Subscription{GuildID: "g", ChannelID: channel, ContactID: contact, CreatedBy: "u"})
+		if err != nil {
+			t.Fatalf("AddSubscription(%s, %s): %v", channel, contact, err)
+		}
+		return created
+	}
+	if !add("c1", "U-alice") {
+		t.Fatal("first subscription not created")
+	}
+	if add("c1", "U-alice") {
+		t.Fatal("duplicate subscription reported as created")
+	}
+	add("c1", store.AllContacts) // c1 has both: must be announced once
+	add("c2", store.AllContacts)
+	add("c3", "U-bob")
+	add("c4", "U-alice")
+
+	channels := func(subs []store.Subscription) []string {
+		var out []string
+		for _, s := range subs {
+			out = append(out, s.ChannelID+"/"+s.ContactID)
+		}
+		return out
+	}
+	tests := []struct {
+		contact string
+		want    []string
+	}{
+		{"U-alice", []string{"c1/U-alice", "c2/all", "c4/U-alice"}},
+		{"U-bob", []string{"c1/all", "c2/all", "c3/U-bob"}},
+		{"U-nobody", []string{"c1/all", "c2/all"}},
+	}
+	for _, tt := range tests {
+		subs, err := st.SubscriptionsForContact(ctx, tt.contact)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := channels(subs)
+		if len(got) != len(tt.want) {
+			t.Fatalf("SubscriptionsForContact(%s) = %v, want %v", tt.contact, got, tt.want)
+		}
+		// Order is by creation; compare as sets to keep the test about content.
+		for _, w := range tt.want {
+			found := false
+			for _, g := range got {
+				found = found || g == w
+			}
+			if !found {
+				t.Errorf("SubscriptionsForContact(%s) = %v, missing %s", tt.contact, got, w)
+			}
+		}
+	}
+	subs, err := st.SubscriptionsByChannel(ctx, "c1")
+	if err != nil || len(subs) != 2 || subs[0].ContactID != "U-alice" || subs[1].ContactID != store.AllContacts || subs[0].CreatedAt.IsZero() {
+		t.Fatalf("SubscriptionsByChannel(c1) = %+v, %v", subs, err)
+	}
+	if removed, err := st.RemoveSubscription(ctx, "c1", "U-alice"); err != nil || !removed {
+		t.Fatalf("RemoveSubscription = %v, %v; want removed", removed, err)
+	}
+	if removed, err := st.RemoveSubscription(ctx, "c1", "U-alice"); err != nil || removed {
+		t.Fatalf("RemoveSubscription again = %v, %v; want not removed", removed, err)
+	}
+	if subs, _ := st.SubscriptionsForContact(ctx, "U-alice"); len(subs) != 3 || channels(subs)[0] != "c1/all" {
+		t.Fatalf("after removing c1/U-alice, alice is announced by %v; want c1/all first", channels(subs))
+	}
+}

@@ -1,0 +1,285 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// server is the PostgreSQL these tests use, found or started on first need.
+// Package-level because a test binary has one of it; it only ever holds the
+// result of that one lookup and the throwaway cluster to stop.
+var server = &pgServer{}
+
+type pgServer struct {
+	mu       sync.Mutex
+	resolved bool
+	admin    string // DSN of a database we may CREATE DATABASE from
+	err      error
+	cluster  *cluster
+}
+
+func (s *pgServer) adminURL(tb testing.TB) string {
+	tb.Helper()
+	s.mu.Lock()
+	if !s.resolved {
+		s.admin, s.cluster, s.err = resolve()
+		s.resolved = true
+	}
+	admin, err := s.admin, s.err
+	s.mu.Unlock()
+	if err != nil {
+		unavailable(tb, err)
+	}
+	return admin
+}
+
+func (s *pgServer) stop() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cluster == nil {
+		return nil
+	}
+	err := s.cluster.stop()
+	s.cluster = nil
+	s.resolved, s.admin, s.err = true, "", errors.New("storetest: the throwaway cluster was stopped by Main")
+	return err
+}
+
+const defaultProbeAddr = "127.0.0.1:5432"
+
+func resolve() (string, *cluster, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if dsn := os.Getenv("TEST_DATABASE_URL"); dsn != "" {
+		if err := check(ctx, dsn); err != nil {
+			return "", nil, fmt.Errorf("TEST_DATABASE_URL: %w", err)
+		}
+		return dsn, nil, nil
+	}
+	addr := os.Getenv("STORETEST_PROBE_ADDR")
+	if addr == "" {
+		addr = defaultProbeAddr
+	}
+	if reachable(addr) {
+		dsn := "postgres://postgres@" + addr + "/test?sslmode=disable"
+		err := check(ctx, dsn)
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "3D000" { // no database "test": use the maintenance one
+			dsn = withDatabase(dsn, "postgres")
+			err = check(ctx, dsn)
+		}
+		if err != nil {
+			return "", nil, fmt.Errorf("PostgreSQL at %s: %w", addr, err)
+		}
+		return dsn, nil, nil
+	}
+	c, err := startCluster(ctx)
+	if err != nil {
+		return "", nil, fmt.Errorf("nothing answers on %s and no throwaway cluster: %w", addr, err)
+	}
+	return c.dsn, c, nil
+}
+
+func check(ctx context.Context, dsn string) error {
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	return conn.Close(ctx)
+}
+
+// cluster is a throwaway PostgreSQL server: a postgres child process (not
+// daemonised by pg_ctl, so the kernel can kill it with us via Pdeathsig) on
+// a data folder in a temporary directory.
+type cluster struct {
+	dir string
+	cmd *exec.Cmd
+	dsn string
+}
+
+func startCluster(ctx context.Context) (*cluster, error) {
+	bin, err := findBinaries()
+	if err != nil {
+		return nil, err
+	}
+	cred, err := credential()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "storetest-pg-")
+	if err != nil {
+		return nil, fmt.Errorf("create temp folder: %w", err)
+	}
+	c := &cluster{dir: dir}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = c.stop()
+		}
+	}()
+	if cred != nil {
+		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
+			return nil, fmt.Errorf("give %s to the postgres user: %w", dir, err)
+		}
+	}
+	logPath := filepath.Join(dir, "server.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, fmt.Errorf("create server log: %w", err)
+	}
+	defer logFile.Close()
+	data := filepath.Join(dir, "data")
+
+	initdb := exec.CommandContext(ctx, filepath.Join(bin, "initdb"), "-D", data, "-A", "trust", "-U", "postgres",
+		"-E", "UTF8", "--no-locale", "--no-sync")
+	initdb.Stdout, initdb.Stderr = logFile, logFile
+	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	if err := initdb.Run(); err != nil {
+		return nil, fmt.Errorf("initdb: %w: %s", err, tail(logPath))
+	}
+
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	// Durability is pointless for a throwaway cluster; speed is not.
+	c.cmd = exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-p", strconv.Itoa(port), "-k", dir,
+		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
+		"-c", "full_page_writes=off", "-c", "max_connections=300")
+	c.cmd.Stdout, c.cmd.Stderr = logFile, logFile
+	c.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGQUIT}
+	if err := c.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start postgres: %w", err)
+	}
+	c.dsn = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
+	for {
+		if exited(c.cmd) {
+			c.cmd = nil
+			return nil, fmt.Errorf("postgres exited at start: %s", tail(logPath))
+		}
+		if err := check(ctx, c.dsn); err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("postgres did not accept connections: %w: %s", ctx.Err(), tail(logPath))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	ok = true
+	return c, nil
+}
+
+// stop shuts the server down (fast mode) and removes its folder.
+func (c *cluster) stop() error {
+	var errs []error
+	if c.cmd != nil && c.cmd.Process != nil {
+		_ = c.cmd.Process.Signal(syscall.SIGINT)
+		deadline := time.Now().Add(30 * time.Second)
+		for !exited(c.cmd) {
+			if time.Now().After(deadline) {
+				_ = c.cmd.Process.Kill()
+				errs = append(errs, errors.New("postgres did not stop within 30s; killed"))
+				deadline = time.Now().Add(time.Hour)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if err := os.RemoveAll(c.dir); err != nil {
+		errs = append(errs, fmt.Errorf("remove %s: %w", c.dir, err))
+	}
+	return errors.Join(errs...)
+}
+
+// exited reaps the child without blocking (no goroutine left waiting on it).
+func exited(cmd *exec.Cmd) bool {
+	var ws syscall.WaitStatus
+	pid, err := syscall.Wait4(cmd.Process.Pid, &ws, syscall.WNOHANG, nil)
+	return pid == cmd.Process.Pid || errors.Is(err, syscall.ECHILD)
+}
+
+// findBinaries returns the folder holding initdb and postgres.
+func findBinaries() (string, error) {
+	var candidates []string
+	if p, err := exec.LookPath("initdb"); err == nil {
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			p = real
+		}
+		candidates = append(candidates, filepath.Dir(p))
+	}
+	found, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	// Newest major first; "9.6" < "10" needs a numeric sort.
+	slices.SortFunc(found, func(a, b string) int {
+		va, _ := strconv.Atoi(filepath.Base(filepath.Dir(a)))
+		vb, _ := strconv.Atoi(filepath.Base(filepath.Dir(b)))
+		return vb - va
+	})
+	candidates = append(candidates, found...)
+	for _, dir := range candidates {
+		if isExecutable(filepath.Join(dir, "initdb")) && isExecutable(filepath.Join(dir, "postgres")) {
+			return dir, nil
+		}
+	}
+	return "", errors.New("no PostgreSQL server binaries (initdb, postgres) in PATH or /usr/lib/postgresql/*/bin")
+}
+
+func isExecutable(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0
+}
+
+// credential: PostgreSQL refuses to run as root, so as root the cluster runs
+// as the postgres user; otherwise as ourselves.
+func credential() (*syscall.Credential, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
+	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return nil, fmt.Errorf("running as root, and PostgreSQL needs a non-root user: %w", err)
+	}
+	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
+	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
+	if err := errors.Join(err1, err2); err != nil {
+		return nil, fmt.Errorf("postgres user ids: %w", err)
+	}
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// tail returns the end of the server log for error messages.
+func tail(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "(no log)"
+	}
+	s := strings.TrimSpace(string(b))
+	if len(s) > 2000 {
+		s = "…" + s[len(s)-2000:]
+	}
+	return s
+}
