@@ -5,112 +5,66 @@ import (
 	"errors"
 	"time"
 
+	"github.com/resonite-bridge/resonite-bridge/bridge"
 	"github.com/resonite-bridge/resonite-bridge/resonite"
 )
 
-// SessionQuery are the filters of GET /sessions the bot uses.
-// TODO(lead): replace with resonite.SessionQuery once the client defines it.
-type SessionQuery struct {
-	CompatibilityHash    string
-	Name                 string
-	UniverseID           string
-	HostName             string
-	HostID               string
-	MinActiveUsers       *int
-	IncludeEmptyHeadless *bool
-}
-
-// Resonite is what the bot needs of the Resonite REST client.
+// Resonite is what the commands read from the Resonite REST API; *resonite.Client has it all.
 type Resonite interface {
-	Sessions(ctx context.Context, q SessionQuery) ([]resonite.SessionInfo, error)
+	Sessions(ctx context.Context, q resonite.SessionQuery) ([]resonite.SessionInfo, error)
 	User(ctx context.Context, id string) (resonite.User, error)
 	UserByName(ctx context.Context, name string) (resonite.User, error)
 	SearchUsers(ctx context.Context, name string) ([]resonite.User, error)
 	Contacts(ctx context.Context) ([]resonite.Contact, error)
 }
 
-// Store errors the Store implementation must wrap (the adapter maps store.ErrNotFound and
-// store.ErrConflict to these).
-var (
-	ErrNotFound = errors.New("bot: not found")
-	ErrConflict = errors.New("bot: conflict")
-)
+// ErrAlreadyPaired is what Store.CreatePairing returns (wrapped or not) for a channel that has a
+// pairing already. Lookups of missing rows return bridge.ErrNotFound.
+var ErrAlreadyPaired = errors.New("bot: the channel is paired already")
 
-// Pairing links a Discord channel with a Resonite contact of the bridge account.
-type Pairing struct {
-	ID              int64
-	GuildID         string
-	ChannelID       string
-	ContactID       string
-	ContactUsername string
-	CreatedBy       string
-	CreatedAt       time.Time
-	WebhookID       string
-	WebhookToken    string
-}
-
-// Subscription asks for friend-online notifications in a channel; ContactID may be "all".
-type Subscription struct {
-	ID        int64
-	GuildID   string
-	ChannelID string
-	ContactID string
-	CreatedBy string
-	CreatedAt time.Time
-}
-
-// AllContacts is the ContactID of a subscription to every contact.
-const AllContacts = "all"
-
-// Store keeps pairings and subscriptions.
+// Store keeps the pairings and friend-online subscriptions the admin commands manage.
 type Store interface {
-	CreatePairing(ctx context.Context, p Pairing) (Pairing, error) // ErrConflict when paired already
-	DeletePairing(ctx context.Context, channelID string) (Pairing, error)
-	PairingByChannel(ctx context.Context, channelID string) (Pairing, error)
-	PairingsByGuild(ctx context.Context, guildID string) ([]Pairing, error)
+	CreatePairing(ctx context.Context, p bridge.Pairing) (bridge.Pairing, error)
+	DeletePairing(ctx context.Context, channelID string) (bridge.Pairing, error)
+	PairingByChannel(ctx context.Context, channelID string) (bridge.Pairing, error)
+	PairingsByGuild(ctx context.Context, guildID string) ([]bridge.Pairing, error)
 	SetPairingWebhook(ctx context.Context, channelID, webhookID, webhookToken string) error
-	AddSubscription(ctx context.Context, s Subscription) (bool, error)
-	RemoveSubscription(ctx context.Context, channelID, contactID string) (bool, error)
-	SubscriptionsByChannel(ctx context.Context, channelID string) ([]Subscription, error)
+	AddSubscription(ctx context.Context, s bridge.Subscription) (created bool, err error)
+	RemoveSubscription(ctx context.Context, channelID, contactID string) (removed bool, err error)
+	SubscriptionsByChannel(ctx context.Context, channelID string) ([]bridge.Subscription, error)
 }
 
-// Presence answers the online status and current session of a contact (from the hub).
+// Presence answers the online status of a contact and the session it is in when that is known;
+// *bridge.Bridge has it.
 type Presence interface {
-	ContactPresence(userID string) (status resonite.OnlineStatus, session *resonite.SessionInfo, ok bool)
+	ContactPresence(userID string) (status resonite.OnlineStatus, session *resonite.SessionInfo, known bool)
 }
 
-// BridgeStatus is what /status shows besides the bot's own state.
+// BridgeStatus is what /status shows besides the bot's own gateway state.
 type BridgeStatus struct {
-	HubState        string // e.g. "connected", "reconnecting"
+	HubState        string // e.g. "connected", "connecting"
 	HubConnected    bool
+	HubSince        time.Time
 	AccountUserID   string
 	AccountUsername string
+	AutoAccept      bool // incoming contact requests are accepted automatically
 	Pairings        int
-	QueueDepth      int
+	QueueDepth      int // messages stored and not yet delivered, both ways
+	FailedMessages  int
 	LastError       string
 	LastErrorAt     time.Time
 }
 
-// StatusSource reports the bridge's health for /status.
+// StatusSource reports the rest of the daemon's health for /status.
 type StatusSource interface {
 	Status(ctx context.Context) BridgeStatus
 }
 
-// Handlers are the bridge's callbacks. They run in gateway order on one goroutine.
+// Handlers are the bridge's callbacks. They run one after another on one goroutine, in gateway
+// order; a slow handler delays the next event, never the gateway.
 type Handlers struct {
-	OnMessage        func(ctx context.Context, m Message)
+	OnMessage        func(ctx context.Context, m bridge.DiscordMessage)
 	OnGuildAvailable func(ctx context.Context, guildID string)
-	// OnReconnect runs after the gateway came back (resumed or re-identified).
+	// OnReconnect runs after the gateway came back (resumed or identified again).
 	OnReconnect func(ctx context.Context)
-	// OnPairingChanged runs after /link or /unlink changed the channel's pairing.
-	OnPairingChanged func(ctx context.Context, channelID string)
-}
-
-// Deps are the collaborators of the bot. Presence and Status may be nil.
-type Deps struct {
-	Resonite Resonite
-	Store    Store
-	Presence Presence
-	Status   StatusSource
-	Handlers Handlers
 }

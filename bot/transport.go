@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bwmarrin/discordgo"
 	"golang.org/x/time/rate"
 )
 
@@ -43,6 +44,13 @@ type transport struct {
 	target  *url.URL // nil: keep discord.com
 	limiter *rate.Limiter
 	log     *slog.Logger
+}
+
+// CloseIdleConnections lets http.Client.CloseIdleConnections reach the base transport.
+func (t *transport) CloseIdleConnections() {
+	if c, ok := t.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
 }
 
 func (t *transport) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -160,8 +168,24 @@ type permanentError struct{ err error }
 func (e *permanentError) Error() string { return e.err.Error() }
 func (e *permanentError) Unwrap() error { return e.err }
 
-// IsPermanent reports errors that retrying will not fix: an unknown channel, a webhook that
-// could not be recreated, missing access, or content Discord refuses (400).
+// restCode returns Discord's JSON error code and the HTTP status of a REST error; zeros when
+// err is not one.
+func restCode(err error) (code, status int) {
+	var re *discordgo.RESTError
+	if !errors.As(err, &re) {
+		return 0, 0
+	}
+	if re.Response != nil {
+		status = re.Response.StatusCode
+	}
+	if re.Message != nil {
+		code = re.Message.Code
+	}
+	return code, status
+}
+
+// IsPermanent reports errors that retrying will not fix: an unknown channel, missing access,
+// or content Discord refuses (400). Rate limits and server errors are not permanent.
 func IsPermanent(err error) bool {
 	if err == nil {
 		return false
@@ -170,12 +194,18 @@ func IsPermanent(err error) bool {
 	if errors.As(err, &pe) {
 		return true
 	}
-	if code, status := restCode(err); status != 0 {
-		switch status {
-		case http.StatusBadRequest, http.StatusForbidden, http.StatusNotFound:
-			return true
-		}
-		_ = code
+	switch _, status := restCode(err); status {
+	case http.StatusBadRequest, http.StatusForbidden, http.StatusNotFound:
+		return true
 	}
 	return false
+}
+
+// RetryAfter reports a webhook rate limit and how long Discord asked to wait.
+func RetryAfter(err error) (time.Duration, bool) {
+	var rl *RateLimitedError
+	if errors.As(err, &rl) {
+		return rl.RetryAfter, true
+	}
+	return 0, false
 }

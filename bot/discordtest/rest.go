@@ -493,6 +493,12 @@ func (s *Server) editWebhookMessage(w http.ResponseWriter, r *http.Request) {
 func (s *Server) deleteWebhookMessage(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if r.PathValue("wid") == s.AppID && r.PathValue("mid") == "@original" {
+		// A deferred answer shows a "thinking…" message on Discord, which can be deleted.
+		if ix := s.interactions[r.PathValue("wtoken")]; ix != nil && ix.responded && ix.MessageID == "" {
+			ix.ensureOriginalLocked(s)
+		}
+	}
 	m, ix := s.webhookMessageLocked(w, r)
 	if m == nil {
 		return
@@ -649,6 +655,8 @@ type UserMessage struct {
 	WebhookID     string
 	ApplicationID string
 	Timestamp     time.Time
+	// Type is the message type (default 0; 19 for replies is set automatically; 7 is a join).
+	Type discordgo.MessageType
 }
 
 func (s *Server) userMessageLocked(u UserMessage) *fmsg {
@@ -661,12 +669,15 @@ func (s *Server) userMessageLocked(u UserMessage) *fmsg {
 	m := &discordgo.Message{ID: u.ID, Content: u.Content, Timestamp: u.Timestamp,
 		Author:   &discordgo.User{ID: u.AuthorID, Username: u.Username, GlobalName: u.GlobalName, Bot: u.Bot || u.WebhookID != ""},
 		Mentions: u.Mentions, MentionRoles: u.MentionRoles, Attachments: u.Attachments, StickerItems: u.Stickers,
-		WebhookID:       u.WebhookID,
+		WebhookID: u.WebhookID, Type: u.Type,
 		MentionEveryone: strings.Contains(u.Content, "@everyone") || strings.Contains(u.Content, "@here")}
 	if u.WebhookID == "" {
 		m.Member = &discordgo.Member{Nick: u.Nick}
 	}
 	if u.ReplyTo != "" {
+		if m.Type == discordgo.MessageTypeDefault {
+			m.Type = discordgo.MessageTypeReply
+		}
 		m.MessageReference = &discordgo.MessageReference{MessageID: u.ReplyTo, ChannelID: u.ChannelID}
 		if orig := s.findMessageLocked(u.ChannelID, u.ReplyTo); orig != nil {
 			m.ReferencedMessage = orig.public()

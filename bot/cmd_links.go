@@ -1,0 +1,243 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/bwmarrin/discordgo"
+
+	"github.com/resonite-bridge/resonite-bridge/bridge"
+	"github.com/resonite-bridge/resonite-bridge/resonite"
+)
+
+// accountName is how the bridge account is called in answers.
+func (b *Bot) accountName(ctx context.Context) (name string, autoAccept bool) {
+	if b.o.Status != nil {
+		st := b.o.Status.Status(ctx)
+		name, autoAccept = st.AccountUsername, st.AutoAccept
+		if name == "" {
+			name = st.AccountUserID
+		}
+	}
+	if name == "" {
+		name = "the bridge account"
+	} else {
+		name = "**" + escapeMarkdown(name) + "**"
+	}
+	return name, autoAccept
+}
+
+// befriendHint tells an admin how to make someone a contact of the bridge account.
+func (b *Bot) befriendHint(ctx context.Context, who string, c *resonite.Contact) string {
+	account, auto := b.accountName(ctx)
+	then := "Then run /link again."
+	accept := "; " + account + " accepts it automatically. " + then
+	if !auto {
+		accept = ", and accept it on " + account + " (in Resonite, or set RESONITE_AUTO_ACCEPT_CONTACTS=true). " + then
+	}
+	switch {
+	case c != nil && c.ContactStatus == resonite.ContactRequested:
+		return fmt.Sprintf("**%s** asked %s to become a contact, but the request is not accepted yet: accept it on %s in Resonite (or set RESONITE_AUTO_ACCEPT_CONTACTS=true). %s",
+			escapeMarkdown(c.ContactUsername), account, account, then)
+	case c != nil && c.ContactStatus == resonite.ContactAccepted && !c.IsAccepted:
+		return fmt.Sprintf("%s has asked **%s** to become a contact; **%s** must accept the request in Resonite. %s",
+			account, escapeMarkdown(c.ContactUsername), escapeMarkdown(c.ContactUsername), then)
+	}
+	return fmt.Sprintf("“%s” is not a contact of %s. In Resonite, send %s a contact request from that account%s",
+		shorten(who, 64), account, account, accept)
+}
+
+// resolveContact finds who among the bridge account's contacts; the list is refreshed when the
+// cached one does not have them (they may have just been accepted).
+func (b *Bot) resolveContact(ctx context.Context, who string) (resonite.Contact, bool, error) {
+	list, err := b.contacts.get(ctx, b.o.Resonite, false)
+	if err != nil {
+		return resonite.Contact{}, false, err
+	}
+	if c, ok := findContact(list, who); ok && isFriend(c) {
+		return c, true, nil
+	}
+	list, err = b.contacts.get(ctx, b.o.Resonite, true)
+	if err != nil {
+		return resonite.Contact{}, false, err
+	}
+	c, ok := findContact(list, who)
+	return c, ok, nil
+}
+
+func channelRef(id string) string { return "<#" + id + ">" }
+
+func (b *Bot) cmdLink(ctx context.Context, ix *interaction, data discordgo.ApplicationCommandInteractionData) answer {
+	who := stringOpt(optionMap(data.Options), "contact")
+	if who == "" {
+		return failure("Name the contact: a username or a U- id.")
+	}
+	if p, err := b.o.Store.PairingByChannel(ctx, ix.ChannelID); err == nil {
+		return failure("This channel is already linked with **%s** (`%s`). Use /unlink first.", escapeMarkdown(p.ContactUsername), p.ContactID)
+	} else if !errors.Is(err, bridge.ErrNotFound) {
+		b.log.Warn("/link: reading the pairing failed", "err", err)
+		return failure("The bridge's database is not answering; try again in a moment.")
+	}
+	c, found, err := b.resolveContact(ctx, who)
+	if err != nil {
+		b.log.Warn("/link: listing contacts failed", "err", err)
+		return apiFailure("listing the bridge account's contacts", err)
+	}
+	if !found || !isFriend(c) {
+		var cp *resonite.Contact
+		if found {
+			cp = &c
+		}
+		return failure("%s", b.befriendHint(ctx, who, cp))
+	}
+	p, err := b.o.Store.CreatePairing(ctx, bridge.Pairing{
+		GuildID: ix.GuildID, ChannelID: ix.ChannelID, ContactID: c.ID, ContactUsername: c.ContactUsername,
+		CreatedBy: invokerID(ix.Interaction),
+	})
+	if errors.Is(err, ErrAlreadyPaired) {
+		return failure("This channel was linked a moment ago by someone else; see /links.")
+	}
+	if err != nil {
+		b.log.Warn("/link: storing the pairing failed", "err", err)
+		return failure("The bridge's database is not answering; try again in a moment.")
+	}
+	b.log.Info("paired a channel", "channel", p.ChannelID, "guild", p.GuildID, "contact", p.ContactID, "by", p.CreatedBy)
+	msg := fmt.Sprintf("🔗 Linked %s with Resonite contact **%s** (`%s`). Messages now relay both ways.",
+		channelRef(ix.ChannelID), escapeMarkdown(c.ContactUsername), c.ID)
+	if _, err := b.hooks.resolve(ctx, ix.ChannelID); errors.Is(err, errNoWebhook) {
+		msg += "\n⚠ The bot lacks **Manage Webhooks** here, so Resonite messages will appear as the bot's own, prefixed with the sender's name. Grant it to show them under each sender's name and picture."
+	} else if err != nil {
+		b.log.Warn("/link: preparing the channel's webhook failed; it is retried on the first post", "channel", ix.ChannelID, "err", err)
+	}
+	return answer{content: msg}
+}
+
+func (b *Bot) cmdUnlink(ctx context.Context, ix *interaction, _ discordgo.ApplicationCommandInteractionData) answer {
+	p, err := b.o.Store.DeletePairing(ctx, ix.ChannelID)
+	if errors.Is(err, bridge.ErrNotFound) {
+		return failure("This channel is not linked with anyone.")
+	}
+	if err != nil {
+		b.log.Warn("/unlink: deleting the pairing failed", "err", err)
+		return failure("The bridge's database is not answering; try again in a moment.")
+	}
+	b.log.Info("unpaired a channel", "channel", p.ChannelID, "contact", p.ContactID, "by", invokerID(ix.Interaction))
+	return answer{content: fmt.Sprintf("✂ Unlinked %s from **%s**. Nothing is relayed here any more.", channelRef(ix.ChannelID), escapeMarkdown(p.ContactUsername))}
+}
+
+func (b *Bot) cmdLinks(ctx context.Context, ix *interaction, _ discordgo.ApplicationCommandInteractionData) answer {
+	ps, err := b.o.Store.PairingsByGuild(ctx, ix.GuildID)
+	if err != nil {
+		b.log.Warn("/links: listing pairings failed", "err", err)
+		return failure("The bridge's database is not answering; try again in a moment.")
+	}
+	if len(ps) == 0 {
+		return answer{content: "No channel of this server is linked. Use /link in a channel to pair it with a Resonite contact."}
+	}
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "**%d linked channel(s)**\n", len(ps))
+	for _, p := range ps {
+		line := fmt.Sprintf("%s ↔ **%s** (`%s`), since <t:%d:d>\n", channelRef(p.ChannelID), escapeMarkdown(p.ContactUsername), p.ContactID, p.CreatedAt.Unix())
+		if sb.Len()+len(line) > 1900 {
+			sb.WriteString("…")
+			break
+		}
+		sb.WriteString(line)
+	}
+	return answer{content: sb.String()}
+}
+
+func (b *Bot) cmdNotify(ctx context.Context, ix *interaction, data discordgo.ApplicationCommandInteractionData) answer {
+	if len(data.Options) == 0 || data.Options[0] == nil {
+		return failure("Use /notify add, /notify remove or /notify list.")
+	}
+	sub := data.Options[0]
+	who := stringOpt(optionMap(sub.Options), "contact")
+	switch sub.Name {
+	case "list":
+		return b.notifyList(ctx, ix)
+	case "add":
+		if who == "" {
+			return failure("Name the contact (username or U- id), or all.")
+		}
+		id, name := AllContacts, "every contact"
+		if !strings.EqualFold(who, AllContacts) {
+			c, found, err := b.resolveContact(ctx, who)
+			if err != nil {
+				return apiFailure("listing the bridge account's contacts", err)
+			}
+			if !found || !isFriend(c) {
+				var cp *resonite.Contact
+				if found {
+					cp = &c
+				}
+				return failure("%s", strings.Replace(b.befriendHint(ctx, who, cp), "/link", "/notify add", 1))
+			}
+			id, name = c.ID, "**"+escapeMarkdown(c.ContactUsername)+"**"
+		}
+		created, err := b.o.Store.AddSubscription(ctx, bridge.Subscription{
+			GuildID: ix.GuildID, ChannelID: ix.ChannelID, ContactID: id, CreatedBy: invokerID(ix.Interaction),
+		})
+		if err != nil {
+			b.log.Warn("/notify add: storing the subscription failed", "err", err)
+			return failure("The bridge's database is not answering; try again in a moment.")
+		}
+		if !created {
+			return answer{content: fmt.Sprintf("This channel already announces %s.", name), ephemeral: true}
+		}
+		return answer{content: fmt.Sprintf("🔔 This channel now announces when %s comes online.", name)}
+	case "remove":
+		if who == "" {
+			return failure("Name the contact (username or U- id), or all.")
+		}
+		id := who
+		if !strings.EqualFold(who, AllContacts) && !strings.HasPrefix(strings.ToUpper(who), "U-") {
+			if c, found, err := b.resolveContact(ctx, who); err == nil && found {
+				id = c.ID
+			}
+		}
+		if strings.EqualFold(id, AllContacts) {
+			id = AllContacts
+		}
+		removed, err := b.o.Store.RemoveSubscription(ctx, ix.ChannelID, id)
+		if err != nil {
+			b.log.Warn("/notify remove: deleting the subscription failed", "err", err)
+			return failure("The bridge's database is not answering; try again in a moment.")
+		}
+		if !removed {
+			return failure("This channel does not announce “%s”; see /notify list.", shorten(who, 64))
+		}
+		return answer{content: fmt.Sprintf("🔕 This channel no longer announces “%s”.", shorten(who, 64))}
+	}
+	return failure("Unknown subcommand %q.", sub.Name)
+}
+
+func (b *Bot) notifyList(ctx context.Context, ix *interaction) answer {
+	subs, err := b.o.Store.SubscriptionsByChannel(ctx, ix.ChannelID)
+	if err != nil {
+		return failure("The bridge's database is not answering; try again in a moment.")
+	}
+	if len(subs) == 0 {
+		return answer{content: "This channel announces nobody. Use /notify add to announce a contact (or all).", ephemeral: true}
+	}
+	list, _ := b.contacts.get(ctx, b.o.Resonite, false)
+	var sb strings.Builder
+	sb.WriteString("This channel announces when these come online:\n")
+	for _, s := range subs {
+		name := "`" + s.ContactID + "`"
+		if s.ContactID == AllContacts {
+			name = "every contact"
+		} else if c, ok := findContact(list, s.ContactID); ok {
+			name = "**" + escapeMarkdown(c.ContactUsername) + "** (`" + c.ID + "`)"
+		}
+		line := "• " + name + "\n"
+		if sb.Len()+len(line) > 1900 {
+			sb.WriteString("…")
+			break
+		}
+		sb.WriteString(line)
+	}
+	return answer{content: sb.String(), ephemeral: true}
+}

@@ -1,0 +1,276 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bwmarrin/discordgo"
+
+	"github.com/resonite-bridge/resonite-bridge/resonite"
+)
+
+// contactCache keeps the bridge account's contact list briefly for autocomplete and lookups.
+type contactCache struct {
+	ttl  time.Duration
+	mu   sync.Mutex
+	list []resonite.Contact
+	at   time.Time
+}
+
+func newContactCache(ttl time.Duration) *contactCache { return &contactCache{ttl: ttl} }
+
+// get returns the contacts, from the cache unless it is older than the TTL or fresh is asked.
+func (c *contactCache) get(ctx context.Context, r Resonite, fresh bool) ([]resonite.Contact, error) {
+	c.mu.Lock()
+	if !fresh && c.list != nil && time.Since(c.at) < c.ttl {
+		list := c.list
+		c.mu.Unlock()
+		return list, nil
+	}
+	c.mu.Unlock()
+	list, err := r.Contacts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if list == nil {
+		list = []resonite.Contact{}
+	}
+	c.mu.Lock()
+	c.list, c.at = list, time.Now()
+	c.mu.Unlock()
+	return list, nil
+}
+
+// findContact matches a U- id, a username or an alternate username, case-insensitively.
+func findContact(list []resonite.Contact, who string) (resonite.Contact, bool) {
+	who = strings.TrimSpace(who)
+	for _, c := range list {
+		if strings.EqualFold(c.ID, who) || strings.EqualFold(c.ContactUsername, who) {
+			return c, true
+		}
+	}
+	for _, c := range list {
+		for _, alt := range c.AlternateUsernames {
+			if strings.EqualFold(alt, who) {
+				return c, true
+			}
+		}
+	}
+	return resonite.Contact{}, false
+}
+
+// isFriend: both sides accepted, so messages can flow.
+func isFriend(c resonite.Contact) bool {
+	return c.ContactStatus == resonite.ContactAccepted && c.IsAccepted
+}
+
+func choice(name, value string) *discordgo.ApplicationCommandOptionChoice {
+	return &discordgo.ApplicationCommandOptionChoice{Name: shorten(name, 100), Value: shorten(value, 100)}
+}
+
+func matches(typed string, names ...string) bool {
+	typed = strings.ToLower(strings.TrimSpace(typed))
+	if typed == "" {
+		return true
+	}
+	for _, n := range names {
+		if strings.Contains(strings.ToLower(n), typed) {
+			return true
+		}
+	}
+	return false
+}
+
+// suggestContacts offers the bridge account's contacts (friends only), plus "all" for /notify.
+func (b *Bot) suggestContacts(ctx context.Context, typed string, withAll bool) []*discordgo.ApplicationCommandOptionChoice {
+	var out []*discordgo.ApplicationCommandOptionChoice
+	if withAll && matches(typed, "all") {
+		out = append(out, choice("all (every contact)", "all"))
+	}
+	list, err := b.contacts.get(ctx, b.o.Resonite, false)
+	if err != nil {
+		b.log.Debug("autocomplete: listing contacts failed", "err", err)
+		return out
+	}
+	list = slices.Clone(list)
+	slices.SortFunc(list, func(a, b resonite.Contact) int {
+		return strings.Compare(strings.ToLower(a.ContactUsername), strings.ToLower(b.ContactUsername))
+	})
+	for _, c := range list {
+		if isFriend(c) && matches(typed, c.ContactUsername, c.ID) {
+			out = append(out, choice(c.ContactUsername+" ("+c.ID+")", c.ID))
+		}
+		if len(out) == 25 {
+			break
+		}
+	}
+	return out
+}
+
+// suggestUsers offers contacts first, then the cloud's user search.
+func (b *Bot) suggestUsers(ctx context.Context, typed string) []*discordgo.ApplicationCommandOptionChoice {
+	seen := map[string]bool{}
+	var out []*discordgo.ApplicationCommandOptionChoice
+	if list, err := b.contacts.get(ctx, b.o.Resonite, false); err == nil {
+		for _, c := range list {
+			if c.ContactStatus == resonite.ContactAccepted && matches(typed, c.ContactUsername, c.ID) && len(out) < 25 {
+				out = append(out, choice(c.ContactUsername+" ("+c.ID+")", c.ID))
+				seen[c.ID] = true
+			}
+		}
+	}
+	typed = strings.TrimSpace(typed)
+	if len([]rune(typed)) < 2 || len(out) >= 25 {
+		return out
+	}
+	users, err := b.o.Resonite.SearchUsers(ctx, typed)
+	if err != nil {
+		b.log.Debug("autocomplete: user search failed", "err", err)
+		return out
+	}
+	for _, u := range users {
+		if len(out) == 25 {
+			break
+		}
+		if u.ID != "" && !seen[u.ID] {
+			out = append(out, choice(u.Username+" ("+u.ID+")", u.ID))
+			seen[u.ID] = true
+		}
+	}
+	return out
+}
+
+// suggestSubscriptions offers what this channel announces, for /notify remove.
+func (b *Bot) suggestSubscriptions(ctx context.Context, channelID, typed string) []*discordgo.ApplicationCommandOptionChoice {
+	subs, err := b.o.Store.SubscriptionsByChannel(ctx, channelID)
+	if err != nil {
+		return nil
+	}
+	list, _ := b.contacts.get(ctx, b.o.Resonite, false)
+	var out []*discordgo.ApplicationCommandOptionChoice
+	for _, s := range subs {
+		name := s.ContactID
+		if s.ContactID == AllContacts {
+			name = "all (every contact)"
+		} else if c, ok := findContact(list, s.ContactID); ok {
+			name = c.ContactUsername + " (" + c.ID + ")"
+		}
+		if matches(typed, name, s.ContactID) && len(out) < 25 {
+			out = append(out, choice(name, s.ContactID))
+		}
+	}
+	return out
+}
+
+// AllContacts is the contact value of a subscription to every contact.
+const AllContacts = "all"
+
+func notFound(format string, args ...any) answer {
+	return answer{content: "🔍 " + fmt.Sprintf(format, args...), ephemeral: true, failed: true}
+}
+
+func (b *Bot) cmdWhois(ctx context.Context, _ *interaction, data discordgo.ApplicationCommandInteractionData) answer {
+	who := stringOpt(optionMap(data.Options), "user")
+	if who == "" {
+		return failure("Give a username or a U- id.")
+	}
+	var (
+		u   resonite.User
+		err error
+	)
+	if strings.HasPrefix(strings.ToUpper(who), "U-") {
+		u, err = b.o.Resonite.User(ctx, who)
+	} else {
+		u, err = b.o.Resonite.UserByName(ctx, who)
+	}
+	if errors.Is(err, resonite.ErrNotFound) {
+		return notFound("No Resonite user “%s”. Check the spelling, or pick a name from the suggestions.", shorten(who, 64))
+	}
+	if err != nil {
+		b.log.Warn("looking up a Resonite user failed", "user", who, "err", err)
+		return apiFailure("looking up that user", err)
+	}
+	e := &discordgo.MessageEmbed{
+		Type:  discordgo.EmbedTypeRich,
+		Title: shorten(u.Username, 256),
+		Color: 0x2f80ed,
+		Fields: []*discordgo.MessageEmbedField{
+			{Name: "User ID", Value: "`" + u.ID + "`", Inline: true},
+		},
+	}
+	if !u.RegistrationDate.IsZero() && u.RegistrationDate.Year() > 1 {
+		e.Fields = append(e.Fields, &discordgo.MessageEmbedField{
+			Name: "Registered", Value: fmt.Sprintf("<t:%d:D>", u.RegistrationDate.Unix()), Inline: true,
+		})
+	}
+	if u.Profile != nil {
+		if icon := avatarURL(u.Profile.IconURL); icon != "" {
+			e.Thumbnail = &discordgo.MessageEmbedThumbnail{URL: icon}
+		}
+		if u.Profile.Tagline != nil {
+			if t := strings.TrimSpace(resonite.StripRichText(*u.Profile.Tagline)); t != "" {
+				e.Description = shorten(t, 300)
+			}
+		}
+	}
+	if list, err := b.contacts.get(ctx, b.o.Resonite, false); err == nil {
+		if c, ok := findContact(list, u.ID); ok {
+			b.addPresenceFields(e, c)
+		}
+	}
+	return answer{embeds: []*discordgo.MessageEmbed{e}}
+}
+
+// addPresenceFields shows a contact's relation to the bridge account, its status and session.
+func (b *Bot) addPresenceFields(e *discordgo.MessageEmbed, c resonite.Contact) {
+	relation := "contact of the bridge"
+	switch {
+	case c.ContactStatus == resonite.ContactRequested:
+		relation = "asked to become a contact"
+	case c.ContactStatus == resonite.ContactAccepted && !c.IsAccepted:
+		relation = "contact request pending on their side"
+	case c.ContactStatus != resonite.ContactAccepted:
+		return
+	}
+	e.Fields = append(e.Fields, &discordgo.MessageEmbedField{Name: "Contact", Value: relation, Inline: true})
+	if b.o.Presence == nil || !isFriend(c) {
+		return
+	}
+	status, session, known := b.o.Presence.ContactPresence(c.ID)
+	if !known {
+		return
+	}
+	if status == "" {
+		status = resonite.StatusOffline
+	}
+	e.Fields = append(e.Fields, &discordgo.MessageEmbedField{Name: "Status", Value: statusEmoji(status) + " " + string(status), Inline: true})
+	if session != nil {
+		name := strings.TrimSpace(resonite.StripRichText(session.Name))
+		if name == "" {
+			name = "a session"
+		}
+		e.Fields = append(e.Fields, &discordgo.MessageEmbedField{
+			Name:  "Session",
+			Value: fmt.Sprintf("[%s](%s)", escapeMarkdown(shorten(name, 200)), resonite.SessionURL(session.SessionID)),
+		})
+	}
+}
+
+func statusEmoji(s resonite.OnlineStatus) string {
+	switch s {
+	case resonite.StatusSociable:
+		return "💬"
+	case resonite.StatusOnline:
+		return "🟢"
+	case resonite.StatusBusy:
+		return "🔴"
+	case resonite.StatusAway:
+		return "🟡"
+	}
+	return "⚪"
+}
