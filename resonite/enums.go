@@ -128,13 +128,19 @@ var accessLevels = []AccessLevel{AccessPrivate, AccessLAN, AccessContacts, Acces
 // UnmarshalJSON accepts the name, the ordinal 0–5, null, and the legacy aliases
 // "Friends" and "FriendsOfFriends".
 func (a *AccessLevel) UnmarshalJSON(b []byte) error {
-	var s string
-	if json.Unmarshal(b, &s) == nil {
-		switch strings.ToLower(s) {
-		case "friends":
+	s, ok := plainString(b)
+	if !ok {
+		var str string
+		if json.Unmarshal(b, &str) == nil {
+			s, ok = []byte(str), true
+		}
+	}
+	if ok {
+		switch {
+		case bytes.EqualFold(s, []byte("friends")):
 			*a = AccessContacts
 			return nil
-		case "friendsoffriends":
+		case bytes.EqualFold(s, []byte("friendsOfFriends")):
 			*a = AccessContactsPlus
 			return nil
 		}
@@ -163,6 +169,14 @@ func decodeEnum[T ~string](b []byte, known []T) (T, error) {
 		return "", nil
 	}
 	if b[0] == '"' {
+		if s, ok := plainString(b); ok { // the common case, without a decoder and its allocations
+			for _, k := range known {
+				if len(k) == len(s) && bytes.EqualFold([]byte(k), s) {
+					return k, nil
+				}
+			}
+			return T(s), nil
+		}
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {
 			return "", fmt.Errorf("resonite: decoding enum: %w", err)
@@ -182,4 +196,20 @@ func decodeEnum[T ~string](b []byte, known []T) (T, error) {
 		return T(strconv.Itoa(n)), nil
 	}
 	return known[n], nil
+}
+
+// plainString returns the contents of a JSON string literal made of printable ASCII without
+// escapes, which is what the cloud's enum names and timestamps are; anything else (escapes,
+// other bytes, not a string) reports false and goes to encoding/json.
+func plainString(b []byte) ([]byte, bool) {
+	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
+		return nil, false
+	}
+	s := b[1 : len(b)-1]
+	for _, c := range s {
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return nil, false
+		}
+	}
+	return s, true
 }

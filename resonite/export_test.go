@@ -16,3 +16,17 @@ func SetNow(c *Client, now func() time.Time) { c.now = now }
 
 // MaxTagLen is exported for the rich-text fuzz oracle.
 const MaxTagLen = maxTagLen
+
+// HubBackoffIntervals draws the first n waits of a fresh hub reconnect back-off; ok is false
+// when the policy gave up (backoff.Stop) before n.
+func HubBackoffIntervals(n int) (waits []time.Duration, ok bool) {
+	b := newHubBackoff()
+	for range n {
+		d := b.NextBackOff()
+		if d < 0 {
+			return waits, false
+		}
+		waits = append(waits, d)
+	}
+	return waits, true
+}

@@ -38,7 +38,8 @@ type HubOptions struct {
 	RebroadcastEvery time.Duration // default 90 s (must be ≤ 120 s)
 	ReorderWindow    time.Duration // default 150 ms; a negative value disables the hold-back
 	IdleTimeout      time.Duration // read watchdog, default 45 s
-	// ConfirmTimeout bounds SendMessage's wait for the MessageSent echo; default 30 s.
+	// ConfirmTimeout bounds SendMessage from the moment the hub is connected: the call and
+	// the wait for the MessageSent echo; default 30 s.
 	ConfirmTimeout time.Duration
 }
 
@@ -72,6 +73,15 @@ var (
 	// ErrHubAuth: the hub refused the Authorization header.
 	ErrHubAuth = errors.New("resonite: hub refused the credentials")
 )
+
+// HubError is the hub's error answer to a call: the call reached the hub and failed there
+// (unlike ErrHubNotConnected, where it may not have).
+type HubError struct {
+	Method  string // the hub method, e.g. "SendMessage"
+	Message string // the hub's error text
+}
+
+func (e *HubError) Error() string { return "resonite: hub " + e.Method + ": " + e.Message }
 
 const (
 	defaultEventBuffer    = 1024
@@ -366,10 +376,10 @@ func (h *Hub) invokeOn(ctx context.Context, c *hubConn, out any, method string, 
 			}
 			if r.Error != nil {
 				h.drain(ch)
-				if c.ctx.Err() != nil {
+				if c.ctx.Err() != nil || lostConnection(r.Error) {
 					return fmt.Errorf("resonite: hub %s: %w: %v", method, ErrHubNotConnected, r.Error)
 				}
-				return fmt.Errorf("resonite: hub %s: %w", method, r.Error)
+				return &HubError{Method: method, Message: strings.TrimSpace(r.Error.Error())}
 			}
 			if r.Value != nil && out != nil {
 				h.drain(ch)
@@ -389,6 +399,10 @@ func (h *Hub) invokeOn(ctx context.Context, c *hubConn, out any, method string, 
 	}
 }
 
+// lostConnection recognises the error the library gives pending calls when its message loop
+// ends (loop.go cancelAllInvokes), which can arrive before our connection context is cancelled.
+func lostConnection(err error) bool { return err.Error() == "message loop ended" }
+
 // drain reads an abandoned result channel to its end: the library's forwarding goroutines
 // block on unbuffered sends otherwise and would outlive the call.
 func (h *Hub) drain(ch <-chan signalr.InvokeResult) {
@@ -401,8 +415,8 @@ func (h *Hub) drain(ch <-chan signalr.InvokeResult) {
 }
 
 // SendMessage sends m and waits for the hub's MessageSent echo with the same id. Empty id,
-// senderId, ownerId, messageType and sendTime are filled in. A missing echo gives
-// ErrNotConfirmed (retry with the same id).
+// senderId, ownerId, messageType, senderUserSessionId (the bot status' userSessionId) and
+// sendTime are filled in. A missing echo gives ErrNotConfirmed (retry with the same id).
 func (h *Hub) SendMessage(ctx context.Context, m Message) error {
 	self, err := h.selfID(ctx)
 	if err != nil {
@@ -419,6 +433,10 @@ func (h *Hub) SendMessage(ctx context.Context, m Message) error {
 	}
 	if m.MessageType == "" {
 		m.MessageType = MessageText
+	}
+	if m.SenderUserSessionID == nil {
+		sid := h.sessionID // what the official client sends: its status' userSessionId
+		m.SenderUserSessionID = &sid
 	}
 	if m.SendTime.IsZero() {
 		m.SendTime = NewTime(time.Now())
@@ -439,21 +457,43 @@ func (h *Hub) SendMessage(ctx context.Context, m Message) error {
 		delete(h.pending, m.ID)
 		h.mu.Unlock()
 	}()
-	if err := h.invoke(ctx, nil, "SendMessage", m); err != nil {
-		return fmt.Errorf("resonite: sending message %s: %w", m.ID, err)
+	c, err := h.client(ctx)
+	if err != nil { // nothing was sent
+		return fmt.Errorf("resonite: sending message %s: hub SendMessage: %w", m.ID, err)
 	}
-	t := time.NewTimer(h.o.ConfirmTimeout)
-	defer t.Stop()
+	// From here the message may reach the hub: the call and the echo share ConfirmTimeout, and
+	// any give-up is ErrNotConfirmed (a retry with the same id is safe).
+	cctx, cancel := context.WithTimeout(ctx, h.o.ConfirmTimeout)
+	defer cancel()
+	err = h.invokeOn(cctx, c, nil, "SendMessage", m)
+	select {
+	case <-echo:
+		return nil // delivered, whatever became of the call's answer
+	default:
+	}
+	var hubErr *HubError
+	switch {
+	case err == nil:
+	case errors.As(err, &hubErr), errors.Is(err, ErrHubNotConnected), cctx.Err() == nil:
+		return fmt.Errorf("resonite: sending message %s: %w", m.ID, err)
+	default:
+		return h.notConfirmed(ctx, m.ID)
+	}
 	select {
 	case <-echo:
 		return nil
-	case <-t.C:
-		return fmt.Errorf("resonite: sending message %s: %w (no MessageSent echo within %s)", m.ID, ErrNotConfirmed, h.o.ConfirmTimeout)
-	case <-ctx.Done():
-		return fmt.Errorf("resonite: sending message %s: %w: %w", m.ID, ErrNotConfirmed, ctx.Err())
+	case <-cctx.Done():
+		return h.notConfirmed(ctx, m.ID)
 	case <-h.done:
 		return fmt.Errorf("resonite: sending message %s: %w: %w", m.ID, ErrNotConfirmed, ErrHubClosed)
 	}
+}
+
+func (h *Hub) notConfirmed(ctx context.Context, id string) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("resonite: sending message %s: %w: %w", id, ErrNotConfirmed, ctx.Err())
+	}
+	return fmt.Errorf("resonite: sending message %s: %w (no MessageSent echo within %s)", id, ErrNotConfirmed, h.o.ConfirmTimeout)
 }
 
 // confirm is called for every MessageSent echo, before ordering, so confirmation adds no latency.
@@ -546,7 +586,13 @@ func (h *Hub) initializeContactsOn(ctx context.Context, c *hubConn) ([]Contact, 
 			}
 			if r.Error != nil {
 				h.drain(ch)
-				return nil, fmt.Errorf("resonite: hub InitializeContacts: %w", r.Error)
+				if c.ctx.Err() != nil || lostConnection(r.Error) {
+					return nil, fmt.Errorf("resonite: hub InitializeContacts: %w: %v", ErrHubNotConnected, r.Error)
+				}
+				return nil, &HubError{Method: "InitializeContacts", Message: strings.TrimSpace(r.Error.Error())}
+			}
+			if r.Value == nil {
+				continue // a null item is no contact
 			}
 			var ct Contact
 			b, err := json.Marshal(r.Value)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,7 +28,11 @@ const (
 	maxPartialFrame   = 16 << 20
 )
 
-var errTokenRenewed = errors.New("token renewed: reconnecting with the new header")
+var (
+	errTokenRenewed = errors.New("token renewed: reconnecting with the new header")
+	// errNoNegotiate marks negotiate answers that mean "not offered here": dial directly.
+	errNoNegotiate = errors.New("negotiate not offered")
+)
 
 // hubConn is one live connection: its library client and the goroutines working for it.
 type hubConn struct {
@@ -88,6 +93,10 @@ func (h *Hub) run(ctx context.Context) {
 		}
 		h.setState(ConnDisconnected, err)
 		if errors.Is(err, errTokenRenewed) {
+			select {
+			case <-h.renewed: // this renewal's wake-up; left in, it would skip the next back-off
+			default:
+			}
 			h.log.Info("hub: reconnecting after a token renewal")
 			continue
 		}
@@ -127,9 +136,10 @@ func (h *Hub) watchRenewals(ctx context.Context) {
 		c := h.cur
 		h.mu.Unlock()
 		if c != nil {
-			c.cancel(errTokenRenewed)
+			c.cancel(errTokenRenewed) // run reconnects at once
+			continue
 		}
-		select {
+		select { // between connections: cut the back-off wait short
 		case h.renewed <- struct{}{}:
 		default:
 		}
@@ -255,9 +265,11 @@ func (h *Hub) startup(ctx context.Context, c *hubConn, reconnect bool) {
 			return err
 		})
 	}
+	// The contacts' keys join those of earlier connections; all are subscribed below, before
+	// Connected, so that a consumer seeing Connected knows the start-up calls are done.
 	for _, ct := range contacts {
 		if ct.UserStatus != nil {
-			h.listenOnNewKeys(c, *ct.UserStatus)
+			h.noteKeys(*ct.UserStatus)
 		}
 	}
 	_ = step("RequestStatus", func(ctx context.Context) error {
@@ -266,7 +278,7 @@ func (h *Hub) startup(ctx context.Context, c *hubConn, reconnect bool) {
 	_ = step("BroadcastStatus", func(ctx context.Context) error {
 		return h.invokeOn(ctx, c, nil, "BroadcastStatus", h.ownStatus(), AllContacts())
 	})
-	// Keys seen on earlier connections: the subscriptions died with them.
+	// Keys of the contacts and of earlier connections (whose subscriptions died with them).
 	h.mu.Lock()
 	var keys []string
 	for k := range h.keys {
@@ -276,6 +288,7 @@ func (h *Hub) startup(ctx context.Context, c *hubConn, reconnect bool) {
 		}
 	}
 	h.mu.Unlock()
+	slices.Sort(keys)
 	for _, k := range keys {
 		_ = step("ListenOnKey", func(ctx context.Context) error { return h.invokeOn(ctx, c, nil, "ListenOnKey", k) })
 	}
@@ -314,10 +327,10 @@ func (h *Hub) dial(ctx context.Context, authz string) (*websocket.Conn, error) {
 			q := target.Query()
 			q.Set("id", token)
 			target.RawQuery = q.Encode()
-		case errors.Is(err, ErrHubAuth), dctx.Err() != nil:
-			return nil, err
-		default:
+		case errors.Is(err, errNoNegotiate):
 			h.log.Debug("hub: negotiate not usable; connecting directly", "error", err)
+		default: // refused, overloaded or unreachable: a direct dial would fare no better
+			return nil, err
 		}
 	}
 	ws, resp, err := websocket.Dial(dctx, target.String(), &websocket.DialOptions{HTTPHeader: hdr})
@@ -368,31 +381,33 @@ func (h *Hub) negotiate(ctx context.Context, hdr http.Header) (string, error) {
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
 		return "", fmt.Errorf("resonite: hub negotiate: %w (%d)", ErrHubAuth, resp.StatusCode)
+	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed:
+		return "", fmt.Errorf("resonite: hub negotiate: %d %s: %w", resp.StatusCode, http.StatusText(resp.StatusCode), errNoNegotiate)
 	case resp.StatusCode != http.StatusOK:
 		return "", fmt.Errorf("resonite: hub negotiate: %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
 	}
 	var r negotiateReply
 	if err := json.Unmarshal(body, &r); err != nil {
-		return "", fmt.Errorf("resonite: hub negotiate: decoding reply: %w", err)
+		return "", fmt.Errorf("resonite: hub negotiate: decoding reply: %w (%w)", err, errNoNegotiate)
 	}
 	if r.Error != "" {
 		return "", fmt.Errorf("resonite: hub negotiate: %s", excerpt(r.Error, 200))
 	}
 	if r.URL != "" {
-		return "", errors.New("resonite: hub negotiate: redirects (Azure SignalR) are not supported")
+		return "", fmt.Errorf("resonite: hub negotiate: redirects (Azure SignalR) are not supported: %w", errNoNegotiate)
 	}
 	ws := false
 	for _, t := range r.AvailableTransports {
 		ws = ws || t.Transport == "WebSockets"
 	}
 	if !ws {
-		return "", errors.New("resonite: hub negotiate: WebSockets not offered")
+		return "", fmt.Errorf("resonite: hub negotiate: WebSockets not offered: %w", errNoNegotiate)
 	}
 	if r.NegotiateVersion >= 1 && r.ConnectionToken != "" {
 		return r.ConnectionToken, nil
 	}
 	if r.ConnectionID == "" {
-		return "", errors.New("resonite: hub negotiate: no connection id")
+		return "", fmt.Errorf("resonite: hub negotiate: no connection id: %w", errNoNegotiate)
 	}
 	return r.ConnectionID, nil
 }

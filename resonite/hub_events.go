@@ -213,6 +213,18 @@ func (h *Hub) staleStatus(s UserStatus) bool {
 	return false
 }
 
+// noteKeys remembers the session broadcast keys of a status; the start-up sequence subscribes
+// to them.
+func (h *Hub) noteKeys(s UserStatus) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, sess := range s.Sessions {
+		if sess.BroadcastKey != nil && *sess.BroadcastKey != "" {
+			h.keys[*sess.BroadcastKey] = true
+		}
+	}
+}
+
 // listenOnNewKeys subscribes to the session broadcast keys of a status, once per connection.
 func (h *Hub) listenOnNewKeys(c *hubConn, s UserStatus) {
 	var keys []string

@@ -31,7 +31,12 @@ func ParseTime(s string) (Time, error) {
 	}
 	for _, layout := range timeLayouts {
 		if t, err := time.Parse(layout, s); err == nil {
-			return Time{t.UTC()}, nil
+			t = t.UTC()
+			if y := t.Year(); y < 0 || y > 9999 {
+				// "0000-01-01T00:00:00+01:00" is year -1 in UTC, which no layout can write back.
+				return Time{}, fmt.Errorf("resonite: parsing time %q: year %d in UTC is outside 0–9999", excerpt(s, 64), y)
+			}
+			return Time{t}, nil
 		}
 	}
 	return Time{}, fmt.Errorf("resonite: parsing time %q: unknown layout", excerpt(s, 64))
@@ -45,7 +50,9 @@ func (t *Time) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
+	if plain, ok := plainString(b); ok {
+		s = string(plain)
+	} else if err := json.Unmarshal(b, &s); err != nil {
 		return fmt.Errorf("resonite: time is not a string: %w", err)
 	}
 	parsed, err := ParseTime(s)
@@ -61,6 +68,9 @@ func (t *Time) UnmarshalJSON(b []byte) error {
 func (t Time) MarshalJSON() ([]byte, error) {
 	if t.IsZero() {
 		return []byte(`"0001-01-01T00:00:00"`), nil
+	}
+	if y := t.UTC().Year(); y < 0 || y > 9999 {
+		return nil, fmt.Errorf("resonite: encoding time: year %d is outside 0–9999", y)
 	}
 	return []byte(`"` + t.UTC().Format("2006-01-02T15:04:05.0000000Z07:00") + `"`), nil
 }

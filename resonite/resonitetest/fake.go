@@ -146,12 +146,21 @@ func (f *Fake) AddSession(s resonite.SessionInfo) {
 	f.sessions = append(f.sessions, s)
 }
 
-// AddMessage stores m in owner's mailbox (REST history) without pushing it on the hub.
+// AddMessage stores m in owner's mailbox (REST history) without pushing it on the hub. A
+// message id is a key, as in the cloud: storing the same id again replaces the message (so a
+// resend under the same id is one message, not two).
 func (f *Fake) AddMessage(owner string, m resonite.Message) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	m.OwnerID = owner
-	f.messages[owner] = append(f.messages[owner], m)
+	box := f.messages[owner]
+	for i := range box {
+		if m.ID != "" && box[i].ID == m.ID {
+			box[i] = m
+			return
+		}
+	}
+	f.messages[owner] = append(box, m)
 }
 
 // Messages returns owner's mailbox, oldest first.

@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/philippseith/signalr"
 
 	"github.com/resonite-bridge/resonite-bridge/resonite"
@@ -26,6 +29,10 @@ type hubState struct {
 	noEchoTo    map[string]bool // SendMessage to these recipients is stored but not echoed
 	statuses    map[string]resonite.UserStatus
 	connects    []HubConnect
+	noNegotiate bool                     // /hub/negotiate answers 404
+	failMethod  map[string]bool          // lower-case hub method -> answers a hub error
+	stallMethod map[string]chan struct{} // lower-case hub method -> calls wait until it is closed
+	negotiated  map[string]string        // connection token -> connection id, until its WebSocket comes
 }
 
 type fakeConn struct {
@@ -37,6 +44,7 @@ type fakeConn struct {
 // HubConnect is one HTTP request to the hub endpoints (negotiate or WebSocket upgrade).
 type HubConnect struct {
 	Path          string
+	Query         url.Values // the WebSocket's ?id=<connectionToken> after a negotiate
 	Authorization string
 	UserID        string // empty when the header was refused
 	Status        int    // the status the fake answered before the hub took over (0 = accepted)
@@ -56,34 +64,39 @@ func (f *Fake) mountHub(ctx context.Context, mux *http.ServeMux) {
 	f.hub.failTo = map[string]bool{}
 	f.hub.noEchoTo = map[string]bool{}
 	f.hub.statuses = map[string]resonite.UserStatus{}
+	f.hub.failMethod = map[string]bool{}
+	f.hub.stallMethod = map[string]chan struct{}{}
+	f.hub.negotiated = map[string]string{}
 	srv, err := signalr.NewServer(ctx,
 		signalr.HubFactory(func() signalr.HubInterface { return &fakeHub{f: f} }),
 		signalr.Logger(nopKit{}, false),
 		signalr.MaximumReceiveMessageSize(4<<20),
 		signalr.KeepAliveInterval(2*time.Second),
-		signalr.AllowOriginPatterns([]string{"*"}),
 	)
 	if err != nil {
 		panic(fmt.Sprintf("resonitetest: creating the fake hub: %v", err)) // static options: a bug here, not input
 	}
 	f.hub.srv = srv
-	inner := http.NewServeMux()
-	srv.MapHTTP(signalr.WithHTTPServeMux(inner), "/hub")
-	h := f.hubAuth(inner)
-	mux.Handle("/hub", h)
-	mux.Handle("/hub/negotiate", h)
+	// The fake serves negotiate and the WebSocket itself rather than through the library's
+	// MapHTTP: it needs to own the connection to send exactly one completion per invocation
+	// (see hubWire), to answer 404 for negotiate on demand, and to check connection tokens.
+	mux.Handle("/hub", f.hubAuth(http.HandlerFunc(f.serveHubSocket)))
+	mux.Handle("/hub/negotiate", f.hubAuth(http.HandlerFunc(f.negotiate)))
 }
 
-// hubAuth checks the Authorization header and the refusal window before the library sees the
+// hubAuth checks the Authorization header and the refusal window before the hub sees the
 // request, and hands the user id to the hub through the request context.
 func (f *Fake) hubAuth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c := HubConnect{Path: r.URL.Path, Authorization: r.Header.Get("Authorization"), At: time.Now()}
+		c := HubConnect{Path: r.URL.Path, Query: r.URL.Query(), Authorization: r.Header.Get("Authorization"), At: time.Now()}
 		f.hub.mu.Lock()
 		refused := time.Now().Before(f.hub.refuseUntil)
+		noNegotiate := f.hub.noNegotiate && strings.HasSuffix(r.URL.Path, "/negotiate")
 		f.hub.mu.Unlock()
 		uid, ok := f.authenticate(r.Header)
 		switch {
+		case noNegotiate:
+			c.Status = http.StatusNotFound
 		case refused:
 			c.Status = http.StatusServiceUnavailable
 		case !ok:
@@ -100,6 +113,104 @@ func (f *Fake) hubAuth(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey{}, uid)))
 	})
+}
+
+type negotiateTransport struct {
+	Transport       string   `json:"transport"`
+	TransferFormats []string `json:"transferFormats"`
+}
+
+type negotiateResponse struct {
+	ConnectionID        string               `json:"connectionId"`
+	ConnectionToken     string               `json:"connectionToken,omitempty"`
+	NegotiateVersion    int                  `json:"negotiateVersion"`
+	AvailableTransports []negotiateTransport `json:"availableTransports"`
+}
+
+// negotiate answers POST /hub/negotiate as ASP.NET Core does: a connection id, with
+// negotiateVersion=1 also a connection token, which the WebSocket must then present as ?id=.
+func (f *Fake) negotiate(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "negotiate is POST", http.StatusMethodNotAllowed)
+		return
+	}
+	resp := negotiateResponse{
+		ConnectionID:        randomHex(16),
+		AvailableTransports: []negotiateTransport{{Transport: "WebSockets", TransferFormats: []string{"Text", "Binary"}}},
+	}
+	key := resp.ConnectionID
+	if r.URL.Query().Get("negotiateVersion") == "1" {
+		resp.NegotiateVersion = 1
+		resp.ConnectionToken = randomHex(16)
+		key = resp.ConnectionToken
+	}
+	f.hub.mu.Lock()
+	f.hub.negotiated[key] = resp.ConnectionID
+	f.hub.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(resp)
+}
+
+// serveHubSocket upgrades GET /hub to a WebSocket and serves the hub on it until either side
+// ends it. Without ?id= it is a connection that skipped negotiate (ASP.NET Core accepts those);
+// an id that no negotiate handed out gets 404.
+func (f *Fake) serveHubSocket(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		http.Error(w, "the hub is a WebSocket", http.StatusBadRequest)
+		return
+	}
+	connID := randomHex(16)
+	if tok := r.URL.Query().Get("id"); tok != "" {
+		f.hub.mu.Lock()
+		id, ok := f.hub.negotiated[tok]
+		delete(f.hub.negotiated, tok)
+		f.hub.mu.Unlock()
+		if !ok {
+			http.Error(w, "No Connection with that ID", http.StatusNotFound)
+			return
+		}
+		connID = id
+	}
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	if err != nil {
+		return // Accept has answered the request
+	}
+	ws.SetReadLimit(4 << 20)
+	// The request context carries the user id; the fake's context ends every connection on Close.
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	stop := context.AfterFunc(f.ctx, cancel)
+	defer stop()
+	conn := &hubWire{Connection: signalr.NewNetConnection(ctx, websocket.NetConn(ctx, ws, websocket.MessageText)), completed: map[string]bool{}}
+	conn.SetConnectionID(connID)
+	_ = f.hub.srv.Serve(conn)
+}
+
+// hubWire is the server's side of one connection. The library answers an invocation whose
+// method panicked (its only way to send a hub error, see fail) with the error completion and
+// then with a second, empty one; the real hub sends one, and a client library drops the
+// connection on a completion for an id it no longer knows. hubWire lets only the first through.
+type hubWire struct {
+	signalr.Connection
+	mu        sync.Mutex
+	completed map[string]bool
+}
+
+func (c *hubWire) Write(p []byte) (int, error) {
+	var m struct {
+		Type         int    `json:"type"`
+		InvocationID string `json:"invocationId"`
+	}
+	if len(p) > 0 && p[len(p)-1] == 0x1e && json.Unmarshal(p[:len(p)-1], &m) == nil && m.Type == 3 && m.InvocationID != "" {
+		c.mu.Lock()
+		dup := c.completed[m.InvocationID]
+		c.completed[m.InvocationID] = true
+		c.mu.Unlock()
+		if dup {
+			return len(p), nil
+		}
+	}
+	return c.Connection.Write(p)
 }
 
 func (f *Fake) closeHub() {
@@ -147,6 +258,39 @@ func (f *Fake) RefuseConnections(d time.Duration) {
 	f.hub.mu.Lock()
 	f.hub.refuseUntil = time.Now().Add(d)
 	f.hub.mu.Unlock()
+}
+
+// OfferNegotiate makes POST /hub/negotiate work (on, the default) or answer 404 (off), as a
+// server without the negotiate endpoint does; WebSockets dialled directly work either way.
+func (f *Fake) OfferNegotiate(on bool) {
+	f.hub.mu.Lock()
+	f.hub.noNegotiate = !on
+	f.hub.mu.Unlock()
+}
+
+// FailHubMethod makes every call of the hub method (case-insensitive, e.g. "InitializeContacts")
+// answer a hub error (on) or work again (off). The call is still recorded.
+func (f *Fake) FailHubMethod(method string, on bool) {
+	f.hub.mu.Lock()
+	f.hub.failMethod[strings.ToLower(method)] = on
+	f.hub.mu.Unlock()
+}
+
+// StallHubMethod makes calls of the hub method (case-insensitive) hang without an answer (on)
+// until StallHubMethod(method, false), the connection ends or the fake closes: a hub that took
+// the call and went quiet. The call is recorded when it arrives.
+func (f *Fake) StallHubMethod(method string, on bool) {
+	m := strings.ToLower(method)
+	f.hub.mu.Lock()
+	defer f.hub.mu.Unlock()
+	ch, stalled := f.hub.stallMethod[m]
+	switch {
+	case on && !stalled:
+		f.hub.stallMethod[m] = make(chan struct{})
+	case !on && stalled:
+		close(ch)
+		delete(f.hub.stallMethod, m)
+	}
 }
 
 // FailSendMessageTo makes SendMessage to recipientID answer a hub error (on) or work again.
@@ -292,13 +436,28 @@ func (h *fakeHub) OnConnected(id string) {
 	}()
 }
 
-// record keeps the exact wire arguments as the call's Body.
+// record keeps the exact wire arguments as the call's Body, then holds or fails the call when
+// StallHubMethod or FailHubMethod asked for it.
 func (h *fakeHub) record(method string, args ...json.RawMessage) {
 	if args == nil {
 		args = []json.RawMessage{}
 	}
 	body, _ := json.Marshal(args)
 	h.f.record(Call{Kind: "hub", Method: method, Body: body, UserID: h.user()})
+	h.f.hub.mu.Lock()
+	failing := h.f.hub.failMethod[strings.ToLower(method)]
+	stall := h.f.hub.stallMethod[strings.ToLower(method)]
+	h.f.hub.mu.Unlock()
+	if stall != nil {
+		select {
+		case <-stall:
+		case <-h.Context().Done():
+		case <-h.f.ctx.Done():
+		}
+	}
+	if failing {
+		fail("%s failed (injected)", method)
+	}
 }
 
 // fail makes the library answer the invocation with a hub error: a panic in a hub method is
