@@ -37,29 +37,42 @@ create table relay_messages (
     direction       text        not null check (direction in ('to_resonite', 'to_discord')),
     source_id       text        not null,
     pairing_id      bigint      not null references pairings (id) on delete cascade,
-    target_id       text,
+    target_id       text,       -- set at enqueue when derivable (to_resonite), else on delivery
     payload         bytea,      -- JSON owned by the bridge; cleared by pruning
+    -- The source's own timestamp (Discord message time, Resonite sendTime): a
+    -- pairing's rows are delivered in (source_time, id) order.
+    source_time     timestamptz not null default now(),
     state           text        not null default 'pending'
                                 check (state in ('pending', 'in_flight', 'delivered', 'failed')),
     attempts        integer     not null default 0,
+    -- Times a worker took the row. Above 1, an earlier try may have delivered it before the
+    -- outcome was recorded (a crash, a timeout): the bridge checks the other side first.
+    claims          integer     not null default 0,
     next_attempt_at timestamptz not null default now(),
     lease_until     timestamptz, -- set while in_flight; a crashed worker's row comes back after it
     last_error      text,
     created_at      timestamptz not null default now(),
     updated_at      timestamptz not null default now(),
     delivered_at    timestamptz,
-    unique (direction, source_id)
+    -- The idempotency key. source_id leads so that the only index starting
+    -- with direction that Claim's head probe can use is relay_messages_open_idx
+    -- (before the first ANALYZE the planner cannot tell them apart).
+    unique (source_id, direction)
 );
--- "Oldest undelivered row of a pairing": the head that blocks later rows.
-create index relay_messages_open_idx on relay_messages (direction, pairing_id, id)
+-- "Oldest undelivered row of a pairing": the head that blocks later rows,
+-- found by Claim and NextDue with one probe per pairing.
+create index relay_messages_open_idx on relay_messages (direction, pairing_id, source_time, id)
     where state in ('pending', 'in_flight');
--- "Due rows to claim", earliest first.
-create index relay_messages_due_idx on relay_messages (direction, next_attempt_at)
-    where state = 'pending';
+-- A pairing never has two rows in flight in one direction. Claim's own checks
+-- read a snapshot, which a row enqueued with an earlier source_time can slip
+-- past under concurrent claims; this makes the database refuse it (Claim
+-- retries) and is also Claim's "is anything in flight" probe.
+create unique index relay_messages_one_in_flight_idx on relay_messages (direction, pairing_id)
+    where state = 'in_flight';
 -- Lease expiry scan.
 create index relay_messages_lease_idx on relay_messages (lease_until)
     where state = 'in_flight';
--- Map back from the delivered side (reply quoting, loop checks).
+-- Map back from the other side's id (reply quoting, loop checks, late echoes).
 create index relay_messages_target_idx on relay_messages (direction, target_id)
     where target_id is not null;
 -- Pruning by age of finished rows.

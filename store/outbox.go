@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"time"
 
@@ -31,14 +32,22 @@ const (
 // Message is one relayed message: an outbox entry and, once delivered, the
 // mapping between its source id and the id it got on the other side.
 type Message struct {
-	ID            int64
-	Direction     Direction
-	SourceID      string // id on the originating side; unique per direction (the idempotency key)
-	PairingID     int64
-	TargetID      string // id on the other side, once delivered
-	Payload       []byte // JSON owned by the bridge; nil after pruning
-	State         State
-	Attempts      int
+	ID        int64
+	Direction Direction
+	SourceID  string // id on the originating side; unique per direction (the idempotency key)
+	PairingID int64
+	// TargetID is the id on the other side: set at enqueue when the caller can
+	// derive it before sending, otherwise by MarkDelivered.
+	TargetID string
+	Payload  []byte // JSON owned by the bridge; nil after pruning
+	// SourceTime is the source's own timestamp (Discord message time, Resonite
+	// sendTime); a pairing's rows are delivered in (SourceTime, ID) order.
+	SourceTime time.Time
+	State      State
+	Attempts   int // failed attempts (Retry calls)
+	// Claims counts the times a worker took the row; above 1, an earlier try may have
+	// delivered it without the outcome being recorded (a crash, a timeout).
+	Claims        int
 	NextAttemptAt time.Time
 	LastError     string
 	CreatedAt     time.Time
@@ -55,21 +64,41 @@ const (
 	jitter      = 0.2
 )
 
-const messageColumns = `id, direction, source_id, pairing_id, coalesce(target_id, ''), payload, state,
-	attempts, next_attempt_at, coalesce(last_error, ''), created_at, updated_at, delivered_at`
+const messageColumns = `id, direction, source_id, pairing_id, coalesce(target_id, ''), payload, source_time, claims,
+	state, attempts, next_attempt_at, coalesce(last_error, ''), created_at, updated_at, delivered_at`
 
 func scanMessage(row pgx.CollectableRow) (Message, error) {
 	var m Message
-	err := row.Scan(&m.ID, &m.Direction, &m.SourceID, &m.PairingID, &m.TargetID, &m.Payload, &m.State,
-		&m.Attempts, &m.NextAttemptAt, &m.LastError, &m.CreatedAt, &m.UpdatedAt, &m.DeliveredAt)
+	err := row.Scan(&m.ID, &m.Direction, &m.SourceID, &m.PairingID, &m.TargetID, &m.Payload, &m.SourceTime, &m.Claims,
+		&m.State, &m.Attempts, &m.NextAttemptAt, &m.LastError, &m.CreatedAt, &m.UpdatedAt, &m.DeliveredAt)
 	return m, err
 }
 
-// Enqueue stores a pending message due now (or at m.NextAttemptAt when set).
-// It is idempotent on (Direction, SourceID): enqueueing a source id again
-// returns the existing row's id with inserted false and changes nothing.
-// Rows of one pairing are delivered in the order they were enqueued, so the
-// caller enqueues a pairing's messages one after another, not concurrently.
+// headsOf selects, for every pairing, its head in direction $1: the oldest
+// undelivered (pending or in-flight) row by (source_time, id), one probe of
+// relay_messages_open_idx per pairing. Only heads that are pending and whose
+// pairing has nothing in flight (a row enqueued with an earlier source_time
+// than one already in flight becomes the head while the other is still out)
+// are kept: h.id, h.next_attempt_at. The caller checks due-ness.
+const headsOf = `select h.id, h.next_attempt_at from pairings p
+	cross join lateral (
+		select m.id, m.state, m.next_attempt_at from relay_messages m
+		where m.direction = $1 and m.pairing_id = p.id and m.state in ('pending', 'in_flight')
+		order by m.source_time, m.id
+		limit 1) h
+	where h.state = 'pending'
+	  and not exists (
+		select 1 from relay_messages f
+		where f.direction = $1 and f.pairing_id = p.id and f.state = 'in_flight')`
+
+// Enqueue stores a pending message due now (or at m.NextAttemptAt when set),
+// with m.SourceTime (now when zero) and m.TargetID (when not empty), and
+// returns its id. It is idempotent on (Direction, SourceID): enqueueing a
+// source id again returns the existing row's id with inserted false and
+// changes nothing. Rows of one pairing are delivered in (SourceTime, ID)
+// order, so a message enqueued late with an earlier source time (catch-up)
+// still goes before the rows behind it that are not yet claimed. An unknown
+// pairing is ErrNotFound.
 func (s *Store) Enqueue(ctx context.Context, m Message) (int64, bool, error) {
 	if m.Direction != ToResonite && m.Direction != ToDiscord {
 		return 0, false, fmt.Errorf("store: enqueue %q: invalid direction %q", m.SourceID, m.Direction)
@@ -77,15 +106,19 @@ func (s *Store) Enqueue(ctx context.Context, m Message) (int64, bool, error) {
 	if m.SourceID == "" {
 		return 0, false, fmt.Errorf("store: enqueue: empty source id")
 	}
-	var next *time.Time
+	var next, sourceTime *time.Time
 	if !m.NextAttemptAt.IsZero() {
 		next = &m.NextAttemptAt
 	}
+	if !m.SourceTime.IsZero() {
+		sourceTime = &m.SourceTime
+	}
 	var id int64
-	err := s.pool.QueryRow(ctx, `insert into relay_messages (direction, source_id, pairing_id, payload, next_attempt_at)
-		values ($1, $2, $3, $4, coalesce($5, now()))
+	err := s.pool.QueryRow(ctx, `insert into relay_messages
+			(direction, source_id, pairing_id, payload, next_attempt_at, source_time, target_id)
+		values ($1, $2, $3, $4, coalesce($5, now()), coalesce($6, now()), nullif($7, ''))
 		on conflict (direction, source_id) do nothing returning id`,
-		m.Direction, m.SourceID, m.PairingID, m.Payload, next).Scan(&id)
+		m.Direction, m.SourceID, m.PairingID, m.Payload, next, sourceTime, m.TargetID).Scan(&id)
 	if err == nil {
 		return id, true, nil
 	}
@@ -105,48 +138,73 @@ func (s *Store) Enqueue(ctx context.Context, m Message) (int64, bool, error) {
 	return id, false, nil
 }
 
-// Claim takes up to limit due messages of one direction for delivery, at most
-// one per pairing and only the oldest undelivered (pending or in-flight) row
-// of its pairing, so a pairing never has two rows in flight and a head that
-// is not yet due holds back the rows behind it (order beats throughput).
-// Claimed rows are in flight until MarkDelivered, Retry, Postpone or Fail, or
-// until lease runs out and RescueExpired returns them. Attempts are counted
-// by Retry, not here. Concurrent claimers never get the same row.
+// Claim takes up to limit due messages of one direction for delivery: per
+// pairing only its head, the oldest undelivered (pending or in-flight) row by
+// (source_time, id), and only when that head is pending and due and nothing
+// else of the pairing is in flight. So a pairing never has two rows in
+// flight, a head that is not yet due holds back the rows behind it (order
+// beats throughput), and failed rows block nothing. Among pairings, the
+// earliest due heads go first. Claimed rows are in flight until
+// MarkDelivered, Retry, Postpone or Fail, or until lease runs out and
+// RescueExpired returns them. Attempts are counted by Retry, not here.
+// Concurrent claimers never get the same row.
 func (s *Store) Claim(ctx context.Context, dir Direction, limit int, lease time.Duration) ([]Message, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
-	// The outer state/due conditions are re-checked by PostgreSQL on the
-	// newest row version when a concurrent claimer committed in between, and
-	// SKIP LOCKED passes over rows another claimer is taking right now.
-	rows, _ := s.pool.Query(ctx, `with picked as (
-			select m.id as pid from relay_messages m
-			where m.direction = $1 and m.state = 'pending' and m.next_attempt_at <= now()
-			  and not exists (
-				select 1 from relay_messages o
-				where o.direction = m.direction and o.pairing_id = m.pairing_id
-				  and o.state in ('pending', 'in_flight') and o.id < m.id)
-			order by m.next_attempt_at, m.id
+	// The heads go through an array so that they are computed once (an
+	// InitPlan) and fetched by primary key, whatever the statistics say; a
+	// plain IN let a fresh, unanalysed table recompute them for every row.
+	// They come from the statement's snapshot: SKIP LOCKED passes over heads
+	// another claimer is taking right now, and PostgreSQL re-checks r's own
+	// conditions on the newest version of a head a concurrent claimer
+	// committed in between. What a snapshot cannot see is a row of the same
+	// pairing claimed concurrently by someone who saw a different head (one
+	// enqueued with an earlier source_time in between): the unique index
+	// relay_messages_one_in_flight_idx refuses that second row, and the
+	// statement is retried on a fresh snapshot.
+	const claimSQL = `with picked as (
+			select r.id as pid from relay_messages r
+			where r.id = any(array(select id from (` + headsOf + `) heads where next_attempt_at <= now()))
+			  and r.state = 'pending' and r.next_attempt_at <= now()
+			order by r.next_attempt_at, r.id
 			limit $2
-			for update skip locked)
+			for update of r skip locked)
 		update relay_messages r
-		set state = 'in_flight', lease_until = now() + $3::interval, updated_at = now()
+		set state = 'in_flight', lease_until = now() + $3::interval, updated_at = now(), claims = r.claims + 1
 		from picked where r.id = picked.pid
-		returning `+messageColumns, dir, limit, lease)
-	msgs, err := pgx.CollectRows(rows, scanMessage)
-	if err != nil {
-		return nil, fmt.Errorf("store: claim %s messages: %w", dir, err)
+		returning ` + messageColumns
+	var err error
+	for range claimTries {
+		rows, _ := s.pool.Query(ctx, claimSQL, dir, limit, lease)
+		var msgs []Message
+		msgs, err = pgx.CollectRows(rows, scanMessage)
+		if err == nil {
+			return msgs, nil
+		}
+		if !isUniqueViolation(err) && !isDeadlock(err) {
+			break
+		}
 	}
-	return msgs, nil
+	return nil, fmt.Errorf("store: claim %s messages: %w", dir, err)
 }
 
-// MarkDelivered records the id the message got on the other side. Marking a
-// delivered message again only updates the target id (a redelivery after a
-// lease expiry is harmless).
+// claimTries bounds Claim's retries after losing a race for a pairing; each
+// retry sees the winner's row in flight, so one is normally enough.
+const claimTries = 5
+
+// MarkDelivered records that the message arrived on the other side, as
+// targetID there. It works from any state: in flight (the usual case),
+// pending (a row delivered without being claimed: coalesced posts, late
+// echoes), delivered or failed (a redelivery after a lease expiry). The first
+// target id stored wins: one set at enqueue, or by an earlier MarkDelivered,
+// is kept, and marking a delivered message again changes nothing.
 func (s *Store) MarkDelivered(ctx context.Context, id int64, targetID string) error {
+	// updated_at is the age Prune goes by, so a repeated mark does not renew it.
 	tag, err := s.pool.Exec(ctx, `update relay_messages
-		set state = 'delivered', target_id = $2, lease_until = null, updated_at = now(),
-		    delivered_at = coalesce(delivered_at, now())
+		set target_id = coalesce(target_id, nullif($2, '')),
+		    updated_at = case when state = 'delivered' then updated_at else now() end,
+		    state = 'delivered', lease_until = null, delivered_at = coalesce(delivered_at, now())
 		where id = $1`, id, targetID)
 	if err != nil {
 		return fmt.Errorf("store: mark message %d delivered: %w", id, err)
@@ -249,11 +307,15 @@ func (s *Store) Prune(ctx context.Context, olderThan time.Duration) (int, error)
 	if olderThan <= 0 {
 		return 0, fmt.Errorf("store: prune: retention must be positive, got %s", olderThan)
 	}
+	// A huge retention must not overflow into a negative age that deletes everything.
+	idMapAge := time.Duration(math.MaxInt64)
+	if olderThan < idMapAge/IDMapRetentionFactor {
+		idMapAge = olderThan * IDMapRetentionFactor
+	}
 	var n int64
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		del, err := tx.Exec(ctx, `delete from relay_messages
-			where state in ('delivered', 'failed') and updated_at < now() - $1::interval`,
-			olderThan*IDMapRetentionFactor)
+			where state in ('delivered', 'failed') and updated_at < now() - $1::interval`, idMapAge)
 		if err != nil {
 			return err
 		}
@@ -279,8 +341,9 @@ func (s *Store) MessageBySource(ctx context.Context, dir Direction, sourceID str
 	return oneMessage(rows, fmt.Sprintf("find %s message by source %s", dir, sourceID))
 }
 
-// MessageByTarget finds a delivered message by the id it got on the other
-// side, or ErrNotFound.
+// MessageByTarget finds a message by its id on the other side, in any state
+// (a target id set at enqueue is there before delivery), or ErrNotFound.
+// Several rows can share one target id (coalesced posts); the newest wins.
 func (s *Store) MessageByTarget(ctx context.Context, dir Direction, targetID string) (Message, error) {
 	rows, _ := s.pool.Query(ctx, `select `+messageColumns+` from relay_messages
 		where direction = $1 and target_id = $2 order by id desc limit 1`, dir, targetID)
@@ -293,11 +356,14 @@ func (s *Store) MessageByID(ctx context.Context, id int64) (Message, error) {
 	return oneMessage(rows, fmt.Sprintf("get message %d", id))
 }
 
-// NextDue returns the earliest next attempt among pending rows of a
-// direction, so a worker can sleep until then; ok is false when none is pending.
+// NextDue returns the earliest next attempt among the heads Claim could hand
+// out by time alone (pending, nothing else of the pairing in flight), so a
+// worker can sleep until then; ok is false when there is none. Rows held
+// back behind a head or an in-flight row do not count: their time comes
+// once the row before them settles, which the worker learns by itself.
 func (s *Store) NextDue(ctx context.Context, dir Direction) (time.Time, bool, error) {
 	var t *time.Time
-	err := s.pool.QueryRow(ctx, `select min(next_attempt_at) from relay_messages where direction = $1 and state = 'pending'`, dir).Scan(&t)
+	err := s.pool.QueryRow(ctx, `select min(next_attempt_at) from (`+headsOf+`) heads`, dir).Scan(&t)
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("store: next due %s message: %w", dir, err)
 	}
