@@ -70,15 +70,20 @@ type Message struct {
 	PairingID int64
 	// TargetID is the id on the other side: the derived MSG- id (set at enqueue for to_resonite)
 	// or the Discord message id (set on delivery for to_discord).
-	TargetID      string
-	Payload       []byte
-	State         State
-	Attempts      int
+	TargetID string
+	Payload  []byte
+	State    State
+	Attempts int // failed attempts so far (Retry calls)
+	// Claims counts the times a worker took the row (set by the store); above 1 an earlier try
+	// may have delivered it without its outcome being stored (a crash or a timeout).
+	Claims        int
 	NextAttemptAt time.Time
 	LastError     string
 	// CreatedAt is the source's own timestamp; rows of one pairing are delivered in
 	// (CreatedAt, ID) order.
-	CreatedAt   time.Time
+	CreatedAt time.Time
+	// EnqueuedAt is when the row was stored (set by the store).
+	EnqueuedAt  time.Time
 	UpdatedAt   time.Time
 	DeliveredAt *time.Time
 }
@@ -88,8 +93,10 @@ type Message struct {
 // Semantics the bridge relies on: Enqueue is idempotent on (Direction, SourceID) and returns
 // inserted=false for a duplicate. Claim returns, per pairing, only the oldest undelivered row
 // (by CreatedAt, then ID; pending or in flight, failed rows do not block), and only when it is
-// pending and due, so a pairing never has two rows in flight and a row that waits for a retry
-// holds back the rows behind it. MarkDelivered also accepts a pending row (coalesced posts and
+// pending and due and no other row of its pairing is in flight (a row with an older CreatedAt can
+// arrive while a newer one is in flight), so a pairing never has two rows in flight and a row
+// that waits for a retry holds back the rows behind it. Attempts counts Retry calls only: Claim
+// and Postpone leave it alone. MarkDelivered also accepts a pending row (coalesced posts and
 // late MessageSent echoes deliver rows that were not claimed).
 type Store interface {
 	Pairings(ctx context.Context) ([]Pairing, error)
@@ -125,13 +132,14 @@ type ResoniteSender interface {
 
 // MessageQuery mirrors the REST client's message history query.
 type MessageQuery struct {
-	MaxItems int
+	MaxItems int // 0 means 100 (the cloud's cap), -1 means all; the catch-up uses both
 	FromTime time.Time
 	User     string
 	Unread   bool
 }
 
-// ResoniteHistory is the part of the REST client the bridge calls. Messages returns newest first.
+// ResoniteHistory is the part of the REST client the bridge calls. Messages returns, like the
+// cloud, the newest MaxItems messages at or after FromTime, newest first.
 type ResoniteHistory interface {
 	Messages(ctx context.Context, q MessageQuery) ([]resonite.Message, error)
 	UserID() string
@@ -210,16 +218,23 @@ type Options struct {
 	// AutoAcceptContacts accepts incoming contact requests.
 	AutoAcceptContacts bool
 
-	PollInterval   time.Duration // longest sleep of a worker; default 1 s
+	PollInterval time.Duration // longest sleep of a worker; default 1 s
+	// MaxAttempts is how many failed attempts (not rate limits or outages, which the RetryAfter
+	// hook turns into postponements) a message gets before it is given up and the sender told;
+	// default 10, which with the store's backoff is about 17 minutes.
+	MaxAttempts    int
 	Lease          time.Duration // claim lease; default 2 min
 	Concurrency    int           // deliveries in flight per direction (distinct pairings); default 8
 	DrainTimeout   time.Duration // how long Run waits for in-flight deliveries at shutdown; default 10 s
 	RescueInterval time.Duration // period of RescueExpired; default 30 s
 	// ReorderWindow delays each new row so that a message that arrives slightly late (hub and
 	// gateway handlers run concurrently) still goes out in source-timestamp order; default 0.
-	ReorderWindow   time.Duration
-	CatchUpRetry    time.Duration // first delay before a failed catch-up is retried; default 5 s
-	CatchUpPageSize int           // Discord history and Resonite messages per request; default 100
+	ReorderWindow time.Duration
+	CatchUpRetry  time.Duration // first delay before a failed catch-up is retried; default 5 s
+	// CatchUpPageSize is the number of Discord history and Resonite messages per request;
+	// default and maximum 100, the cap of both APIs (a larger page would come back short and
+	// look like the end of the history).
+	CatchUpPageSize int
 	MarkReadDelay   time.Duration // batching window of MarkMessagesRead; default 1 s
 
 	PresenceExpiry time.Duration // a device without update for this long is gone; default 10 min
@@ -228,6 +243,10 @@ type Options struct {
 	// contact re-sends its status; default 30 s.
 	PresenceWarmup time.Duration
 }
+
+// maxPageSize is the most messages Discord's channel history and Resonite's message history
+// return per request.
+const maxPageSize = 100
 
 func (o *Options) defaults() error {
 	var missing []error
@@ -264,6 +283,9 @@ func (o *Options) defaults() error {
 		}
 	}
 	setDur(&o.PollInterval, time.Second)
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 10
+	}
 	setDur(&o.Lease, 2*time.Minute)
 	setDur(&o.DrainTimeout, 10*time.Second)
 	setDur(&o.RescueInterval, 30*time.Second)
@@ -275,8 +297,8 @@ func (o *Options) defaults() error {
 	if o.Concurrency <= 0 {
 		o.Concurrency = 8
 	}
-	if o.CatchUpPageSize <= 0 {
-		o.CatchUpPageSize = 100
+	if o.CatchUpPageSize <= 0 || o.CatchUpPageSize > maxPageSize {
+		o.CatchUpPageSize = maxPageSize
 	}
 	return nil
 }
@@ -303,6 +325,8 @@ type Bridge struct {
 	queued map[int64][]queuedRow
 	// limited marks pairings whose webhook was rate limited and not posted since.
 	limited map[int64]bool
+	// partial keeps the progress of to_discord rows posted in several parts.
+	partial map[int64]partialPost
 }
 
 // New checks the options and returns a Bridge; nothing runs until Run.
@@ -319,6 +343,7 @@ func New(o Options) (*Bridge, error) {
 		reads:   newReadBatcher(),
 		queued:  map[int64][]queuedRow{},
 		limited: map[int64]bool{},
+		partial: map[int64]partialPost{},
 	}
 	b.presence = newPresence(o.Now, o.PresenceExpiry, o.NotifyCooldown, o.PresenceWarmup)
 	return b, nil
@@ -345,21 +370,27 @@ func (b *Bridge) Run(ctx context.Context) error {
 	b.catchUp.requestResonite()
 	b.catchUp.requestAllDiscord()
 
-	var wg sync.WaitGroup
-	start := func(f func(context.Context)) {
+	// The read receipts of the deliveries drained at shutdown are flushed after them, so the
+	// batcher stops only once both workers have.
+	readsCtx, stopReads := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopReads()
+	var workers, others sync.WaitGroup
+	start := func(wg *sync.WaitGroup, ctx context.Context, f func(context.Context)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			f(ctx)
 		}()
 	}
-	start(func(ctx context.Context) { b.runWorker(ctx, ToResonite) })
-	start(func(ctx context.Context) { b.runWorker(ctx, ToDiscord) })
-	start(b.runRescue)
-	start(b.runCatchUp)
-	start(b.runTasks)
-	start(b.runReads)
-	wg.Wait()
+	start(&workers, ctx, func(ctx context.Context) { b.runWorker(ctx, ToResonite) })
+	start(&workers, ctx, func(ctx context.Context) { b.runWorker(ctx, ToDiscord) })
+	start(&others, ctx, b.runRescue)
+	start(&others, ctx, b.runCatchUp)
+	start(&others, ctx, b.runTasks)
+	start(&others, readsCtx, b.runReads)
+	workers.Wait()
+	stopReads()
+	others.Wait()
 	return nil
 }
 

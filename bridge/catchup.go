@@ -1,12 +1,16 @@
 package bridge
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/resonite-bridge/resonite-bridge/resonite"
 )
 
 // catchUpState is the set of catch-ups asked for and not done yet.
@@ -52,10 +56,23 @@ func (c *catchUpState) requestGuild(id string) {
 }
 
 func (c *catchUpState) requestChannel(id string) {
-	c.mu.Lock()
-	c.channels[id] = true
-	c.mu.Unlock()
+	c.requeue(catchUpJobs{channels: map[string]bool{id: true}})
 	signal(c.wake)
+}
+
+// requeue asks again for jobs that failed, without waking runCatchUp: they wait for its
+// backoff, while a wake-up means a new request that must not wait for it.
+func (c *catchUpState) requeue(j catchUpJobs) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.resonite = c.resonite || j.resonite
+	c.allDiscord = c.allDiscord || j.allDiscord
+	for g := range j.guilds {
+		c.guilds[g] = true
+	}
+	for ch := range j.channels {
+		c.channels[ch] = true
+	}
 }
 
 func (c *catchUpState) take() catchUpJobs {
@@ -64,6 +81,10 @@ func (c *catchUpState) take() catchUpJobs {
 	j := catchUpJobs{resonite: c.resonite, allDiscord: c.allDiscord, guilds: c.guilds, channels: c.channels}
 	c.resonite, c.allDiscord = false, false
 	c.guilds, c.channels = map[string]bool{}, map[string]bool{}
+	select {
+	case <-c.wake: // the signal of what is taken now; only later requests should wake
+	default:
+	}
 	return j
 }
 
@@ -84,7 +105,7 @@ func (b *Bridge) runCatchUp(ctx context.Context) {
 		if jobs.resonite {
 			if err := b.catchUpResonite(ctx); err != nil {
 				failed = append(failed, err)
-				b.catchUp.requestResonite()
+				b.catchUp.requeue(catchUpJobs{resonite: true})
 			}
 		}
 		if jobs.discord() {
@@ -110,12 +131,16 @@ func (b *Bridge) runCatchUp(ctx context.Context) {
 			}
 		}
 		backoff = min(backoff*2, maxCatchUpBackoff)
+		// A new request (a hub or gateway reconnect) does not wait for the backoff of an old
+		// failure, such as a channel whose history the bot may not read.
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
 		case <-t.C:
+		case <-b.catchUp.wake:
+			t.Stop()
 		}
 	}
 }
@@ -125,15 +150,7 @@ func (b *Bridge) runCatchUp(ctx context.Context) {
 func (b *Bridge) catchUpDiscord(ctx context.Context, jobs catchUpJobs) []error {
 	pairings, err := b.o.Store.Pairings(ctx)
 	if err != nil {
-		b.catchUp.mu.Lock()
-		b.catchUp.allDiscord = b.catchUp.allDiscord || jobs.allDiscord
-		for g := range jobs.guilds {
-			b.catchUp.guilds[g] = true
-		}
-		for c := range jobs.channels {
-			b.catchUp.channels[c] = true
-		}
-		b.catchUp.mu.Unlock()
+		b.catchUp.requeue(catchUpJobs{allDiscord: jobs.allDiscord, guilds: jobs.guilds, channels: jobs.channels})
 		return []error{fmt.Errorf("listing pairings: %w", err)}
 	}
 	var failed []error
@@ -143,7 +160,7 @@ func (b *Bridge) catchUpDiscord(ctx context.Context, jobs catchUpJobs) []error {
 		}
 		if err := b.catchUpChannel(ctx, p); err != nil {
 			failed = append(failed, err)
-			b.catchUp.requestChannel(p.ChannelID)
+			b.catchUp.requeue(catchUpJobs{channels: map[string]bool{p.ChannelID: true}})
 		}
 	}
 	return failed
@@ -167,12 +184,19 @@ func (b *Bridge) catchUpChannel(ctx context.Context, p Pairing) error {
 		if len(msgs) == 0 {
 			return nil
 		}
+		// Discord itself answers newest first; do not let an adapter that forgets to reverse
+		// move the cursor back to the oldest message of the page.
+		slices.SortStableFunc(msgs, func(x, y DiscordMessage) int { return compareSnowflakes(x.ID, y.ID) })
 		for _, m := range msgs {
 			if err := b.ingestDiscord(ctx, p, m); err != nil {
 				return err
 			}
 		}
-		after = msgs[len(msgs)-1].ID
+		newest := msgs[len(msgs)-1].ID
+		if compareSnowflakes(newest, after) <= 0 {
+			return nil // nothing after the cursor: the page repeats what we have
+		}
+		after = newest
 		if err := b.o.Store.AdvanceDiscordCursor(ctx, p.ID, after); err != nil {
 			return fmt.Errorf("advancing the Discord cursor of pairing %d: %w", p.ID, err)
 		}
@@ -182,12 +206,17 @@ func (b *Bridge) catchUpChannel(ctx context.Context, p Pairing) error {
 	}
 }
 
+// compareSnowflakes orders decimal snowflakes numerically (shorter is smaller).
+func compareSnowflakes(a, b string) int {
+	if len(a) != len(b) {
+		return cmp.Compare(len(a), len(b))
+	}
+	return strings.Compare(a, b)
+}
+
 // catchUpOverlap re-reads a little before the cursor: clocks differ and timestamps tie, and
 // relaying is idempotent.
 const catchUpOverlap = time.Minute
-
-// maxCatchUpPages bounds one Resonite catch-up; what is left is fetched at the next one.
-const maxCatchUpPages = 50
 
 // catchUpResonite relays the messages received since the last seen time, oldest first, and
 // moves the cursor only after they are stored.
@@ -210,36 +239,42 @@ func (b *Bridge) catchUpResonite(ctx context.Context) error {
 			}
 		}
 	}
-	from := cursor.Add(-catchUpOverlap)
-	for range maxCatchUpPages {
-		msgs, err := b.o.History.Messages(ctx, MessageQuery{MaxItems: b.o.CatchUpPageSize, FromTime: from})
-		if err != nil {
-			return fmt.Errorf("reading Resonite messages since %s: %w", from.Format(time.RFC3339), err)
+	q := MessageQuery{MaxItems: b.o.CatchUpPageSize, FromTime: cursor.Add(-catchUpOverlap)}
+	msgs, err := b.o.History.Messages(ctx, q)
+	if err != nil {
+		return fmt.Errorf("reading Resonite messages since %s: %w", q.FromTime.Format(time.RFC3339), err)
+	}
+	if len(msgs) >= q.MaxItems {
+		// The cloud answers the newest MaxItems messages since FromTime and cannot page further
+		// back: a full page may hide older messages, so ask for all of them (-1).
+		q.MaxItems = -1
+		if msgs, err = b.o.History.Messages(ctx, q); err != nil {
+			return fmt.Errorf("reading all Resonite messages since %s: %w", q.FromTime.Format(time.RFC3339), err)
 		}
-		sort.SliceStable(msgs, func(i, j int) bool { return msgs[i].SendTime.Before(msgs[j].SendTime.Time) })
-		latest := from
-		for _, m := range msgs {
-			if err := b.ingestResonite(ctx, m); err != nil {
-				return err
-			}
-			if m.SendTime.After(latest) {
-				latest = m.SendTime.Time
-			}
+	}
+	slices.SortStableFunc(msgs, func(x, y resonite.Message) int {
+		if c := x.SendTime.Compare(y.SendTime.Time); c != 0 {
+			return c
 		}
-		// A sender's clock may run ahead; never move the cursor past our own now.
-		if now := time.Now(); latest.After(now) {
-			latest = now
+		return strings.Compare(x.ID, y.ID)
+	})
+	latest := cursor
+	for _, m := range msgs {
+		if err := b.ingestResonite(ctx, m, true); err != nil {
+			return err
 		}
-		if latest.After(cursor) {
-			if err := b.o.Store.AdvanceResoniteCursor(ctx, me, latest); err != nil {
-				return fmt.Errorf("advancing the Resonite cursor: %w", err)
-			}
-			cursor = latest
+		if m.SendTime.After(latest) {
+			latest = m.SendTime.Time
 		}
-		if len(msgs) < b.o.CatchUpPageSize || !latest.After(from) {
-			return nil
+	}
+	// A sender's clock may run ahead; never move the cursor past our own now.
+	if now := time.Now(); latest.After(now) {
+		latest = now
+	}
+	if latest.After(cursor) {
+		if err := b.o.Store.AdvanceResoniteCursor(ctx, me, latest); err != nil {
+			return fmt.Errorf("advancing the Resonite cursor: %w", err)
 		}
-		from = latest
 	}
 	return nil
 }

@@ -13,7 +13,7 @@ import (
 func (b *Bridge) HandleResoniteEvent(ctx context.Context, ev resonite.Event) error {
 	switch e := ev.(type) {
 	case resonite.MessageReceived:
-		if err := b.ingestResonite(ctx, e.Message); err != nil {
+		if err := b.ingestResonite(ctx, e.Message, false); err != nil {
 			b.catchUp.requestResonite()
 			return err
 		}
@@ -46,6 +46,11 @@ func (b *Bridge) HandleResoniteEvent(ctx context.Context, ev resonite.Event) err
 			if c.UserStatus != nil {
 				b.presence.update(*c.UserStatus)
 			}
+			// Requests that came while the daemon was down, or whose acceptance failed, are
+			// only in the contact list.
+			if b.o.AutoAcceptContacts && c.ContactStatus == resonite.ContactRequested {
+				b.tasks.push(func(ctx context.Context) { b.accept(ctx, c) })
+			}
 		}
 		// Also on the first connection: messages sent between the start catch-up and the hub
 		// connecting would otherwise wait for the next reconnect.
@@ -75,6 +80,7 @@ func (b *Bridge) ConsumeEvents(ctx context.Context, events <-chan resonite.Event
 // accept answers an incoming contact request.
 func (b *Bridge) accept(ctx context.Context, c resonite.Contact) {
 	c.ContactStatus = resonite.ContactAccepted
+	c.UserStatus = nil // InitializeStatus' extra, not part of the contact
 	if c.OwnerID == "" {
 		c.OwnerID = b.o.History.UserID()
 	}

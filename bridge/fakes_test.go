@@ -15,7 +15,8 @@ import (
 )
 
 // memStore is an in-memory Store with the semantics the bridge relies on: idempotent enqueue,
-// per-pairing single in-flight row, (CreatedAt, ID) order, leases.
+// per-pairing single in-flight row, (CreatedAt, ID) order, leases, attempts counted by Retry
+// only, and updates of delivered or failed rows refused (as store.Store does).
 type memStore struct {
 	mu        sync.Mutex
 	pairings  map[int64]Pairing
@@ -120,8 +121,9 @@ func (s *memStore) Enqueue(_ context.Context, m Message) (int64, bool, error) {
 	}
 	m.ID = int64(len(s.rows) + 1)
 	m.State = StatePending
+	m.EnqueuedAt = time.Now()
 	if m.CreatedAt.IsZero() {
-		m.CreatedAt = time.Now()
+		m.CreatedAt = m.EnqueuedAt
 	}
 	s.rows = append(s.rows, &memRow{Message: m})
 	return m.ID, true, nil
@@ -134,20 +136,28 @@ func rowLess(a, b *memRow) int {
 	return cmp.Compare(a.ID, b.ID)
 }
 
-// headsLocked returns, per pairing, the oldest row that is pending or in flight.
+// headsLocked returns, per pairing without a row in flight, the oldest row that is pending or
+// in flight. A pairing with a row in flight has no claimable head even when an older row was
+// enqueued after that row was claimed.
 func (s *memStore) headsLocked(dir Direction) []*memRow {
 	heads := map[int64]*memRow{}
+	busy := map[int64]bool{}
 	for _, r := range s.rows {
 		if r.Direction != dir || (r.State != StatePending && r.State != StateInFlight) {
 			continue
+		}
+		if r.State == StateInFlight {
+			busy[r.PairingID] = true
 		}
 		if h, ok := heads[r.PairingID]; !ok || rowLess(r, h) < 0 {
 			heads[r.PairingID] = r
 		}
 	}
 	var out []*memRow
-	for _, h := range heads {
-		out = append(out, h)
+	for p, h := range heads {
+		if !busy[p] {
+			out = append(out, h)
+		}
 	}
 	slices.SortFunc(out, rowLess)
 	return out
@@ -166,8 +176,8 @@ func (s *memStore) Claim(_ context.Context, dir Direction, limit int, lease time
 			continue
 		}
 		h.State = StateInFlight
-		h.Attempts++
 		h.leaseUntil = now.Add(lease)
+		h.Claims++
 		out = append(out, h.Message)
 	}
 	return out, nil
@@ -178,6 +188,18 @@ func (s *memStore) row(id int64) (*memRow, error) {
 		return nil, ErrNotFound
 	}
 	return s.rows[id-1], nil
+}
+
+// openRow is row for the updates that only pending and in-flight rows accept.
+func (s *memStore) openRow(id int64) (*memRow, error) {
+	r, err := s.row(id)
+	if err != nil {
+		return nil, err
+	}
+	if r.State != StatePending && r.State != StateInFlight {
+		return nil, fmt.Errorf("message %d is already %s", id, r.State)
+	}
+	return r, nil
 }
 
 func (s *memStore) MarkDelivered(_ context.Context, id int64, target string) error {
@@ -195,18 +217,19 @@ func (s *memStore) MarkDelivered(_ context.Context, id int64, target string) err
 func (s *memStore) Retry(_ context.Context, id int64, reason string) (time.Time, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, err := s.row(id)
+	r, err := s.openRow(id)
 	if err != nil {
 		return time.Time{}, err
 	}
 	r.State, r.LastError, r.NextAttemptAt = StatePending, reason, time.Now().Add(s.backoff)
+	r.Attempts++
 	return r.NextAttemptAt, nil
 }
 
 func (s *memStore) Postpone(_ context.Context, id int64, until time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, err := s.row(id)
+	r, err := s.openRow(id)
 	if err != nil {
 		return err
 	}
@@ -217,7 +240,7 @@ func (s *memStore) Postpone(_ context.Context, id int64, until time.Time) error 
 func (s *memStore) Fail(_ context.Context, id int64, reason string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, err := s.row(id)
+	r, err := s.openRow(id)
 	if err != nil {
 		return err
 	}
@@ -354,6 +377,15 @@ type fakeDiscord struct {
 	// postFn, when set, runs before a post and may fail it.
 	postFn    func(ctx context.Context, channel string, p Post, call int) error
 	historyFn func(channel string) error
+	// historyCalls records every History request, failed ones included.
+	historyCalls []historyCall
+	// newestFirst answers History pages as Discord's API does, against the interface's word.
+	newestFirst bool
+}
+
+type historyCall struct {
+	Channel, After string
+	Limit          int
 }
 
 type postedMsg struct {
@@ -396,6 +428,7 @@ func (d *fakeDiscord) Reply(_ context.Context, channel, messageID, content strin
 func (d *fakeDiscord) History(_ context.Context, channel, after string, limit int) ([]DiscordMessage, error) {
 	d.mu.Lock()
 	fn := d.historyFn
+	d.historyCalls = append(d.historyCalls, historyCall{channel, after, limit})
 	d.mu.Unlock()
 	if fn != nil {
 		if err := fn(channel); err != nil {
@@ -410,6 +443,9 @@ func (d *fakeDiscord) History(_ context.Context, channel, after string, limit in
 			out = append(out, m)
 		}
 	}
+	if d.newestFirst {
+		slices.Reverse(out)
+	}
 	return out, nil
 }
 
@@ -423,6 +459,25 @@ func (d *fakeDiscord) callsIn(channel string) int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.calls[channel]
+}
+
+func (d *fakeDiscord) historyCallsIn(channel string) []historyCall {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []historyCall
+	for _, c := range d.historyCalls {
+		if c.Channel == channel {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (d *fakeDiscord) addHistory(channel string, msgs ...DiscordMessage) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.history[channel] = append(d.history[channel], msgs...)
+	slices.SortFunc(d.history[channel], func(a, b DiscordMessage) int { return compareSnowflakes(a.ID, b.ID) })
 }
 
 func (d *fakeDiscord) allReplies() []replyMsg {
@@ -441,6 +496,7 @@ type fakeResonite struct {
 	history  []resonite.Message
 	sendFn   func(ctx context.Context, m resonite.Message, call int) error
 	histFn   func() error
+	queries  []MessageQuery // every Messages request, failed ones included
 }
 
 const botID = "U-Bridge"
@@ -480,10 +536,13 @@ func (r *fakeResonite) UpdateContact(_ context.Context, c resonite.Contact) (boo
 	return true, nil
 }
 
-// Messages serves the oldest MaxItems messages at or after FromTime, newest first.
+// Messages answers like the cloud (and resonitetest): the newest MaxItems messages (0 means
+// 100, -1 means all) whose lastUpdateTime, or sendTime when unset, is at or after FromTime,
+// newest first.
 func (r *fakeResonite) Messages(_ context.Context, q MessageQuery) ([]resonite.Message, error) {
 	r.mu.Lock()
 	fn := r.histFn
+	r.queries = append(r.queries, q)
 	r.mu.Unlock()
 	if fn != nil {
 		if err := fn(); err != nil {
@@ -494,16 +553,47 @@ func (r *fakeResonite) Messages(_ context.Context, q MessageQuery) ([]resonite.M
 	defer r.mu.Unlock()
 	var out []resonite.Message
 	for _, m := range r.history {
-		if !m.SendTime.Before(q.FromTime) && (q.User == "" || m.OtherID == q.User) {
+		updated := m.LastUpdateTime.Time
+		if updated.IsZero() {
+			updated = m.SendTime.Time
+		}
+		if !updated.Before(q.FromTime) && (q.User == "" || m.OtherID == q.User) {
 			out = append(out, m)
 		}
 	}
-	slices.SortFunc(out, func(a, b resonite.Message) int { return a.SendTime.Compare(b.SendTime.Time) })
-	if q.MaxItems > 0 && len(out) > q.MaxItems {
-		out = out[:q.MaxItems]
+	slices.SortStableFunc(out, func(a, b resonite.Message) int { return b.SendTime.Compare(a.SendTime.Time) })
+	n := q.MaxItems
+	if n == 0 {
+		n = 100
 	}
-	slices.Reverse(out)
+	if n > 0 && len(out) > n {
+		out = out[:n]
+	}
 	return out, nil
+}
+
+func (r *fakeResonite) addHistory(msgs ...resonite.Message) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.history = append(r.history, msgs...)
+}
+
+func (r *fakeResonite) allQueries() []MessageQuery {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.queries)
+}
+
+func (r *fakeResonite) allReads() []resonite.MarkReadBatch {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.reads)
+}
+
+func (r *fakeResonite) sendCalls(recipient string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.calls[recipient]
 }
 
 func (r *fakeResonite) sentTo(recipient string) []resonite.Message {

@@ -3,6 +3,7 @@ package bridge
 import (
 	"fmt"
 	"math"
+	"regexp"
 	"strconv"
 	"strings"
 	"unicode"
@@ -53,8 +54,21 @@ func FormatForResonite(m DiscordMessage) string {
 		}
 		body += strings.Join(tail, "\n")
 	}
-	return nameOr(m.AuthorName) + ": " + body
+	return noParse(nameOr(m.AuthorName) + ": " + body)
 }
+
+// noParse keeps Discord text from being rendered as Resonite rich text (a <size=900> from
+// Discord would fill someone's view in VR): text with tags goes inside <noparse>, whose own
+// closing tag in the text is broken so it cannot end the block early.
+func noParse(s string) string {
+	if stripRichText(s) == s {
+		return s // no tag: "<3" and friends stay as they are
+	}
+	s = noparseClose.ReplaceAllStringFunc(s, func(t string) string { return t[:2] + "\u200b" + t[2:] })
+	return "<noparse>" + s + "</noparse>"
+}
+
+var noparseClose = regexp.MustCompile(`(?i)</noparse`)
 
 func nameOr(s string) string {
 	if s = strings.TrimSpace(s); s != "" {
@@ -64,7 +78,8 @@ func nameOr(s string) string {
 }
 
 // RenderForDiscord renders a Resonite message as one or more webhook posts under the
-// contact's name and avatar. Text longer than DiscordMaxLen becomes several posts.
+// contact's name and avatar. Text longer than DiscordMaxLen becomes several posts; blank text
+// gives none (Discord refuses a post without content).
 func RenderForDiscord(m resonite.Message, username, avatarURL string) []Post {
 	base := Post{Username: username, AvatarURL: avatarURL}
 	one := func(content string, embeds ...Embed) []Post {
@@ -77,6 +92,9 @@ func RenderForDiscord(m resonite.Message, username, avatarURL string) []Post {
 	case resonite.MessageText, "":
 		var posts []Post
 		for _, chunk := range SplitText(neutralizeMentions(m.Content), DiscordMaxLen) {
+			if strings.TrimSpace(chunk) == "" {
+				continue
+			}
 			p := base
 			p.Content = chunk
 			posts = append(posts, p)
@@ -219,7 +237,7 @@ func escapeMarkdown(s string) string {
 // other white space; a word longer than max is cut where it must. Joining the chunks with the
 // white space at the cuts gives s back.
 func SplitText(s string, max int) []string {
-	if utf8.RuneCountInString(s) <= max {
+	if max <= 0 || utf8.RuneCountInString(s) <= max {
 		return []string{s}
 	}
 	var out []string

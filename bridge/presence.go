@@ -47,7 +47,10 @@ type presence struct {
 	contacts  map[string]resonite.Contact
 	sessions  map[string]resonite.SessionInfo
 	announced map[[2]string]time.Time // (contact, channel) → last announcement
-	warmUntil time.Time
+	// connectedOnce is false until the hub's first Connected: its start-up sequence asks every
+	// contact for its status before Connected is emitted, so those answers are the burst too.
+	connectedOnce bool
+	warmUntil     time.Time
 }
 
 func newPresence(now func() time.Time, expiry, cooldown, warmup time.Duration) *presence {
@@ -111,7 +114,7 @@ func (p *presence) update(st resonite.UserStatus) (onlineNotice, bool) {
 		p.devices[st.UserID][st.UserSessionID] = device{status: st, seen: now}
 	}
 	cur, dev, _ := p.dominantLocked(st.UserID, now)
-	if prev.Visible() || !cur.Visible() || now.Before(p.warmUntil) {
+	if prev.Visible() || !cur.Visible() || !p.connectedOnce || now.Before(p.warmUntil) {
 		return onlineNotice{}, false
 	}
 	return onlineNotice{contactID: st.UserID, status: cur, device: dev}, true
@@ -121,6 +124,7 @@ func (p *presence) update(st resonite.UserStatus) (onlineNotice, bool) {
 func (p *presence) connected() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.connectedOnce = true
 	p.warmUntil = p.now().Add(p.warmup)
 }
 
@@ -171,9 +175,9 @@ func (p *presence) contactPresence(userID string) (resonite.OnlineStatus, *reson
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	status, dev, found := p.dominantLocked(userID, p.now())
-	if !found {
-		_, known := p.contacts[userID]
-		if !known {
+	if !found || !status.Visible() {
+		// Invisible is offline to everyone else; telling a Discord channel would out the user.
+		if _, known := p.contacts[userID]; !known && !found {
 			return "", nil, false
 		}
 		return resonite.StatusOffline, nil, true

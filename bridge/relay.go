@@ -1,14 +1,17 @@
 package bridge
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/resonite-bridge/resonite-bridge/resonite"
 )
@@ -22,9 +25,32 @@ type toResonitePayload struct {
 
 // queuedRow is a to_discord row this process enqueued, kept for coalescing.
 type queuedRow struct {
-	id       int64
-	sourceID string
-	msg      resonite.Message
+	id        int64
+	sourceID  string
+	createdAt time.Time
+	msg       resonite.Message
+}
+
+// compareQueued is the store's delivery order: (CreatedAt, ID).
+func compareQueued(a, b queuedRow) int {
+	if c := a.createdAt.Compare(b.createdAt); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.id, b.id)
+}
+
+// remember adds a row to the coalescing memory of its pairing, in delivery order: a message
+// that is stored late (catch-up) goes before the newer ones already queued, so that coalescing
+// never posts a row ahead of an older one.
+func (b *Bridge) remember(pairingID int64, r queuedRow) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	q := b.queued[pairingID]
+	i := len(q)
+	for i > 0 && compareQueued(q[i-1], r) > 0 {
+		i--
+	}
+	b.queued[pairingID] = slices.Insert(q, i, r)
 }
 
 // HandleDiscordMessage relays a MESSAGE_CREATE: a message in a paired channel, from anyone but
@@ -55,6 +81,13 @@ func (b *Bridge) HandleDiscordMessage(ctx context.Context, m DiscordMessage) err
 func (b *Bridge) ingestDiscord(ctx context.Context, p Pairing, m DiscordMessage) error {
 	if m.FromSelf || m.ID == "" || (m.WebhookID != "" && m.WebhookID == p.WebhookID) {
 		return nil
+	}
+	if m.WebhookID != "" {
+		// A post of ours through a webhook the pairing no longer uses (it was deleted and made
+		// again); catch-up reads such posts back from the history.
+		if _, err := b.o.Store.MessageByTarget(ctx, ToDiscord, m.ID); err == nil {
+			return nil
+		}
 	}
 	text := FormatForResonite(m)
 	if text == "" {
@@ -89,7 +122,9 @@ func (b *Bridge) ingestDiscord(ctx context.Context, p Pairing, m DiscordMessage)
 }
 
 // ingestResonite stores one message received from a contact, once per pairing of the contact.
-func (b *Bridge) ingestResonite(ctx context.Context, m resonite.Message) error {
+// History read by a catch-up skips what is older than the pairing; a live push never does,
+// since its sendTime is the sender's clock and may lag behind the moment of pairing.
+func (b *Bridge) ingestResonite(ctx context.Context, m resonite.Message, fromHistory bool) error {
 	if m.ID == "" || m.SenderID == "" || m.SenderID == b.o.History.UserID() {
 		return nil
 	}
@@ -111,7 +146,7 @@ func (b *Bridge) ingestResonite(ctx context.Context, m resonite.Message) error {
 	}
 	any := false
 	for _, p := range pairings {
-		if !m.SendTime.IsZero() && m.SendTime.Before(p.CreatedAt) {
+		if fromHistory && !m.SendTime.IsZero() && m.SendTime.Before(p.CreatedAt) {
 			continue // older than the pairing: catch-up must not relay a whole history
 		}
 		src := m.ID + ":" + strconv.FormatInt(p.ID, 10)
@@ -130,9 +165,7 @@ func (b *Bridge) ingestResonite(ctx context.Context, m resonite.Message) error {
 		}
 		if inserted {
 			any = true
-			b.mu.Lock()
-			b.queued[p.ID] = append(b.queued[p.ID], queuedRow{id: id, sourceID: src, msg: m})
-			b.mu.Unlock()
+			b.remember(p.ID, queuedRow{id: id, sourceID: src, createdAt: created, msg: m})
 		}
 	}
 	if any {
@@ -269,7 +302,11 @@ func (b *Bridge) settleFailure(ctx context.Context, m Message, err error) {
 		if perr := b.o.Store.Postpone(sctx, m.ID, time.Now().Add(d)); perr != nil {
 			b.noteError("postponing a rate-limited delivery", perr)
 		}
-	case b.isPermanent(err):
+	case b.isPermanent(err) || m.Attempts+1 >= b.o.MaxAttempts:
+		if !b.isPermanent(err) {
+			err = fmt.Errorf("gave up after %d attempts: %w", m.Attempts+1, err)
+			reason = shorten(err.Error(), 300)
+		}
 		b.stats.add(m.Direction, func(s *DirectionStats) { s.Failed++ })
 		b.noteError(fmt.Sprintf("delivering %s message %d (given up)", m.Direction, m.ID), err)
 		if ferr := b.o.Store.Fail(sctx, m.ID, reason); ferr != nil {
@@ -369,11 +406,33 @@ func (b *Bridge) deliverToDiscord(ctx context.Context, m Message) error {
 		posts[0], extra = b.coalesce(ctx, m, rm.SenderID, posts[0])
 	}
 
-	var first string
-	for _, p := range posts {
-		id, err := b.o.Discord.Post(ctx, pairing.ChannelID, p)
+	// A long text is several posts; after a failure in the middle, the retry goes on from the
+	// first post not made (within this process) instead of repeating the ones made.
+	b.mu.Lock()
+	done, known := b.partial[m.ID]
+	b.mu.Unlock()
+	var before []string
+	if m.Claims > 1 && !known {
+		// Taken before by a process that crashed, or by a try that timed out: its posts may
+		// have landed without being recorded. Look before posting again.
+		before = b.postedBefore(ctx, pairing, m, posts)
+	}
+	first := done.first // stays empty when there is nothing to show (blank text)
+	for i := done.posted; i < len(posts); i++ {
+		if i < len(before) && before[i] != "" {
+			if first == "" {
+				first = before[i]
+			}
+			continue
+		}
+		id, err := b.o.Discord.Post(ctx, pairing.ChannelID, posts[i])
 		if err != nil {
-			return fmt.Errorf("posting into channel %s: %w", pairing.ChannelID, err)
+			if i > 0 {
+				b.mu.Lock()
+				b.partial[m.ID] = partialPost{posted: i, first: first}
+				b.mu.Unlock()
+			}
+			return fmt.Errorf("posting part %d of %d into channel %s: %w", i+1, len(posts), pairing.ChannelID, err)
 		}
 		if first == "" {
 			first = id
@@ -381,6 +440,7 @@ func (b *Bridge) deliverToDiscord(ctx context.Context, m Message) error {
 	}
 	b.mu.Lock()
 	delete(b.limited, m.PairingID)
+	delete(b.partial, m.ID)
 	b.mu.Unlock()
 
 	sctx, cancel := storeCtx(ctx)
@@ -405,16 +465,61 @@ func (b *Bridge) deliverToDiscord(ctx context.Context, m Message) error {
 	return nil
 }
 
+// redeliveryWindow is how much history before a row's enqueue time postedBefore reads.
+const redeliveryWindow = time.Minute
+
+// postedBefore finds, for each post, the id of an identical post of the bridge already in the
+// channel that no other row claims: made by an earlier try of m whose outcome was not stored.
+// When the history cannot be read it returns nothing, and m is posted again: a rare duplicate
+// beats a lost message.
+func (b *Bridge) postedBefore(ctx context.Context, pairing Pairing, m Message, posts []Post) []string {
+	since := m.EnqueuedAt
+	if since.IsZero() {
+		since = m.CreatedAt
+	}
+	history, err := b.o.Discord.History(ctx, pairing.ChannelID, snowflakeAt(since.Add(-redeliveryWindow)), 100)
+	if err != nil {
+		b.log.Warn("cannot check for an earlier post of a redelivered message; posting it again", "row", m.ID, "err", err)
+		return nil
+	}
+	found := make([]string, len(posts))
+	used := map[string]bool{}
+	for i, p := range posts {
+		for _, h := range history {
+			ours := h.FromSelf || (h.WebhookID != "" && h.WebhookID == pairing.WebhookID)
+			if used[h.ID] || !ours || (h.Content != p.Content && !strings.HasSuffix(h.Content, "**: "+p.Content)) {
+				continue
+			}
+			if row, err := b.o.Store.MessageByTarget(ctx, ToDiscord, h.ID); err == nil && row.ID != m.ID {
+				continue // another message's post with the same text
+			}
+			found[i], used[h.ID] = h.ID, true
+			break
+		}
+	}
+	if slices.ContainsFunc(found, func(id string) bool { return id != "" }) {
+		b.log.Info("a redelivered message was posted before; posting only what is missing", "row", m.ID)
+	}
+	return found
+}
+
 func (b *Bridge) isLimited(pairingID int64) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.limited[pairingID]
 }
 
-// forget drops a settled row from the coalescing memory.
+// partialPost is how far the posts of a long message got before a failure.
+type partialPost struct {
+	posted int    // posts made
+	first  string // id of the first one
+}
+
+// forget drops a settled row from the coalescing and partial-post memories.
 func (b *Bridge) forget(pairingID, rowID int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	delete(b.partial, rowID)
 	q := b.queued[pairingID]
 	for i, r := range q {
 		if r.id == rowID {
@@ -450,14 +555,17 @@ func (b *Bridge) coalesce(ctx context.Context, m Message, sender string, post Po
 			break
 		}
 		text := neutralizeMentions(r.msg.Content)
-		if len([]rune(content))+1+len([]rune(text)) > DiscordMaxLen {
+		blank := strings.TrimSpace(text) == ""
+		if !blank && utf8.RuneCountInString(content)+1+utf8.RuneCountInString(text) > DiscordMaxLen {
 			break
 		}
 		row, err := b.o.Store.MessageBySource(ctx, ToDiscord, r.sourceID)
 		if err != nil || row.State != StatePending {
 			break
 		}
-		content += "\n" + text
+		if !blank {
+			content += "\n" + text
+		}
 		taken = append(taken, r)
 	}
 	post.Content = content

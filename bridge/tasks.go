@@ -58,6 +58,7 @@ func (b *Bridge) runTasks(ctx context.Context) {
 type readBatcher struct {
 	mu      sync.Mutex
 	pending map[string][]string
+	seen    map[string]bool // "sender/id" in pending
 	wake    chan struct{}
 }
 
@@ -65,7 +66,7 @@ type readBatcher struct {
 const maxReadBatch = 512
 
 func newReadBatcher() *readBatcher {
-	return &readBatcher{pending: map[string][]string{}, wake: make(chan struct{}, 1)}
+	return &readBatcher{pending: map[string][]string{}, seen: map[string]bool{}, wake: make(chan struct{}, 1)}
 }
 
 func (r *readBatcher) add(sender, id string) {
@@ -73,7 +74,11 @@ func (r *readBatcher) add(sender, id string) {
 		return
 	}
 	r.mu.Lock()
-	r.pending[sender] = append(r.pending[sender], id)
+	// A contact paired with several channels delivers the same message more than once.
+	if key := sender + "/" + id; !r.seen[key] {
+		r.seen[key] = true
+		r.pending[sender] = append(r.pending[sender], id)
+	}
 	r.mu.Unlock()
 	signal(r.wake)
 }
@@ -82,7 +87,7 @@ func (r *readBatcher) take() map[string][]string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	p := r.pending
-	r.pending = map[string][]string{}
+	r.pending, r.seen = map[string][]string{}, map[string]bool{}
 	return p
 }
 

@@ -1,0 +1,861 @@
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/resonite-bridge/resonite-bridge/resonite"
+)
+
+func TestRelayDiscordToResonite(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		m    DiscordMessage
+		want string // the text sent to U-Alice; "" when nothing is relayed
+	}{
+		{"member message", dmsg(1, "C-A", "Kim", "hello"), "Kim: hello"},
+		{"another bot's webhook is relayed", func() DiscordMessage {
+			m := dmsg(1, "C-A", "GitHub", "new issue")
+			m.WebhookID = "W-GitHub"
+			return m
+		}(), "GitHub: new issue"},
+		{"reply and attachment", func() DiscordMessage {
+			m := dmsg(1, "C-A", "Kim", "this one")
+			m.ReplyTo = &DiscordReply{AuthorName: "Alice", Content: "which?"}
+			m.Attachments = []string{"https://cdn.discordapp.com/a/1.png"}
+			return m
+		}(), "Kim: (replying to Alice: “which?”) this one\nhttps://cdn.discordapp.com/a/1.png"},
+		{"the bot itself", func() DiscordMessage {
+			m := dmsg(1, "C-A", "Bridge", "⚠ Not delivered")
+			m.FromSelf = true
+			return m
+		}(), ""},
+		{"the pairing's own webhook (a relayed Resonite message)", func() DiscordMessage {
+			m := dmsg(1, "C-A", "Alice", "hi from Resonite")
+			m.WebhookID = "W-A"
+			return m
+		}(), ""},
+		{"unpaired channel", dmsg(1, "C-Elsewhere", "Kim", "hello"), ""},
+		{"nothing to relay", dmsg(1, "C-A", "Kim", ""), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, nil)
+			h.start()
+			h.discordIn(tt.m)
+			// Storing is synchronous: what is not stored now is never sent.
+			rows := h.store.snapshot(ToResonite)
+			if tt.want == "" {
+				if len(rows) != 0 {
+					t.Fatalf("stored %d rows, want none", len(rows))
+				}
+				return
+			}
+			if len(rows) != 1 {
+				t.Fatalf("stored %d rows, want 1", len(rows))
+			}
+			h.waitRows(ToResonite, StateDelivered, 1)
+			sent := h.res.sentTo("U-Alice")
+			if len(sent) != 1 {
+				t.Fatalf("sent %d messages, want 1", len(sent))
+			}
+			want := resonite.Message{
+				ID: ResoniteMessageID(tt.m.ID), OwnerID: botID, SenderID: botID, RecipientID: "U-Alice",
+				MessageType: resonite.MessageText, Content: tt.want,
+				SendTime: sent[0].SendTime, LastUpdateTime: sent[0].LastUpdateTime,
+			}
+			if !reflect.DeepEqual(sent[0], want) {
+				t.Errorf("sent\n%#v\nwant\n%#v", sent[0], want)
+			}
+			if sent[0].SendTime.IsZero() {
+				t.Error("sendTime not set")
+			}
+			if row := h.row(ToResonite, tt.m.ID); row.TargetID != want.ID || row.PairingID != 1 {
+				t.Errorf("row target %q pairing %d, want %q and 1", row.TargetID, row.PairingID, want.ID)
+			}
+		})
+	}
+}
+
+func TestRelayResoniteToDiscord(t *testing.T) {
+	t.Parallel()
+	aliceContact := resonite.ContactUpdated{Contact: resonite.Contact{
+		ID: "U-Alice", ContactUsername: "Alice_VR", ContactStatus: resonite.ContactAccepted,
+		Profile: &resonite.Profile{IconURL: "resdb:///face.webp"},
+	}}
+	tests := []struct {
+		name       string
+		before     []resonite.Event
+		m          resonite.Message
+		wantPost   *Post // in C-A; nil when nothing is relayed
+		wantReadID string
+	}{
+		{
+			"contact message under the contact's name and avatar", []resonite.Event{aliceContact},
+			rmsg("U-Alice", 1, "hi @everyone"),
+			&Post{Username: "Alice_VR", AvatarURL: "https://assets.resonite.com/face", Content: "hi @\u200beveryone"},
+			"MSG-U-Alice-1",
+		},
+		{
+			"contact not in the contact list yet: the pairing's name", nil,
+			rmsg("U-Alice", 1, "hi"),
+			&Post{Username: "Alice", Content: "hi"},
+			"MSG-U-Alice-1",
+		},
+		{"not a paired contact", nil, rmsg("U-Stranger", 1, "hi"), nil, ""},
+		{"the bridge's own message", nil, rmsg(botID, 1, "echo"), nil, ""},
+		{
+			"a live push is relayed even when the sender's clock is behind the pairing", nil,
+			textFrom("U-Alice", "MSG-skewed", "just linked", pairingEpoch.Add(-time.Hour)),
+			&Post{Username: "Alice", Content: "just linked"},
+			"MSG-skewed",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, nil)
+			h.start()
+			h.handle(tt.before...)
+			h.handle(received(tt.m))
+			rows := h.store.snapshot(ToDiscord)
+			if tt.wantPost == nil {
+				if len(rows) != 0 {
+					t.Fatalf("stored %d rows, want none", len(rows))
+				}
+				return
+			}
+			h.waitRows(ToDiscord, StateDelivered, 1)
+			posts := h.discord.postsIn("C-A")
+			if len(posts) != 1 || !reflect.DeepEqual(posts[0].Post, *tt.wantPost) {
+				t.Fatalf("posts in C-A = %#v, want %#v", posts, *tt.wantPost)
+			}
+			if row := h.row(ToDiscord, tt.m.ID+":1"); row.TargetID != posts[0].ID {
+				t.Errorf("row target %q, want the post's id %q", row.TargetID, posts[0].ID)
+			}
+			eventually(t, "the message marked read", func() bool { return len(h.res.readIDs()) == 1 })
+			b := h.res.allReads()[0]
+			if b.SenderID == nil || *b.SenderID != tt.m.SenderID || !reflect.DeepEqual(b.IDs, []string{tt.wantReadID}) {
+				t.Errorf("MarkMessagesRead(%v %v), want sender %s and [%s]", b.SenderID, b.IDs, tt.m.SenderID, tt.wantReadID)
+			}
+		})
+	}
+}
+
+// TestRelayOneContactSeveralChannels: a contact paired with two channels is posted in both and
+// its message marked read once.
+func TestRelayOneContactSeveralChannels(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	h.store.addPairing(Pairing{ID: 3, GuildID: "G2", ChannelID: "C-A2", ContactID: "U-Alice", ContactUsername: "Alice", CreatedAt: pairingEpoch, WebhookID: "W-A2"})
+	h.start()
+	h.handle(received(rmsg("U-Alice", 1, "hi both")))
+	h.waitRows(ToDiscord, StateDelivered, 2)
+	for _, ch := range []string{"C-A", "C-A2"} {
+		if got := contents(h.discord.postsIn(ch)); !reflect.DeepEqual(got, []string{"hi both"}) {
+			t.Errorf("posts in %s = %q", ch, got)
+		}
+	}
+	h.stop() // flushes the read receipts
+	if ids := h.res.readIDs(); !reflect.DeepEqual(ids, []string{"MSG-U-Alice-1"}) {
+		t.Errorf("read ids = %v, want the message once", ids)
+	}
+}
+
+func TestIdempotentDiscordMessage(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	h.start()
+	m := dmsg(1, "C-A", "Kim", "only once")
+	h.discordIn(m, m)
+	h.waitRows(ToResonite, StateDelivered, 1)
+	// The gateway reconnects; the catch-up reads the same message again, and a newer one.
+	h.discord.addHistory("C-A", m, dmsg(2, "C-A", "Kim", "missed"))
+	h.b.OnDiscordReconnect(t.Context())
+	h.waitRows(ToResonite, StateDelivered, 2)
+	h.discordIn(m)
+	h.stop()
+	if got, want := sentContents(h.res.sentTo("U-Alice")), []string{"Kim: only once", "Kim: missed"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("sent %q, want %q", got, want)
+	}
+	if n := h.res.sendCalls("U-Alice"); n != 2 {
+		t.Errorf("SendMessage calls = %d, want 2", n)
+	}
+	if rows := h.store.snapshot(ToResonite); len(rows) != 2 {
+		t.Errorf("rows = %d, want 2", len(rows))
+	}
+}
+
+func TestIdempotentResoniteMessage(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	h.start()
+	m := rmsg("U-Alice", 1, "only once")
+	h.handle(received(m), received(m))
+	h.waitRows(ToDiscord, StateDelivered, 1)
+	// The hub reconnects; the REST history has the same message, and a newer one.
+	h.res.addHistory(m, rmsg("U-Alice", 2, "missed"))
+	h.handle(resonite.Connected{Reconnect: true})
+	h.waitRows(ToDiscord, StateDelivered, 2)
+	h.handle(received(m))
+	h.stop()
+	if got, want := contents(h.discord.postsIn("C-A")), []string{"only once", "missed"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("posts %q, want %q", got, want)
+	}
+	if n := h.discord.callsIn("C-A"); n != 2 {
+		t.Errorf("Post calls = %d, want 2", n)
+	}
+}
+
+// TestNoLoopThroughAStaleWebhook: after the pairing's webhook was made again, the posts of the
+// old one that catch-up reads back are not sent to Resonite.
+func TestNoLoopThroughAStaleWebhook(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	h.start()
+	h.handle(received(rmsg("U-Alice", 1, "from Resonite")))
+	h.waitRows(ToDiscord, StateDelivered, 1)
+	posted := h.discord.postsIn("C-A")[0]
+	echo := DiscordMessage{ID: posted.ID, ChannelID: "C-A", AuthorName: "Alice", WebhookID: "W-old", Content: posted.Content, Timestamp: at(2)}
+	h.discordIn(echo)
+	if rows := h.store.snapshot(ToResonite); len(rows) != 0 {
+		t.Fatalf("our own post was stored for Resonite: %+v", rows)
+	}
+}
+
+// TestOrderPerPairingConcurrently: many messages both ways for several pairings at once, fed
+// concurrently per pairing, arrive in order per pairing.
+func TestOrderPerPairingConcurrently(t *testing.T) {
+	t.Parallel()
+	for _, concurrency := range []int{1, 2, 8} {
+		t.Run("concurrency "+strconv.Itoa(concurrency), func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, func(o *Options) { o.Concurrency = concurrency })
+			contacts := []string{"U-Alice", "U-Bob", "U-Carol", "U-Dave"}
+			channels := []string{"C-A", "C-B", "C-C", "C-D"}
+			for i := 2; i < len(contacts); i++ {
+				h.store.addPairing(Pairing{ID: int64(i + 1), GuildID: "G1", ChannelID: channels[i], ContactID: contacts[i], ContactUsername: contacts[i][2:], CreatedAt: pairingEpoch, WebhookID: "W-" + channels[i]})
+			}
+			// Deliveries yield in the middle, so that pairings interleave.
+			h.res.sendFn = func(context.Context, resonite.Message, int) error { time.Sleep(time.Microsecond); return nil }
+			h.discord.postFn = func(context.Context, string, Post, int) error { time.Sleep(time.Microsecond); return nil }
+			h.start()
+			const n = 40
+			var wg sync.WaitGroup
+			for p := range contacts {
+				wg.Go(func() {
+					for i := range n {
+						if err := h.b.HandleDiscordMessage(t.Context(), dmsg(p*1000+i, channels[p], "Kim", fmt.Sprintf("d%d-%d", p, i))); err != nil {
+							t.Error(err)
+						}
+						if err := h.b.HandleResoniteEvent(t.Context(), received(rmsg(contacts[p], p*1000+i, fmt.Sprintf("r%d-%d", p, i)))); err != nil {
+							t.Error(err)
+						}
+					}
+				})
+			}
+			wg.Wait()
+			h.waitRows(ToResonite, StateDelivered, n*len(contacts))
+			h.waitRows(ToDiscord, StateDelivered, n*len(contacts))
+			for p := range contacts {
+				var wantD, wantR []string
+				for i := range n {
+					wantR = append(wantR, fmt.Sprintf("Kim: d%d-%d", p, i))
+					wantD = append(wantD, fmt.Sprintf("r%d-%d", p, i))
+				}
+				if got := sentContents(h.res.sentTo(contacts[p])); !reflect.DeepEqual(got, wantR) {
+					t.Errorf("sent to %s in this order:\n%q\nwant\n%q", contacts[p], got, wantR)
+				}
+				if got := contents(h.discord.postsIn(channels[p])); !reflect.DeepEqual(got, wantD) {
+					t.Errorf("posted in %s in this order:\n%q\nwant\n%q", channels[p], got, wantD)
+				}
+			}
+		})
+	}
+}
+
+// TestOrderFollowsSourceTime: a message stored late (catch-up) with an older timestamp goes out
+// before the newer ones still queued.
+func TestOrderFollowsSourceTime(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	gate := make(chan struct{})
+	h.res.sendFn = func(_ context.Context, m resonite.Message, call int) error {
+		if call == 1 {
+			<-gate
+		}
+		return nil
+	}
+	h.start()
+	h.discordIn(dmsg(1, "C-A", "Kim", "one"))
+	eventually(t, "the first message in flight", func() bool { return h.res.sendCalls("U-Alice") == 1 })
+	h.discordIn(dmsg(4, "C-A", "Kim", "four"), dmsg(3, "C-A", "Kim", "three"), dmsg(2, "C-A", "Kim", "two"))
+	close(gate)
+	h.waitRows(ToResonite, StateDelivered, 4)
+	want := []string{"Kim: one", "Kim: two", "Kim: three", "Kim: four"}
+	if got := sentContents(h.res.sentTo("U-Alice")); !reflect.DeepEqual(got, want) {
+		t.Errorf("sent %q, want %q", got, want)
+	}
+}
+
+// TestStuckPairingDoesNotDelayOthers: Alice's head keeps failing; Bob's messages all go out
+// meanwhile, and Alice's go out in order once the failures stop.
+func TestStuckPairingDoesNotDelayOthers(t *testing.T) {
+	t.Parallel()
+	for _, dir := range []Direction{ToResonite, ToDiscord} {
+		t.Run(string(dir), func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, nil)
+			h.store.backoff = time.Millisecond
+			release := make(chan struct{})
+			var mu sync.Mutex
+			var aliceTried []string
+			failing := func(what string) error {
+				select {
+				case <-release:
+					return nil
+				default:
+				}
+				mu.Lock()
+				aliceTried = append(aliceTried, what)
+				mu.Unlock()
+				return errRetryable
+			}
+			h.res.sendFn = func(_ context.Context, m resonite.Message, _ int) error {
+				if m.RecipientID == "U-Alice" {
+					return failing(m.Content)
+				}
+				return nil
+			}
+			h.discord.postFn = func(_ context.Context, ch string, p Post, _ int) error {
+				if ch == "C-A" {
+					return failing(p.Content)
+				}
+				return nil
+			}
+			h.start()
+			feed := func(sender, channel string, i int) {
+				if dir == ToResonite {
+					h.discordIn(dmsg(i, channel, "Kim", "m"+strconv.Itoa(i)))
+				} else {
+					h.handle(received(rmsg(sender, i, "m"+strconv.Itoa(i))))
+				}
+			}
+			for i := range 3 {
+				feed("U-Alice", "C-A", i)
+			}
+			for i := 10; i < 30; i++ {
+				feed("U-Bob", "C-B", i)
+			}
+			h.waitRows(dir, StateDelivered, 20)
+			mu.Lock()
+			tried := slices.Clone(aliceTried)
+			mu.Unlock()
+			want := "m0"
+			if dir == ToResonite {
+				want = "Kim: m0"
+			}
+			if len(tried) == 0 {
+				t.Fatal("Alice's head was never tried")
+			}
+			for _, c := range tried {
+				if c != want {
+					t.Fatalf("Alice's %q was tried while her head %q was not delivered", c, want)
+				}
+			}
+			close(release)
+			h.waitRows(dir, StateDelivered, 23)
+			var got []string
+			if dir == ToResonite {
+				got = sentContents(h.res.sentTo("U-Alice"))
+			} else {
+				got = contents(h.discord.postsIn("C-A"))
+			}
+			wantAll := []string{"m0", "m1", "m2"}
+			if dir == ToResonite {
+				wantAll = []string{"Kim: m0", "Kim: m1", "Kim: m2"}
+			}
+			if !reflect.DeepEqual(got, wantAll) {
+				t.Errorf("Alice got %q, want %q", got, wantAll)
+			}
+			if st := h.b.Stats(); st.ToResonite.Retried+st.ToDiscord.Retried == 0 || !strings.Contains(st.LastError, "will retry") {
+				t.Errorf("stats %+v: want retries and the last error", st)
+			}
+		})
+	}
+}
+
+// TestFailuresThenSuccess: retriable errors are retried with an attempt counted each time; a
+// rate limit postpones the row for the time asked without spending an attempt. Either way the
+// message is delivered once in the end.
+func TestFailuresThenSuccess(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name          string
+		cause         error
+		failing       int // first calls that fail
+		wantAttempts  int
+		wantRetried   uint64
+		wantPostponed uint64
+	}{
+		{"retriable error", fmt.Errorf("hub: %w", errRetryable), 2, 2, 2, 0},
+		{"rate limit", fmt.Errorf("posting: %w", rateLimitedError{after: 5 * time.Millisecond}), 1, 0, 0, 1},
+	}
+	for _, tt := range tests {
+		for _, dir := range []Direction{ToResonite, ToDiscord} {
+			t.Run(tt.name+" "+string(dir), func(t *testing.T) {
+				t.Parallel()
+				h := newHarness(t, nil)
+				fail := func(call int) error {
+					if call <= tt.failing {
+						return tt.cause
+					}
+					return nil
+				}
+				h.res.sendFn = func(_ context.Context, _ resonite.Message, call int) error { return fail(call) }
+				h.discord.postFn = func(_ context.Context, _ string, _ Post, call int) error { return fail(call) }
+				h.start()
+				var src string
+				if dir == ToResonite {
+					m := dmsg(1, "C-A", "Kim", "persist")
+					src = m.ID
+					h.discordIn(m)
+				} else {
+					m := rmsg("U-Alice", 1, "persist")
+					src = m.ID + ":1"
+					h.handle(received(m))
+				}
+				h.waitRows(dir, StateDelivered, 1)
+				if row := h.row(dir, src); row.Attempts != tt.wantAttempts {
+					t.Errorf("row attempts %d, want %d", row.Attempts, tt.wantAttempts)
+				}
+				if dir == ToResonite {
+					sent := h.res.sentTo("U-Alice")
+					if len(sent) != 1 || sent[0].ID != ResoniteMessageID(src) {
+						t.Errorf("sent %+v, want one message under the derived id", sent)
+					}
+					if n := h.res.sendCalls("U-Alice"); n != tt.failing+1 {
+						t.Errorf("SendMessage calls %d, want %d", n, tt.failing+1)
+					}
+				} else {
+					if got := contents(h.discord.postsIn("C-A")); !reflect.DeepEqual(got, []string{"persist"}) {
+						t.Errorf("posts %q", got)
+					}
+					if n := h.discord.callsIn("C-A"); n != tt.failing+1 {
+						t.Errorf("Post calls %d, want %d", n, tt.failing+1)
+					}
+				}
+				st := h.b.Stats()
+				ds := st.ToDiscord
+				if dir == ToResonite {
+					ds = st.ToResonite
+				}
+				if ds.Retried != tt.wantRetried || ds.Postponed != tt.wantPostponed || ds.Delivered != 1 || ds.Failed != 0 {
+					t.Errorf("stats %+v", ds)
+				}
+				if tt.wantRetried > 0 && !strings.Contains(st.LastError, "will retry") {
+					t.Errorf("last error %q, want the retried cause", st.LastError)
+				}
+			})
+		}
+	}
+}
+
+// TestRetriedSendKeepsTheID: every retry sends the same Resonite message id.
+func TestRetriedSendKeepsTheID(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	var mu sync.Mutex
+	var ids []string
+	h.res.sendFn = func(_ context.Context, m resonite.Message, call int) error {
+		mu.Lock()
+		ids = append(ids, m.ID)
+		mu.Unlock()
+		if call < 3 {
+			return errRetryable
+		}
+		return nil
+	}
+	h.start()
+	m := dmsg(1, "C-A", "Kim", "x")
+	h.discordIn(m)
+	h.waitRows(ToResonite, StateDelivered, 1)
+	mu.Lock()
+	defer mu.Unlock()
+	want := ResoniteMessageID(m.ID)
+	if len(ids) != 3 || ids[0] != want || ids[1] != want || ids[2] != want {
+		t.Errorf("ids sent = %v, want %s three times", ids, want)
+	}
+}
+
+func TestPermanentFailure(t *testing.T) {
+	t.Parallel()
+	t.Run("to Resonite: failed, warned under the message, next one goes", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, nil)
+		h.res.sendFn = func(_ context.Context, m resonite.Message, _ int) error {
+			if strings.HasSuffix(m.Content, "doomed") {
+				return fmt.Errorf("hub refused: %w", errPermanent)
+			}
+			return nil
+		}
+		h.start()
+		doomed, next := dmsg(1, "C-A", "Kim", "doomed"), dmsg(2, "C-A", "Kim", "fine")
+		h.discordIn(doomed, next)
+		h.waitRows(ToResonite, StateFailed, 1)
+		h.waitRows(ToResonite, StateDelivered, 1)
+		if row := h.row(ToResonite, doomed.ID); row.State != StateFailed || !strings.Contains(row.LastError, "contact removed") {
+			t.Errorf("doomed row %s %q", row.State, row.LastError)
+		}
+		if got := sentContents(h.res.sentTo("U-Alice")); !reflect.DeepEqual(got, []string{"Kim: fine"}) {
+			t.Errorf("sent %q", got)
+		}
+		eventually(t, "the warning reply", func() bool { return len(h.discord.allReplies()) == 1 })
+		r := h.discord.allReplies()[0]
+		if r.ChannelID != "C-A" || r.MessageID != doomed.ID || !strings.HasPrefix(r.Content, "⚠") || !strings.Contains(r.Content, "contact removed") {
+			t.Errorf("reply %+v", r)
+		}
+		if n := utf8.RuneCountInString(r.Content); n > 200 {
+			t.Errorf("warning is %d runes, want a short one", n)
+		}
+		st := h.b.Stats()
+		if st.ToResonite.Failed != 1 || !strings.Contains(st.LastError, "contact removed") || st.LastErrorAt.IsZero() {
+			t.Errorf("stats %+v", st)
+		}
+	})
+	t.Run("to Discord: failed, next one goes, no reply", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, nil)
+		h.discord.postFn = func(_ context.Context, _ string, p Post, _ int) error {
+			if p.Content == "doomed" {
+				return errPermanent
+			}
+			return nil
+		}
+		h.start()
+		h.handle(received(rmsg("U-Alice", 1, "doomed")), received(rmsg("U-Alice", 2, "fine")))
+		h.waitRows(ToDiscord, StateFailed, 1)
+		h.waitRows(ToDiscord, StateDelivered, 1)
+		if got := contents(h.discord.postsIn("C-A")); !reflect.DeepEqual(got, []string{"fine"}) {
+			t.Errorf("posts %q", got)
+		}
+		if r := h.discord.allReplies(); len(r) != 0 {
+			t.Errorf("replies %+v", r)
+		}
+		if st := h.b.Stats(); st.ToDiscord.Failed != 1 || !strings.Contains(st.LastError, "contact removed") {
+			t.Errorf("stats %+v", st)
+		}
+	})
+	t.Run("unpaired meanwhile", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t, nil)
+		h.discordIn(dmsg(1, "C-A", "Kim", "too late"))
+		h.store.mu.Lock()
+		delete(h.store.pairings, 1)
+		h.store.mu.Unlock()
+		h.start()
+		h.waitRows(ToResonite, StateFailed, 1)
+		if row := h.row(ToResonite, snow(1)); !strings.Contains(row.LastError, "no longer paired") {
+			t.Errorf("last error %q", row.LastError)
+		}
+	})
+}
+
+// startRateLimited runs a bridge whose first post into C-A, that of first, waits until the
+// test has queued the rest (close queued), then is answered with a rate limit.
+func startRateLimited(t *testing.T, first resonite.Message) (h *harness, queued chan struct{}) {
+	t.Helper()
+	h = newHarness(t, nil)
+	queued = make(chan struct{})
+	h.discord.postFn = func(_ context.Context, ch string, _ Post, call int) error {
+		if ch == "C-A" && call == 1 {
+			<-queued
+			return rateLimitedError{after: time.Millisecond}
+		}
+		return nil
+	}
+	h.start()
+	h.handle(received(first))
+	eventually(t, "the first post tried", func() bool { return h.discord.callsIn("C-A") == 1 })
+	return h, queued
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestLongTextFailureInTheMiddle: a long message is several posts; when one in the middle is
+// rate limited, the retry goes on from there instead of posting the first ones again.
+func TestLongTextFailureInTheMiddle(t *testing.T) {
+	t.Parallel()
+	for _, cause := range []error{rateLimitedError{after: time.Millisecond}, errRetryable} {
+		t.Run(cause.Error(), func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, nil)
+			h.discord.postFn = func(_ context.Context, _ string, _ Post, call int) error {
+				if call == 2 {
+					return cause
+				}
+				return nil
+			}
+			h.start()
+			text := strings.Repeat("lorem ipsum dolor ", 250) // 4,500 runes: three posts
+			h.handle(received(rmsg("U-Alice", 1, text)))
+			h.waitRows(ToDiscord, StateDelivered, 1)
+			posts := h.discord.postsIn("C-A")
+			if len(posts) != 3 {
+				t.Fatalf("%d posts made, want 3", len(posts))
+			}
+			if got, want := strings.Fields(strings.Join(contents(posts), " ")), strings.Fields(text); !reflect.DeepEqual(got, want) {
+				t.Errorf("the posts do not carry the text once: %d words, want %d", len(got), len(want))
+			}
+			if row := h.row(ToDiscord, "MSG-U-Alice-1:1"); row.TargetID != posts[0].ID {
+				t.Errorf("row target %q, want the first post %q", row.TargetID, posts[0].ID)
+			}
+		})
+	}
+}
+
+func TestRateLimitCoalesces(t *testing.T) {
+	t.Parallel()
+	voice := resonite.Message{
+		ID: "MSG-U-Alice-4", SenderID: "U-Alice", RecipientID: botID, MessageType: resonite.MessageSound,
+		Content: `{"assetUri":"resdb:///v1.ogg"}`, SendTime: resonite.NewTime(at(4)),
+	}
+	long := func(c string) string { return strings.Repeat(c, 900) }
+	tests := []struct {
+		name      string
+		msgs      []resonite.Message
+		wantPosts []string
+	}{
+		{
+			"same sender's texts in one post",
+			[]resonite.Message{rmsg("U-Alice", 1, "one"), rmsg("U-Alice", 2, "two"), rmsg("U-Alice", 3, "three"), rmsg("U-Alice", 4, "four")},
+			[]string{"one\ntwo\nthree\nfour"},
+		},
+		{
+			"a non-text message breaks the run",
+			[]resonite.Message{rmsg("U-Alice", 1, "one"), rmsg("U-Alice", 2, "two"), voice, rmsg("U-Alice", 5, "five"), rmsg("U-Alice", 6, "six")},
+			[]string{"one\ntwo", "🎤 Voice message: https://assets.resonite.com/v1", "five", "six"},
+		},
+		{
+			"no post over 2,000 runes",
+			[]resonite.Message{rmsg("U-Alice", 1, long("a")), rmsg("U-Alice", 2, long("b")), rmsg("U-Alice", 3, long("c"))},
+			[]string{long("a") + "\n" + long("b"), long("c")},
+		},
+		{
+			"mentions neutralised in coalesced text",
+			[]resonite.Message{rmsg("U-Alice", 1, "hey"), rmsg("U-Alice", 2, "@here look")},
+			[]string{"hey\n@\u200bhere look"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h, queued := startRateLimited(t, tt.msgs[0])
+			for _, m := range tt.msgs[1:] {
+				h.handle(received(m))
+			}
+			close(queued)
+			h.waitRows(ToDiscord, StateDelivered, len(tt.msgs))
+			posts := h.discord.postsIn("C-A")
+			if got := contents(posts); !reflect.DeepEqual(got, tt.wantPosts) {
+				t.Fatalf("posts:\n%q\nwant\n%q", got, tt.wantPosts)
+			}
+			for _, p := range posts {
+				if n := utf8.RuneCountInString(p.Content); n > DiscordMaxLen {
+					t.Errorf("post of %d runes", n)
+				}
+			}
+			// Every row is delivered and points at the post that carried it.
+			byID := map[string]bool{}
+			for _, p := range posts {
+				byID[p.ID] = true
+			}
+			for _, m := range tt.msgs {
+				if row := h.row(ToDiscord, m.ID+":1"); !byID[row.TargetID] || row.Attempts != 0 {
+					t.Errorf("row %s: target %q attempts %d", m.ID, row.TargetID, row.Attempts)
+				}
+			}
+			st := h.b.Stats().ToDiscord
+			if st.Delivered != uint64(len(tt.msgs)) || st.Coalesced != uint64(len(tt.msgs)-len(tt.wantPosts)) || st.Postponed != 1 {
+				t.Errorf("stats %+v", st)
+			}
+			h.stop()
+			var wantRead []string
+			for _, m := range tt.msgs {
+				wantRead = append(wantRead, m.ID)
+			}
+			got := h.res.readIDs()
+			slices.Sort(got)
+			slices.Sort(wantRead)
+			if !reflect.DeepEqual(got, wantRead) {
+				t.Errorf("read %v, want %v", got, wantRead)
+			}
+		})
+	}
+}
+
+// TestCoalesceKeepsSourceOrder: a message stored late with an older timestamp is not skipped
+// by coalescing; it goes in its place.
+func TestCoalesceKeepsSourceOrder(t *testing.T) {
+	t.Parallel()
+	h, queued := startRateLimited(t, rmsg("U-Alice", 1, "one"))
+	h.handle(received(rmsg("U-Alice", 2, "two")), received(rmsg("U-Alice", 4, "four")), received(rmsg("U-Alice", 3, "three")))
+	close(queued)
+	h.waitRows(ToDiscord, StateDelivered, 4)
+	got := strings.Split(strings.Join(contents(h.discord.postsIn("C-A")), "\n"), "\n")
+	if want := []string{"one", "two", "three", "four"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("lines posted %q, want %q", got, want)
+	}
+}
+
+// TestCoalesceStopsAtAnotherSender: the rows of a pairing normally all come from its contact;
+// should another sender's row be queued (white-box: put there directly), it breaks the run.
+func TestCoalesceStopsAtAnotherSender(t *testing.T) {
+	t.Parallel()
+	h, queued := startRateLimited(t, rmsg("U-Alice", 1, "one"))
+	h.handle(received(rmsg("U-Alice", 2, "two")))
+	other := rmsg("U-Mallory", 3, "not Alice")
+	id, _, err := h.store.Enqueue(t.Context(), Message{Direction: ToDiscord, SourceID: other.ID + ":1", PairingID: 1, Payload: mustJSON(t, other), CreatedAt: at(3)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.b.remember(1, queuedRow{id: id, sourceID: other.ID + ":1", createdAt: at(3), msg: other})
+	h.handle(received(rmsg("U-Alice", 4, "four")))
+	close(queued)
+	h.waitRows(ToDiscord, StateDelivered, 4)
+	if got, want := contents(h.discord.postsIn("C-A")), []string{"one\ntwo", "not Alice", "four"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("posts %q, want %q", got, want)
+	}
+}
+
+func TestMarkMessagesReadBatches(t *testing.T) {
+	t.Parallel()
+	// The batching window never closes by itself: everything is flushed at shutdown, in
+	// batches of at most 512 ids per sender.
+	h := newHarness(t, func(o *Options) { o.MarkReadDelay = time.Hour; o.Concurrency = 2 })
+	h.start()
+	const nAlice, nBob = 1100, 3
+	var want []string
+	for i := range nAlice {
+		m := rmsg("U-Alice", i, "a"+strconv.Itoa(i))
+		want = append(want, m.ID)
+		h.handle(received(m))
+	}
+	for i := range nBob {
+		m := rmsg("U-Bob", i, "b")
+		want = append(want, m.ID)
+		h.handle(received(m))
+	}
+	h.handle(received(rmsg("U-Stranger", 1, "not relayed")))
+	h.waitRows(ToDiscord, StateDelivered, nAlice+nBob)
+	h.stop()
+	var got []string
+	sizes := map[string][]int{}
+	for _, b := range h.res.allReads() {
+		if b.SenderID == nil {
+			t.Fatal("batch without sender")
+		}
+		for _, id := range b.IDs {
+			if !strings.HasPrefix(id, "MSG-"+*b.SenderID+"-") {
+				t.Errorf("id %s in the batch of %s", id, *b.SenderID)
+			}
+		}
+		sizes[*b.SenderID] = append(sizes[*b.SenderID], len(b.IDs))
+		got = append(got, b.IDs...)
+	}
+	if !reflect.DeepEqual(sizes["U-Alice"], []int{512, 512, 76}) || !reflect.DeepEqual(sizes["U-Bob"], []int{3}) {
+		t.Errorf("batch sizes %v", sizes)
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("read %d ids, want the %d relayed ones", len(got), len(want))
+	}
+}
+
+// TestLateMessageSentEcho: SendMessage timed out waiting for the echo, the row waits for its
+// retry, and the echo that arrives later settles it without a second send.
+func TestLateMessageSentEcho(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	h.store.backoff = time.Hour
+	h.res.sendFn = func(_ context.Context, m resonite.Message, call int) error {
+		if call == 1 {
+			return fmt.Errorf("resonite: sending message %s: not confirmed: %w", m.ID, errRetryable)
+		}
+		return nil
+	}
+	h.start()
+	first, second := dmsg(1, "C-A", "Kim", "one"), dmsg(2, "C-A", "Kim", "two")
+	h.discordIn(first, second)
+	eventually(t, "the first send failed", func() bool {
+		r := h.row(ToResonite, first.ID)
+		return r.State == StatePending && r.Attempts == 1
+	})
+	// Echoes of messages the account sent elsewhere are ignored.
+	h.handle(resonite.MessageSent{Message: resonite.Message{ID: "MSG-" + "0190aaaa-0000-7000-8000-000000000000", SenderID: botID}})
+	h.handle(resonite.MessageSent{Message: resonite.Message{ID: ResoniteMessageID(first.ID), SenderID: botID, RecipientID: "U-Alice"}})
+	h.waitRows(ToResonite, StateDelivered, 2)
+	if got := sentContents(h.res.sentTo("U-Alice")); !reflect.DeepEqual(got, []string{"Kim: two"}) {
+		t.Errorf("sent %q; the first was confirmed by its echo and must not be sent again", got)
+	}
+	if n := h.res.sendCalls("U-Alice"); n != 2 {
+		t.Errorf("SendMessage calls = %d, want 2", n)
+	}
+}
+
+// TestStoreFailureAsksForCatchUp: a Discord message that could not be stored is picked up by
+// the channel catch-up; a Resonite one by the Resonite catch-up.
+func TestStoreFailureAsksForCatchUp(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	var mu sync.Mutex
+	broken := true
+	h.store.enqueueFn = func(Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if broken {
+			return fmt.Errorf("database down")
+		}
+		return nil
+	}
+	h.start()
+	// Let the start-up catch-up finish on the broken store first.
+	eventually(t, "start-up catch-up", func() bool { return len(h.res.allQueries()) > 0 })
+	dm := dmsg(1, "C-A", "Kim", "lost?")
+	rm := rmsg("U-Alice", 1, "lost?")
+	h.discord.addHistory("C-A", dm)
+	h.res.addHistory(rm)
+	if err := h.b.HandleDiscordMessage(t.Context(), dm); err == nil {
+		t.Error("HandleDiscordMessage: no error while the store is down")
+	}
+	if err := h.b.HandleResoniteEvent(t.Context(), received(rm)); err == nil {
+		t.Error("HandleResoniteEvent: no error while the store is down")
+	}
+	mu.Lock()
+	broken = false
+	mu.Unlock()
+	h.waitRows(ToResonite, StateDelivered, 1)
+	h.waitRows(ToDiscord, StateDelivered, 1)
+	if le := h.b.Stats().LastError; !strings.Contains(le, "database down") {
+		t.Errorf("last error %q", le)
+	}
+}
