@@ -72,11 +72,11 @@ func TestOwnMessagesAreMarked(t *testing.T) {
 	e.dc.DispatchMessage(discordtest.UserMessage{ChannelID: channelID, WebhookID: other.ID, Username: "GitHub", Content: "another webhook"})
 	e.dc.DispatchMessage(discordtest.UserMessage{ChannelID: channelID, Content: "joined", Type: discordgo.MessageTypeGuildMemberJoin})
 	e.dc.DispatchMessage(discordtest.UserMessage{ChannelID: channelID, Content: "a person"})
-	msgs := e.waitMessages(4)
+	msgs := e.waitMessages(5)
 	want := []struct {
 		content  string
 		fromSelf bool
-	}{{"echo of the webhook post", true}, {"the bot itself", true}, {"another webhook", false}, {"a person", false}}
+	}{{"from Resonite", true}, {"echo of the webhook post", true}, {"the bot itself", true}, {"another webhook", false}, {"a person", false}}
 	if len(msgs) != len(want) {
 		t.Fatalf("%d messages handed over (a system message slipped through?): %+v", len(msgs), msgs)
 	}

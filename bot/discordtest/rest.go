@@ -388,8 +388,9 @@ func (s *Server) executeWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body := readBody(r)
+	var echo json.RawMessage
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer func() { s.mu.Unlock(); s.echo(echo) }()
 	wh := s.webhooks[wid]
 	if wh == nil {
 		apiError(w, http.StatusNotFound, 10015, "Unknown Webhook")
@@ -416,6 +417,7 @@ func (s *Server) executeWebhook(w http.ResponseWriter, r *http.Request) {
 		WebhookID: wh.ID}, wh.ApplicationID)
 	applyBody(m, body)
 	m = s.storeMessageLocked(wh.ChannelID, m)
+	echo, _ = json.Marshal(m)
 	if r.URL.Query().Get("wait") == "true" {
 		writeJSON(w, http.StatusOK, m)
 		return
@@ -594,8 +596,9 @@ func (s *Server) getMessage(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
 	body := readBody(r)
+	var echo json.RawMessage
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer func() { s.mu.Unlock(); s.echo(echo) }()
 	c := s.channelLocked(w, r.PathValue("cid"))
 	if c == nil || !validateMessage(w, body, true) {
 		return
@@ -606,12 +609,22 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
 		var ref discordgo.MessageReference
 		_ = json.Unmarshal(raw, &ref)
 		m.MessageReference = &ref
+		m.Type = discordgo.MessageTypeReply
 		if orig := s.findMessageLocked(c.id, ref.MessageID); orig != nil {
 			m.ReferencedMessage = orig.public()
 		}
 	}
 	m = s.storeMessageLocked(c.id, m)
+	echo, _ = json.Marshal(m)
 	writeJSON(w, http.StatusOK, m)
+}
+
+// echo sends MESSAGE_CREATE for a message the bot made over REST, as Discord does: a bridge
+// must recognise its own posts on the gateway and not relay them back.
+func (s *Server) echo(frame json.RawMessage) {
+	if frame != nil {
+		s.dispatch("MESSAGE_CREATE", frame)
+	}
 }
 
 func (s *Server) patchMessage(w http.ResponseWriter, r *http.Request) {

@@ -132,7 +132,6 @@ func New(t testing.TB, opts ...Option) *Server {
 		BotUserID:    DefaultBotUserID,
 		t:            t,
 		changed:      make(chan struct{}),
-		nextID:       1 << 60,
 		guilds:       map[string]*guild{},
 		channels:     map[string]*channel{},
 		webhooks:     map[string]*webhook{},
@@ -169,7 +168,8 @@ func (s *Server) Close() {
 	s.hs.Close()
 }
 
-// NewID returns a fresh snowflake-like id; all ids have 19 digits, so they sort as strings too.
+// NewID returns a fresh snowflake: like Discord's, it encodes the time (milliseconds since 2015
+// above bit 22), so "after a time" queries work, and ids grow with time.
 func (s *Server) NewID() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -177,7 +177,8 @@ func (s *Server) NewID() string {
 }
 
 func (s *Server) newIDLocked() string {
-	s.nextID++
+	const discordEpochMs = 1420070400000
+	s.nextID = max(s.nextID+1, uint64(time.Now().UnixMilli()-discordEpochMs)<<22)
 	return strconv.FormatUint(s.nextID, 10)
 }
 

@@ -14,10 +14,15 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/resonite-bridge/resonite-bridge/store/storetest"
 )
 
+// TestMain checks for leaked goroutines and stops the throwaway PostgreSQL of the end-to-end
+// tests, if one was started.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	defer removeDaemonBuild()
+	goleak.VerifyTestMain(storetest.M(m))
 }
 
 // contractVariables is the configuration contract of design.md plus

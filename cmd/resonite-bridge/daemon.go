@@ -37,6 +37,10 @@ type hooks struct {
 	openDB     func(ctx context.Context, cfg *Config, log *slog.Logger) (database, error)
 	components func(ctx context.Context, deps deps) ([]component, error)
 
+	// tune adjusts the options of the real parts before they are built (tests shorten
+	// intervals with it); nil in production.
+	tune func(*partOptions)
+
 	shutdownTimeout time.Duration       // 0: defaultShutdownTimeout
 	queuePoll       time.Duration       // 0: defaultQueuePoll
 	listening       func(addr net.Addr) // called once the HTTP listener is bound; may be nil
@@ -48,6 +52,7 @@ type deps struct {
 	Logger  *slog.Logger
 	Metrics *metrics
 	DB      database
+	Tune    func(*partOptions)
 }
 
 const (
@@ -88,7 +93,7 @@ func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger, m *metrics, h
 
 	var comps []component
 	if h.components != nil {
-		comps, err = h.components(ctx, deps{Config: cfg, Logger: log, Metrics: m, DB: db})
+		comps, err = h.components(ctx, deps{Config: cfg, Logger: log, Metrics: m, DB: db, Tune: h.tune})
 		if err != nil {
 			return fmt.Errorf("building components: %w", err)
 		}

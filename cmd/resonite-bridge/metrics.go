@@ -71,16 +71,22 @@ func newMetrics(version string) *metrics {
 }
 
 // MessageRelayed counts one message delivered in direction (Direction* constants).
-func (m *metrics) MessageRelayed(direction string) {
-	if m != nil {
-		m.relayed.WithLabelValues(direction).Inc()
+func (m *metrics) MessageRelayed(direction string) { m.MessagesRelayed(direction, 1) }
+
+// MessagesRelayed counts n messages delivered in direction.
+func (m *metrics) MessagesRelayed(direction string, n uint64) {
+	if m != nil && n > 0 {
+		m.relayed.WithLabelValues(direction).Add(float64(n))
 	}
 }
 
 // DeliveryFailed counts one failed delivery attempt in direction.
-func (m *metrics) DeliveryFailed(direction string) {
-	if m != nil {
-		m.deliveryFailures.WithLabelValues(direction).Inc()
+func (m *metrics) DeliveryFailed(direction string) { m.DeliveriesFailed(direction, 1) }
+
+// DeliveriesFailed counts n failed delivery attempts in direction.
+func (m *metrics) DeliveriesFailed(direction string, n uint64) {
+	if m != nil && n > 0 {
+		m.deliveryFailures.WithLabelValues(direction).Add(float64(n))
 	}
 }
 
