@@ -151,7 +151,8 @@ func New(o Options) (*Bot, error) {
 	s.Client = &http.Client{
 		Timeout: o.HTTPTimeout,
 		// A transport of its own, so that Run can close its idle connections at the end.
-		Transport: &transport{base: http.DefaultTransport.(*http.Transport).Clone(), target: target, limiter: b.limiter, log: log},
+		Transport: &transport{base: http.DefaultTransport.(*http.Transport).Clone(), target: target, limiter: b.limiter,
+			unlimited: b.isInteractionPath, log: log},
 	}
 	s.Dialer = b.dialer()
 	s.Identify.Intents = discordgo.IntentsGuilds | discordgo.IntentsGuildMessages | discordgo.IntentsMessageContent
@@ -241,6 +242,16 @@ func (b *Bot) AppID() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.appID
+}
+
+// isInteractionPath: interaction callbacks, and the edits and followups of interaction
+// answers (webhook routes under the application's own id).
+func (b *Bot) isInteractionPath(path string) bool {
+	if strings.HasPrefix(path, "/api/v9/interactions/") {
+		return true
+	}
+	app := b.AppID()
+	return app != "" && strings.HasPrefix(path, "/api/v9/webhooks/"+app+"/")
 }
 
 // waitAppID waits for READY: webhooks are adopted by application id, so none may be created

@@ -24,7 +24,7 @@ func (b *Bot) accountName(ctx context.Context) (name string, autoAccept bool) {
 	if name == "" {
 		name = "the bridge account"
 	} else {
-		name = "**" + escapeMarkdown(name) + "**"
+		name = "**" + bridge.EscapeMarkdown(name) + "**"
 	}
 	return name, autoAccept
 }
@@ -40,13 +40,13 @@ func (b *Bot) befriendHint(ctx context.Context, who string, c *resonite.Contact)
 	switch {
 	case c != nil && c.ContactStatus == resonite.ContactRequested:
 		return fmt.Sprintf("**%s** asked %s to become a contact, but the request is not accepted yet: accept it on %s in Resonite (or set RESONITE_AUTO_ACCEPT_CONTACTS=true). %s",
-			escapeMarkdown(c.ContactUsername), account, account, then)
+			bridge.EscapeMarkdown(c.ContactUsername), account, account, then)
 	case c != nil && c.ContactStatus == resonite.ContactAccepted && !c.IsAccepted:
 		return fmt.Sprintf("%s has asked **%s** to become a contact; **%s** must accept the request in Resonite. %s",
-			account, escapeMarkdown(c.ContactUsername), escapeMarkdown(c.ContactUsername), then)
+			account, bridge.EscapeMarkdown(c.ContactUsername), bridge.EscapeMarkdown(c.ContactUsername), then)
 	}
 	return fmt.Sprintf("“%s” is not a contact of %s. In Resonite, send %s a contact request from that account%s",
-		shorten(who, 64), account, account, accept)
+		bridge.Shorten(who, 64), account, account, accept)
 }
 
 // resolveContact finds who among the bridge account's contacts; the list is refreshed when the
@@ -75,7 +75,7 @@ func (b *Bot) cmdLink(ctx context.Context, ix *interaction, data discordgo.Appli
 		return failure("Name the contact: a username or a U- id.")
 	}
 	if p, err := b.o.Store.PairingByChannel(ctx, ix.ChannelID); err == nil {
-		return failure("This channel is already linked with **%s** (`%s`). Use /unlink first.", escapeMarkdown(p.ContactUsername), p.ContactID)
+		return failure("This channel is already linked with **%s** (`%s`). Use /unlink first.", bridge.EscapeMarkdown(p.ContactUsername), p.ContactID)
 	} else if !errors.Is(err, bridge.ErrNotFound) {
 		b.log.Warn("/link: reading the pairing failed", "err", err)
 		return failure("The bridge's database is not answering; try again in a moment.")
@@ -105,7 +105,7 @@ func (b *Bot) cmdLink(ctx context.Context, ix *interaction, data discordgo.Appli
 	}
 	b.log.Info("paired a channel", "channel", p.ChannelID, "guild", p.GuildID, "contact", p.ContactID, "by", p.CreatedBy)
 	msg := fmt.Sprintf("🔗 Linked %s with Resonite contact **%s** (`%s`). Messages now relay both ways.",
-		channelRef(ix.ChannelID), escapeMarkdown(c.ContactUsername), c.ID)
+		channelRef(ix.ChannelID), bridge.EscapeMarkdown(c.ContactUsername), c.ID)
 	if _, err := b.hooks.resolve(ctx, ix.ChannelID); errors.Is(err, errNoWebhook) {
 		msg += "\n⚠ The bot lacks **Manage Webhooks** here, so Resonite messages will appear as the bot's own, prefixed with the sender's name. Grant it to show them under each sender's name and picture."
 	} else if err != nil {
@@ -124,7 +124,7 @@ func (b *Bot) cmdUnlink(ctx context.Context, ix *interaction, _ discordgo.Applic
 		return failure("The bridge's database is not answering; try again in a moment.")
 	}
 	b.log.Info("unpaired a channel", "channel", p.ChannelID, "contact", p.ContactID, "by", invokerID(ix.Interaction))
-	return answer{content: fmt.Sprintf("✂ Unlinked %s from **%s**. Nothing is relayed here any more.", channelRef(ix.ChannelID), escapeMarkdown(p.ContactUsername))}
+	return answer{content: fmt.Sprintf("✂ Unlinked %s from **%s**. Nothing is relayed here any more.", channelRef(ix.ChannelID), bridge.EscapeMarkdown(p.ContactUsername))}
 }
 
 func (b *Bot) cmdLinks(ctx context.Context, ix *interaction, _ discordgo.ApplicationCommandInteractionData) answer {
@@ -139,7 +139,7 @@ func (b *Bot) cmdLinks(ctx context.Context, ix *interaction, _ discordgo.Applica
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "**%d linked channel(s)**\n", len(ps))
 	for _, p := range ps {
-		line := fmt.Sprintf("%s ↔ **%s** (`%s`), since <t:%d:d>\n", channelRef(p.ChannelID), escapeMarkdown(p.ContactUsername), p.ContactID, p.CreatedAt.Unix())
+		line := fmt.Sprintf("%s ↔ **%s** (`%s`), since <t:%d:d>\n", channelRef(p.ChannelID), bridge.EscapeMarkdown(p.ContactUsername), p.ContactID, p.CreatedAt.Unix())
 		if sb.Len()+len(line) > 1900 {
 			sb.WriteString("…")
 			break
@@ -175,7 +175,7 @@ func (b *Bot) cmdNotify(ctx context.Context, ix *interaction, data discordgo.App
 				}
 				return failure("%s", strings.Replace(b.befriendHint(ctx, who, cp), "/link", "/notify add", 1))
 			}
-			id, name = c.ID, "**"+escapeMarkdown(c.ContactUsername)+"**"
+			id, name = c.ID, "**"+bridge.EscapeMarkdown(c.ContactUsername)+"**"
 		}
 		created, err := b.o.Store.AddSubscription(ctx, bridge.Subscription{
 			GuildID: ix.GuildID, ChannelID: ix.ChannelID, ContactID: id, CreatedBy: invokerID(ix.Interaction),
@@ -207,9 +207,9 @@ func (b *Bot) cmdNotify(ctx context.Context, ix *interaction, data discordgo.App
 			return failure("The bridge's database is not answering; try again in a moment.")
 		}
 		if !removed {
-			return failure("This channel does not announce “%s”; see /notify list.", shorten(who, 64))
+			return failure("This channel does not announce “%s”; see /notify list.", bridge.Shorten(who, 64))
 		}
-		return answer{content: fmt.Sprintf("🔕 This channel no longer announces “%s”.", shorten(who, 64))}
+		return answer{content: fmt.Sprintf("🔕 This channel no longer announces “%s”.", bridge.Shorten(who, 64))}
 	}
 	return failure("Unknown subcommand %q.", sub.Name)
 }
@@ -230,7 +230,7 @@ func (b *Bot) notifyList(ctx context.Context, ix *interaction) answer {
 		if s.ContactID == AllContacts {
 			name = "every contact"
 		} else if c, ok := findContact(list, s.ContactID); ok {
-			name = "**" + escapeMarkdown(c.ContactUsername) + "** (`" + c.ID + "`)"
+			name = "**" + bridge.EscapeMarkdown(c.ContactUsername) + "** (`" + c.ID + "`)"
 		}
 		line := "• " + name + "\n"
 		if sb.Len()+len(line) > 1900 {

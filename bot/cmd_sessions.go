@@ -14,6 +14,8 @@ import (
 
 	"github.com/bwmarrin/discordgo"
 
+	"github.com/resonite-bridge/resonite-bridge/bridge"
+
 	"github.com/resonite-bridge/resonite-bridge/resonite"
 )
 
@@ -188,7 +190,7 @@ func (c *listingCache) get(ctx context.Context, f sessionFilter, fetch func(cont
 
 func (b *Bot) cmdSessions(ctx context.Context, ix *interaction, data discordgo.ApplicationCommandInteractionData) answer {
 	opts := optionMap(data.Options)
-	f := sessionFilter{Name: shorten(stringOpt(opts, "name"), maxFilterLen), Host: shorten(stringOpt(opts, "host"), maxFilterLen), MinUsers: -1, IncludeEmpty: -1}
+	f := sessionFilter{Name: bridge.Shorten(stringOpt(opts, "name"), maxFilterLen), Host: bridge.Shorten(stringOpt(opts, "host"), maxFilterLen), MinUsers: -1, IncludeEmpty: -1}
 	if n, ok := intOpt(opts, "min_users"); ok {
 		f.MinUsers = max(0, n)
 	}
@@ -272,7 +274,7 @@ func sessionEmbed(s resonite.SessionInfo) *discordgo.MessageEmbed {
 	}
 	e := &discordgo.MessageEmbed{
 		Type:  discordgo.EmbedTypeRich,
-		Title: shorten(strings.ReplaceAll(name, "\n", " "), 256),
+		Title: bridge.Shorten(strings.ReplaceAll(name, "\n", " "), 256),
 		Color: 0x2f80ed,
 	}
 	if s.SessionID != "" {
@@ -298,7 +300,7 @@ func sessionEmbed(s resonite.SessionInfo) *discordgo.MessageEmbed {
 		access = "unknown"
 	}
 	e.Fields = []*discordgo.MessageEmbedField{
-		{Name: "Host", Value: shorten(escapeMarkdown(host), 1024), Inline: true},
+		{Name: "Host", Value: bridge.Shorten(bridge.EscapeMarkdown(host), 1024), Inline: true},
 		{Name: "Users", Value: users, Inline: true},
 		{Name: "Access", Value: access, Inline: true},
 		{Name: "Headless", Value: headless, Inline: true},

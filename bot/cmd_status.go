@@ -7,13 +7,15 @@ import (
 	"time"
 
 	"github.com/bwmarrin/discordgo"
+
+	"github.com/resonite-bridge/resonite-bridge/bridge"
 )
 
 func (b *Bot) cmdStatus(ctx context.Context, ix *interaction, _ discordgo.ApplicationCommandInteractionData) answer {
 	gw := b.Gateway()
 	e := &discordgo.MessageEmbed{Type: discordgo.EmbedTypeRich, Title: "resonite-bridge status", Color: 0x2ecc71}
 	field := func(name, value string, inline bool) {
-		e.Fields = append(e.Fields, &discordgo.MessageEmbedField{Name: name, Value: shorten(orDash(value), 1024), Inline: inline})
+		e.Fields = append(e.Fields, &discordgo.MessageEmbedField{Name: name, Value: bridge.Shorten(orDash(value), 1024), Inline: inline})
 	}
 	field("Discord gateway", upDown(gw.Connected, gw.Since), true)
 	healthy := gw.Connected
@@ -50,7 +52,7 @@ func (b *Bot) cmdStatus(ctx context.Context, ix *interaction, _ discordgo.Applic
 			if !st.LastErrorAt.IsZero() {
 				when = fmt.Sprintf(" (<t:%d:R>)", st.LastErrorAt.Unix())
 			}
-			field("Last error", shorten(redact(st.LastError), 900)+when, false)
+			field("Last error", bridge.Shorten(redact(st.LastError), 900)+when, false)
 		}
 	}
 	if gw.LastError != "" && !gw.Connected {

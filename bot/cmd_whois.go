@@ -11,6 +11,8 @@ import (
 
 	"github.com/bwmarrin/discordgo"
 
+	"github.com/resonite-bridge/resonite-bridge/bridge"
+
 	"github.com/resonite-bridge/resonite-bridge/resonite"
 )
 
@@ -70,7 +72,7 @@ func isFriend(c resonite.Contact) bool {
 }
 
 func choice(name, value string) *discordgo.ApplicationCommandOptionChoice {
-	return &discordgo.ApplicationCommandOptionChoice{Name: shorten(name, 100), Value: shorten(value, 100)}
+	return &discordgo.ApplicationCommandOptionChoice{Name: bridge.Shorten(name, 100), Value: bridge.Shorten(value, 100)}
 }
 
 func matches(typed string, names ...string) bool {
@@ -189,7 +191,7 @@ func (b *Bot) cmdWhois(ctx context.Context, _ *interaction, data discordgo.Appli
 		u, err = b.o.Resonite.UserByName(ctx, who)
 	}
 	if errors.Is(err, resonite.ErrNotFound) {
-		return notFound("No Resonite user “%s”. Check the spelling, or pick a name from the suggestions.", shorten(who, 64))
+		return notFound("No Resonite user “%s”. Check the spelling, or pick a name from the suggestions.", bridge.Shorten(who, 64))
 	}
 	if err != nil {
 		b.log.Warn("looking up a Resonite user failed", "user", who, "err", err)
@@ -197,7 +199,7 @@ func (b *Bot) cmdWhois(ctx context.Context, _ *interaction, data discordgo.Appli
 	}
 	e := &discordgo.MessageEmbed{
 		Type:  discordgo.EmbedTypeRich,
-		Title: shorten(u.Username, 256),
+		Title: bridge.Shorten(u.Username, 256),
 		Color: 0x2f80ed,
 		Fields: []*discordgo.MessageEmbedField{
 			{Name: "User ID", Value: "`" + u.ID + "`", Inline: true},
@@ -214,7 +216,7 @@ func (b *Bot) cmdWhois(ctx context.Context, _ *interaction, data discordgo.Appli
 		}
 		if u.Profile.Tagline != nil {
 			if t := strings.TrimSpace(resonite.StripRichText(*u.Profile.Tagline)); t != "" {
-				e.Description = shorten(t, 300)
+				e.Description = bridge.Shorten(t, 300)
 			}
 		}
 	}
@@ -248,7 +250,7 @@ func (b *Bot) addPresenceFields(e *discordgo.MessageEmbed, c resonite.Contact) {
 	if status == "" {
 		status = resonite.StatusOffline
 	}
-	e.Fields = append(e.Fields, &discordgo.MessageEmbedField{Name: "Status", Value: statusEmoji(status) + " " + string(status), Inline: true})
+	e.Fields = append(e.Fields, &discordgo.MessageEmbedField{Name: "Status", Value: bridge.StatusEmoji(status) + " " + string(status), Inline: true})
 	if session != nil {
 		name := strings.TrimSpace(resonite.StripRichText(session.Name))
 		if name == "" {
@@ -256,21 +258,7 @@ func (b *Bot) addPresenceFields(e *discordgo.MessageEmbed, c resonite.Contact) {
 		}
 		e.Fields = append(e.Fields, &discordgo.MessageEmbedField{
 			Name:  "Session",
-			Value: fmt.Sprintf("[%s](%s)", escapeMarkdown(shorten(name, 200)), resonite.SessionURL(session.SessionID)),
+			Value: fmt.Sprintf("[%s](%s)", bridge.EscapeMarkdown(bridge.Shorten(name, 200)), resonite.SessionURL(session.SessionID)),
 		})
 	}
-}
-
-func statusEmoji(s resonite.OnlineStatus) string {
-	switch s {
-	case resonite.StatusSociable:
-		return "💬"
-	case resonite.StatusOnline:
-		return "🟢"
-	case resonite.StatusBusy:
-		return "🔴"
-	case resonite.StatusAway:
-		return "🟡"
-	}
-	return "⚪"
 }

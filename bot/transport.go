@@ -44,7 +44,11 @@ type transport struct {
 	base    http.RoundTripper
 	target  *url.URL // nil: keep discord.com
 	limiter *rate.Limiter
-	log     *slog.Logger
+	// unlimited reports the requests outside the global limit: Discord does not count
+	// interaction responses against it, and commands must answer within 3 s even while the
+	// bridge relays a burst.
+	unlimited func(path string) bool
+	log       *slog.Logger
 }
 
 // CloseIdleConnections lets http.Client.CloseIdleConnections reach the base transport.
@@ -66,8 +70,10 @@ func (t *transport) RoundTrip(r *http.Request) (*http.Response, error) {
 		body = b
 	}
 	for {
-		if err := t.limiter.Wait(ctx); err != nil {
-			return nil, fmt.Errorf("waiting for the global rate limit: %w", err)
+		if t.unlimited == nil || !t.unlimited(r.URL.Path) {
+			if err := t.limiter.Wait(ctx); err != nil {
+				return nil, fmt.Errorf("waiting for the global rate limit: %w", err)
+			}
 		}
 		req := r.Clone(ctx)
 		if body != nil {

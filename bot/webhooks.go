@@ -238,7 +238,7 @@ func (b *Bot) Post(ctx context.Context, channelID string, p bridge.Post) (string
 func (b *Bot) postAsBot(ctx context.Context, channelID string, p bridge.Post) (string, error) {
 	content := p.Content
 	if name := strings.TrimSpace(p.Username); name != "" {
-		content = "**" + escapeMarkdown(name) + "**: " + content
+		content = "**" + bridge.EscapeMarkdown(name) + "**: " + content
 	}
 	chunks := bridge.SplitText(content, bridge.DiscordMaxLen)
 	first := ""
@@ -264,7 +264,7 @@ func (b *Bot) Reply(ctx context.Context, channelID, messageID, content string) e
 	am := noMentions()
 	am.RepliedUser = false
 	_, err := b.s.ChannelMessageSendComplex(channelID, &discordgo.MessageSend{
-		Content:         shorten(content, bridge.DiscordMaxLen),
+		Content:         bridge.Shorten(content, bridge.DiscordMaxLen),
 		AllowedMentions: am,
 		Reference:       &discordgo.MessageReference{MessageID: messageID, ChannelID: channelID, FailIfNotExists: &no},
 	}, discordgo.WithContext(ctx))
@@ -317,8 +317,8 @@ func embeds(in []bridge.Embed) []*discordgo.MessageEmbed {
 	for _, e := range in {
 		me := &discordgo.MessageEmbed{
 			Type:        discordgo.EmbedTypeRich,
-			Title:       shorten(e.Title, 256),
-			Description: shorten(e.Description, 4096),
+			Title:       bridge.Shorten(e.Title, 256),
+			Description: bridge.Shorten(e.Description, 4096),
 			URL:         httpsOnly(e.URL),
 		}
 		if u := avatarURL(e.ThumbnailURL); u != "" {
@@ -332,7 +332,7 @@ func embeds(in []bridge.Embed) []*discordgo.MessageEmbed {
 				break
 			}
 			me.Fields = append(me.Fields, &discordgo.MessageEmbedField{
-				Name: shorten(orDash(f.Name), 256), Value: shorten(orDash(f.Value), 1024), Inline: f.Inline,
+				Name: bridge.Shorten(orDash(f.Name), 256), Value: bridge.Shorten(orDash(f.Value), 1024), Inline: f.Inline,
 			})
 		}
 		out = append(out, me)
@@ -405,25 +405,4 @@ func defuseReserved(w string) string {
 		r[i] = lower
 	}
 	return string(r)
-}
-
-// escapeMarkdown keeps a name from turning into Discord formatting.
-func escapeMarkdown(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if strings.ContainsRune("\\*_~`|>#[]()", r) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
-
-// shorten cuts s to at most n runes, with an ellipsis.
-func shorten(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	r := []rune(s)
-	return string(r[:n-1]) + "…"
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -319,5 +320,27 @@ func TestHistoryOldestFirst(t *testing.T) {
 	var rerr *discordgo.RESTError
 	if !errors.As(err, &rerr) {
 		t.Errorf("the REST error is not kept in the chain: %v", err)
+	}
+}
+
+// TestCommandsBypassTheGlobalLimit: Discord does not count interaction answers against the
+// global rate limit, so a command answers even while relaying has queued up the bot's budget.
+func TestCommandsBypassTheGlobalLimit(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(o *bot.Options) { o.RequestRate = 2 }).start()
+	// 100 queued requests at 2 a second: 50 s of backlog, far beyond Discord's 3 s deadline
+	// (and beyond the fake's own wait, which would fail the test if answers queued too).
+	// (Each in a channel of its own: discordgo itself serialises requests to one route.)
+	for i := 0; i < 100; i++ {
+		go func() { _, _ = e.bot.History(t.Context(), strconv.Itoa(200000000000000000+i), "", 1) }()
+	}
+	f := e.command("status").Final(t)
+	if len(f.Embeds) != 1 {
+		t.Errorf("/status behind a full global limit answered %+v", f)
+	}
+	// Deferred answers are edited through the application's webhook route: exempt too.
+	seedSessions(e.rf, 3)
+	if f := e.command("sessions").Final(t); len(f.Embeds) == 0 {
+		t.Errorf("/sessions behind a full global limit answered %q", f.Content)
 	}
 }

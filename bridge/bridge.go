@@ -235,7 +235,11 @@ type Options struct {
 	// default and maximum 100, the cap of both APIs (a larger page would come back short and
 	// look like the end of the history).
 	CatchUpPageSize int
-	MarkReadDelay   time.Duration // batching window of MarkMessagesRead; default 1 s
+	// ResonitePoll is how often the Resonite mailbox is read even without a reconnect: it
+	// catches what a live hub connection may have missed and keeps the catch-up cursor
+	// recent; default 5 min (ReCon polls every 2 min).
+	ResonitePoll  time.Duration
+	MarkReadDelay time.Duration // batching window of MarkMessagesRead; default 1 s
 
 	PresenceExpiry time.Duration // a device without update for this long is gone; default 10 min
 	NotifyCooldown time.Duration // same contact, same channel; default 10 min
@@ -290,6 +294,7 @@ func (o *Options) defaults() error {
 	setDur(&o.DrainTimeout, 10*time.Second)
 	setDur(&o.RescueInterval, 30*time.Second)
 	setDur(&o.CatchUpRetry, 5*time.Second)
+	setDur(&o.ResonitePoll, 5*time.Minute)
 	setDur(&o.MarkReadDelay, time.Second)
 	setDur(&o.PresenceExpiry, 10*time.Minute)
 	setDur(&o.NotifyCooldown, 10*time.Minute)
@@ -386,12 +391,27 @@ func (b *Bridge) Run(ctx context.Context) error {
 	start(&workers, ctx, func(ctx context.Context) { b.runWorker(ctx, ToDiscord) })
 	start(&others, ctx, b.runRescue)
 	start(&others, ctx, b.runCatchUp)
+	start(&others, ctx, b.runResonitePoll)
 	start(&others, ctx, b.runTasks)
 	start(&others, readsCtx, b.runReads)
 	workers.Wait()
 	stopReads()
 	others.Wait()
 	return nil
+}
+
+// runResonitePoll asks for a Resonite catch-up every ResonitePoll.
+func (b *Bridge) runResonitePoll(ctx context.Context) {
+	t := time.NewTicker(b.o.ResonitePoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			b.catchUp.requestResonite()
+		}
+	}
 }
 
 // runRescue returns expired leases to pending at start and periodically.

@@ -382,3 +382,20 @@ func TestCatchUpLiveAndHistoryInterleaved(t *testing.T) {
 		t.Errorf("posts %q, want %q", got, want)
 	}
 }
+
+// TestResonitePolledWithoutReconnect: a message the live connection never delivered (and no
+// reconnect followed) is found by the periodic read of the mailbox.
+func TestResonitePolledWithoutReconnect(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, func(o *Options) { o.ResonitePoll = 20 * time.Millisecond })
+	h.start()
+	eventually(t, "the start-up catch-up", func() bool {
+		h.res.mu.Lock()
+		defer h.res.mu.Unlock()
+		return len(h.res.queries) > 0
+	})
+	h.res.mu.Lock()
+	h.res.history = append(h.res.history, textFrom("U-Alice", "MSG-missed", "never pushed", time.Now()))
+	h.res.mu.Unlock()
+	eventually(t, "the missed message posted", func() bool { return len(h.discord.postsIn("C-A")) == 1 })
+}

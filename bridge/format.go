@@ -24,7 +24,7 @@ const quoteLen = 60
 func FormatForResonite(m DiscordMessage) string {
 	var parts []string
 	if m.ReplyTo != nil {
-		q := shorten(strings.Join(strings.Fields(m.ReplyTo.Content), " "), quoteLen)
+		q := Shorten(strings.Join(strings.Fields(m.ReplyTo.Content), " "), quoteLen)
 		if q == "" {
 			q = "…"
 		}
@@ -116,10 +116,10 @@ func RenderForDiscord(m resonite.Message, username, avatarURL string) []Post {
 			name = "an item"
 		}
 		if r.ThumbnailURI != nil && *r.ThumbnailURI != "" {
-			return one("📦 sent an item: **"+escapeMarkdown(name)+"**",
+			return one("📦 sent an item: **"+EscapeMarkdown(name)+"**",
 				Embed{Title: name, ThumbnailURL: assetURL(*r.ThumbnailURI)})
 		}
-		return one("📦 sent an item: **" + escapeMarkdown(name) + "**")
+		return one("📦 sent an item: **" + EscapeMarkdown(name) + "**")
 	case resonite.MessageSessionInvite:
 		s, err := m.SessionInvite()
 		if err != nil {
@@ -182,7 +182,7 @@ func amountSuffix(m resonite.Message) string {
 	}
 	if c, ok := get("comment"); ok {
 		if cs, ok := c.(string); ok && strings.TrimSpace(cs) != "" {
-			s += " (“" + shorten(strings.TrimSpace(cs), 200) + "”)"
+			s += " (“" + Shorten(strings.TrimSpace(cs), 200) + "”)"
 		}
 	}
 	return s
@@ -194,7 +194,7 @@ func sessionEmbed(s resonite.SessionInfo) Embed {
 	if name == "" {
 		name = "Unnamed session"
 	}
-	e := Embed{Title: shorten(name, 256)}
+	e := Embed{Title: Shorten(name, 256)}
 	if s.SessionID != "" {
 		e.URL = sessionURL(s.SessionID)
 	}
@@ -222,10 +222,10 @@ func neutralizeMentions(s string) string {
 }
 
 // escapeMarkdown keeps names from turning into Discord formatting.
-func escapeMarkdown(s string) string {
+func EscapeMarkdown(s string) string {
 	var b strings.Builder
 	for _, r := range s {
-		if strings.ContainsRune("\\*_~`|>", r) {
+		if strings.ContainsRune("\\*_~`|>#[]()", r) {
 			b.WriteByte('\\')
 		}
 		b.WriteRune(r)

@@ -227,7 +227,8 @@ func (p *presence) releaseAnnouncement(contactID, channelID string) {
 	delete(p.announced, [2]string{contactID, channelID})
 }
 
-func statusEmoji(s resonite.OnlineStatus) string {
+// StatusEmoji is the coloured dot (or speech bubble) Discord shows for a Resonite status.
+func StatusEmoji(s resonite.OnlineStatus) string {
 	switch s {
 	case resonite.StatusSociable:
 		return "💬"
@@ -243,13 +244,13 @@ func statusEmoji(s resonite.OnlineStatus) string {
 
 // NotificationText is the friend-online line posted into subscribed channels.
 func NotificationText(name string, status resonite.OnlineStatus, session *resonite.SessionInfo) string {
-	s := fmt.Sprintf("%s **%s** is now %s", statusEmoji(status), escapeMarkdown(name), status)
+	s := fmt.Sprintf("%s **%s** is now %s", StatusEmoji(status), EscapeMarkdown(name), status)
 	if session != nil {
 		sname := stripRichText(session.Name)
 		if sname == "" {
 			sname = "a session"
 		}
-		s += fmt.Sprintf(" in **%s** <%s>", escapeMarkdown(sname), sessionURL(session.SessionID))
+		s += fmt.Sprintf(" in **%s** <%s>", EscapeMarkdown(sname), sessionURL(session.SessionID))
 	}
 	return neutralizeMentions(s)
 }

@@ -284,7 +284,7 @@ func storeCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 func (b *Bridge) settleFailure(ctx context.Context, m Message, err error) {
 	sctx, cancel := storeCtx(ctx)
 	defer cancel()
-	reason := shorten(err.Error(), 300)
+	reason := Shorten(err.Error(), 300)
 	switch {
 	case ctx.Err() != nil && !b.isPermanent(err):
 		// Shutdown interrupted the delivery: due again at next start, not counted as an attempt.
@@ -305,7 +305,7 @@ func (b *Bridge) settleFailure(ctx context.Context, m Message, err error) {
 	case b.isPermanent(err) || m.Attempts+1 >= b.o.MaxAttempts:
 		if !b.isPermanent(err) {
 			err = fmt.Errorf("gave up after %d attempts: %w", m.Attempts+1, err)
-			reason = shorten(err.Error(), 300)
+			reason = Shorten(err.Error(), 300)
 		}
 		b.stats.add(m.Direction, func(s *DirectionStats) { s.Failed++ })
 		b.noteError(fmt.Sprintf("delivering %s message %d (given up)", m.Direction, m.ID), err)
@@ -336,7 +336,7 @@ func (b *Bridge) warnUndelivered(ctx context.Context, m Message, cause error) {
 	if err := json.Unmarshal(m.Payload, &p); err != nil || p.ChannelID == "" {
 		return
 	}
-	text := "⚠ Not delivered to Resonite: " + shorten(cause.Error(), 150)
+	text := "⚠ Not delivered to Resonite: " + Shorten(cause.Error(), 150)
 	if err := b.o.Discord.Reply(ctx, p.ChannelID, p.MessageID, text); err != nil {
 		b.noteError("replying with a delivery warning", err)
 	}

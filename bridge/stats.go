@@ -64,13 +64,13 @@ func (b *Bridge) Stats() Stats {
 
 // noteError logs an error and keeps it as the last error shown by /status.
 func (b *Bridge) noteError(doing string, err error) {
-	msg := shorten(doing+": "+err.Error(), 300)
+	msg := Shorten(doing+": "+err.Error(), 300)
 	b.log.Warn("bridge error", "doing", doing, "err", err)
 	b.stats.lastError(msg, time.Now())
 }
 
 // shorten cuts s to at most n runes, with an ellipsis.
-func shorten(s string, n int) string {
+func Shorten(s string, n int) string {
 	if utf8.RuneCountInString(s) <= n {
 		return s
 	}

@@ -301,8 +301,9 @@ const IDMapRetentionFactor = 10
 
 // Prune clears the payload and error of delivered and failed rows last
 // changed more than olderThan ago, and deletes them entirely after
-// IDMapRetentionFactor × olderThan. It returns the number of rows touched.
-// Pending and in-flight rows are never pruned.
+// IDMapRetentionFactor × olderThan once catch-up cannot read their source
+// again (it is behind the side's cursor). It returns the number of rows
+// touched. Pending and in-flight rows are never pruned.
 func (s *Store) Prune(ctx context.Context, olderThan time.Duration) (int, error) {
 	if olderThan <= 0 {
 		return 0, fmt.Errorf("store: prune: retention must be positive, got %s", olderThan)
@@ -314,8 +315,17 @@ func (s *Store) Prune(ctx context.Context, olderThan time.Duration) (int, error)
 	}
 	var n int64
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		del, err := tx.Exec(ctx, `delete from relay_messages
-			where state in ('delivered', 'failed') and updated_at < now() - $1::interval`, idMapAge)
+		// A row also stays while its side's catch-up can still read its source again: a
+		// Discord message after its pairing's cursor, a Resonite message near or after the
+		// account's cursor (a cursor that has not moved for long keeps its rows).
+		del, err := tx.Exec(ctx, `delete from relay_messages m
+			where state in ('delivered', 'failed') and updated_at < now() - $1::interval
+			  and case m.direction
+			    when 'to_resonite' then m.source_id ~ '^[0-9]{1,20}$' and exists (
+			      select 1 from discord_cursors c
+			      where c.pairing_id = m.pairing_id and m.source_id::numeric <= c.message_id::numeric)
+			    else m.source_time < (select min(last_seen) from resonite_cursors) - interval '1 day'
+			  end`, idMapAge)
 		if err != nil {
 			return err
 		}

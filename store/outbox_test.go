@@ -879,6 +879,7 @@ func TestPrune(t *testing.T) {
 		payloadAfter string
 	}
 	rows := []*row{
+		{name: "ancient delivered, its source after the catch-up cursor", state: store.Delivered, age: 100 * time.Hour, wantCleared: true},
 		{name: "fresh delivered", state: store.Delivered, age: time.Minute},
 		{name: "old delivered", state: store.Delivered, age: 2 * time.Hour, wantCleared: true},
 		{name: "ancient delivered", state: store.Delivered, age: store.IDMapRetentionFactor*time.Hour + time.Minute, wantGone: true},
@@ -887,14 +888,20 @@ func TestPrune(t *testing.T) {
 		{name: "ancient pending", state: store.Pending, age: 100 * time.Hour},
 		{name: "ancient in flight", state: store.InFlight, age: 100 * time.Hour},
 	}
+	// Discord message ids 1000… are behind the pairing's cursor (2000), except the first row's.
+	mustExec(t, st, `insert into discord_cursors (pairing_id, message_id) values ($1, '2000')`, p.ID)
 	for i, r := range rows {
-		r.id = enqueue(t, st, store.Message{SourceID: fmt.Sprint("p", i), PairingID: p.ID, Payload: []byte(`{"n":1}`)})
+		src := fmt.Sprint(1000 + i)
+		if i == 0 {
+			src = "99999"
+		}
+		r.id = enqueue(t, st, store.Message{SourceID: src, PairingID: p.ID, Payload: []byte(`{"n":1}`)})
 		mustExec(t, st, `update relay_messages set state = $2, last_error = 'err', target_id = 'T-'||id,
 			updated_at = now() - $3::interval where id = $1`, r.id, r.state, r.age)
 	}
 	n, err := st.Prune(ctx, olderThan)
-	if err != nil || n != 4 {
-		t.Fatalf("Prune = %d, %v; want 4 rows touched", n, err)
+	if err != nil || n != 5 {
+		t.Fatalf("Prune = %d, %v; want 5 rows touched", n, err)
 	}
 	for _, r := range rows {
 		m, err := st.MessageByID(ctx, r.id)
@@ -1144,5 +1151,38 @@ func TestInstanceLockIsExclusive(t *testing.T) {
 	defer l2.Release(ctxT(t))
 	if err := lock.Check(ctxT(t)); !errors.Is(err, store.ErrInstanceLockLost) {
 		t.Errorf("Check of a released lock = %v, want ErrInstanceLockLost", err)
+	}
+}
+
+// TestPruneKeepsWhatResoniteCatchUpCanSeeAgain: a to_discord row goes only once its message is
+// well behind the Resonite cursor.
+func TestPruneKeepsWhatResoniteCatchUpCanSeeAgain(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	st := storetest.New(t)
+	p := mustPair(t, st, "c-prune-r")
+	now := time.Now()
+	old := enqueue(t, st, store.Message{Direction: store.ToDiscord, SourceID: "MSG-old:1", PairingID: p.ID, SourceTime: now.Add(-72 * time.Hour), Payload: []byte(`{}`)})
+	recent := enqueue(t, st, store.Message{Direction: store.ToDiscord, SourceID: "MSG-recent:1", PairingID: p.ID, SourceTime: now.Add(-2 * time.Hour), Payload: []byte(`{}`)})
+	mustExec(t, st, `update relay_messages set state = 'delivered', updated_at = now() - interval '100 hours'`)
+	if n, err := st.Prune(ctx, time.Hour); err != nil || n != 2 {
+		t.Fatalf("Prune without a cursor = %d, %v; want only the two payloads cleared", n, err)
+	}
+	for _, id := range []int64{old, recent} {
+		if _, err := st.MessageByID(ctx, id); err != nil {
+			t.Errorf("row %d deleted although no catch-up cursor covers it: %v", id, err)
+		}
+	}
+	if err := st.AdvanceResoniteCursor(ctx, "U-Bridge", now.Add(-3*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Prune(ctx, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.MessageByID(ctx, old); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the row a day and more behind the cursor is still there: %v", err)
+	}
+	if _, err := st.MessageByID(ctx, recent); err != nil {
+		t.Errorf("the row after the cursor was deleted: %v", err)
 	}
 }

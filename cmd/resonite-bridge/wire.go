@@ -260,6 +260,42 @@ func (w *wiring) components(d deps) []component {
 		&discordComponent{b: w.bot, bridgeDone: bridgeDone},
 		&metricsComponent{w: w, m: d.Metrics},
 		&lockComponent{lock: w.lock},
+		&pruneComponent{st: w.store, log: d.Logger},
+	}
+}
+
+// Retention of relayed messages: payloads go after a week, the id map (which catch-up and
+// redelivery checks read) after ten (store.IDMapRetentionFactor), and never while catch-up
+// could still read the message again.
+const (
+	payloadRetention = 7 * 24 * time.Hour
+	pruneEvery       = time.Hour
+)
+
+// pruneComponent keeps the outbox table small.
+type pruneComponent struct {
+	st  *store.Store
+	log *slog.Logger
+}
+
+func (c *pruneComponent) Name() string          { return "pruner" }
+func (c *pruneComponent) Ready() (bool, string) { return true, "" }
+func (c *pruneComponent) Run(ctx context.Context) error {
+	t := time.NewTicker(pruneEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		n, err := c.st.Prune(ctx, payloadRetention)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			c.log.Warn("pruning relayed messages failed", "err", err)
+		case n > 0:
+			c.log.Info("pruned relayed messages", "rows", n)
+		}
 	}
 }
 
