@@ -107,7 +107,7 @@ func wire(ctx context.Context, d deps) (*wiring, error) {
 		Hub: resonite.HubOptions{URL: cfg.ResoniteHubURL, Logger: log},
 		Bot: bot.Options{
 			Token: cfg.DiscordToken, GuildID: cfg.DiscordGuildID, APIURL: cfg.DiscordAPIURL,
-			Logger: log, Store: adapter, Presence: presence,
+			Logger: log, Store: adapter, Presence: presence, DrainTimeout: drainTimeout,
 			Handlers: bot.Handlers{
 				OnMessage: func(ctx context.Context, m bridge.DiscordMessage) {
 					if err := br.HandleDiscordMessage(ctx, m); err != nil {
@@ -119,6 +119,9 @@ func wire(ctx context.Context, d deps) (*wiring, error) {
 			},
 		},
 		Bridge: bridge.Options{
+			// The whole daemon has defaultShutdownTimeout (10 s) to stop: the bridge's drain,
+			// then closing the hub and the gateway, fit in it.
+			DrainTimeout:       drainTimeout,
 			Store:              adapter,
 			Logger:             log.With("component", "bridge"),
 			IsPermanent:        isPermanent,
@@ -322,8 +325,12 @@ func (c *lockComponent) Run(ctx context.Context) error {
 	}
 }
 
-// drainWait bounds how long the hub and the gateway stay up for the bridge's drain.
-const drainWait = 9 * time.Second
+// drainTimeout bounds the bridge's and the bot's drains; drainWait how long the hub stays up
+// for the bridge's. Both leave room, within the daemon's 10 s, to close the connections.
+const (
+	drainTimeout = 7 * time.Second
+	drainWait    = drainTimeout + time.Second
+)
 
 func waitDone(ch <-chan struct{}, limit time.Duration) {
 	t := time.NewTimer(limit)
