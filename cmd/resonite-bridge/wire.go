@@ -261,9 +261,34 @@ func (w *wiring) components(d deps) []component {
 		&bridgeComponent{b: w.bridge, done: bridgeDone},
 		&resoniteComponent{w: w, log: d.Logger, bridgeDone: bridgeDone},
 		&discordComponent{b: w.bot, bridgeDone: bridgeDone},
-		&metricsComponent{w: w, m: d.Metrics},
-		&lockComponent{lock: w.lock},
-		&pruneComponent{st: w.store, log: d.Logger},
+		newMetricsComponent(w, d.Metrics),
+		lockComponent(w.lock),
+		pruneComponent(w.store, d.Logger),
+	}
+}
+
+// periodic is a component that does one small job every interval until the daemon stops; an
+// error from tick is fatal to the daemon.
+type periodic struct {
+	name  string
+	every time.Duration
+	tick  func(ctx context.Context) error
+}
+
+func (c *periodic) Name() string          { return c.name }
+func (c *periodic) Ready() (bool, string) { return true, "" }
+func (c *periodic) Run(ctx context.Context) error {
+	t := time.NewTicker(c.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if err := c.tick(ctx); err != nil && ctx.Err() == nil {
+			return err
+		}
 	}
 }
 
@@ -276,53 +301,29 @@ const (
 )
 
 // pruneComponent keeps the outbox table small.
-type pruneComponent struct {
-	st  *store.Store
-	log *slog.Logger
-}
-
-func (c *pruneComponent) Name() string          { return "pruner" }
-func (c *pruneComponent) Ready() (bool, string) { return true, "" }
-func (c *pruneComponent) Run(ctx context.Context) error {
-	t := time.NewTicker(pruneEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		n, err := c.st.Prune(ctx, payloadRetention)
+func pruneComponent(st *store.Store, log *slog.Logger) component {
+	return &periodic{name: "pruner", every: pruneEvery, tick: func(ctx context.Context) error {
+		n, err := st.Prune(ctx, payloadRetention)
 		switch {
 		case err != nil && ctx.Err() == nil:
-			c.log.Warn("pruning relayed messages failed", "err", err)
+			log.Warn("pruning relayed messages failed", "err", err)
 		case n > 0:
-			c.log.Info("pruned relayed messages", "rows", n)
+			log.Info("pruned relayed messages", "rows", n)
 		}
-	}
+		return nil
+	}}
 }
 
 // lockComponent stops the daemon when the instance lock is lost: another one may run by then.
-type lockComponent struct{ lock *store.InstanceLock }
-
-func (c *lockComponent) Name() string          { return "instance-lock" }
-func (c *lockComponent) Ready() (bool, string) { return true, "" }
-func (c *lockComponent) Run(ctx context.Context) error {
-	t := time.NewTicker(5 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
+func lockComponent(lock *store.InstanceLock) component {
+	return &periodic{name: "instance-lock", every: 5 * time.Second, tick: func(ctx context.Context) error {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := c.lock.Check(cctx)
-		cancel()
-		if errors.Is(err, store.ErrInstanceLockLost) {
+		defer cancel()
+		if err := lock.Check(cctx); errors.Is(err, store.ErrInstanceLockLost) {
 			return err // a slow ping is no reason to stop; a dead connection is
 		}
-	}
+		return nil
+	}}
 }
 
 // drainTimeout bounds the bridge's and the bot's drains; drainWait how long the hub stays up
@@ -429,23 +430,12 @@ func (c *resoniteComponent) Run(ctx context.Context) error {
 type metricsComponent struct {
 	w    *wiring
 	m    *metrics
-	last bridge.Stats
+	last bridge.Stats // touched by the periodic's goroutine only
 }
 
-func (c *metricsComponent) Name() string          { return "metrics" }
-func (c *metricsComponent) Ready() (bool, string) { return true, "" }
-func (c *metricsComponent) Run(ctx context.Context) error {
-	t := time.NewTicker(2 * time.Second)
-	defer t.Stop()
-	for {
-		c.refresh()
-		select {
-		case <-ctx.Done():
-			c.refresh()
-			return nil
-		case <-t.C:
-		}
-	}
+func newMetricsComponent(w *wiring, m *metrics) component {
+	c := &metricsComponent{w: w, m: m}
+	return &periodic{name: "metrics", every: 2 * time.Second, tick: func(context.Context) error { c.refresh(); return nil }}
 }
 
 func (c *metricsComponent) refresh() {
