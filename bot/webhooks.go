@@ -297,16 +297,7 @@ func (b *Bot) History(ctx context.Context, channelID, afterID string, limit int)
 		}
 		out = append(out, dm)
 	}
-	// Discord's "after" pages come newest first within the page, but be safe about the order.
-	slices.SortStableFunc(out, func(x, y bridge.DiscordMessage) int { return compareSnowflakes(x.ID, y.ID) })
 	return out, nil
-}
-
-func compareSnowflakes(a, b string) int {
-	if len(a) != len(b) {
-		return len(a) - len(b)
-	}
-	return strings.Compare(a, b)
 }
 
 func embeds(in []bridge.Embed) []*discordgo.MessageEmbed {
