@@ -1,0 +1,95 @@
+// Package core holds the data types the bridge works on: pairings, subscriptions, outbox rows
+// and their stored payloads, chat messages of both sides, contacts, presence and sessions, and
+// the delivery outcomes adapters report. It is a leaf: the store, the Discord bot and the
+// Resonite adapter all speak these types, so a change of either wire model stops at its
+// adapter and never reaches the database format.
+package core
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Direction is the way an outbox row travels.
+type Direction string
+
+const (
+	ToResonite Direction = "to_resonite"
+	ToDiscord  Direction = "to_discord"
+)
+
+// State is an outbox row's delivery state.
+type State string
+
+const (
+	StatePending   State = "pending"   // waiting for NextAttemptAt
+	StateInFlight  State = "in_flight" // claimed by a worker, until settled or its lease runs out
+	StateDelivered State = "delivered" // done; the row stays as the id map
+	StateFailed    State = "failed"    // given up; LastError says why; no longer blocks its pairing
+)
+
+// Pairing links one Discord channel with one Resonite contact of the bridge account.
+type Pairing struct {
+	ID              int64
+	GuildID         string
+	ChannelID       string
+	ContactID       string
+	ContactUsername string
+	CreatedBy       string
+	CreatedAt       time.Time
+	WebhookID       string
+	WebhookToken    string // secret: never log it
+}
+
+// LogValue keeps the webhook token out of logs.
+func (p Pairing) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.Int64("id", p.ID),
+		slog.String("guild_id", p.GuildID),
+		slog.String("channel_id", p.ChannelID),
+		slog.String("contact_id", p.ContactID),
+		slog.String("webhook_id", p.WebhookID),
+	)
+}
+
+// AllContacts as a Subscription.ContactID announces every contact.
+const AllContacts = "all"
+
+// Subscription asks for friend-online notifications of ContactID (a Resonite user id, or
+// AllContacts) in ChannelID.
+type Subscription struct {
+	ID        int64
+	GuildID   string
+	ChannelID string
+	ContactID string
+	CreatedBy string
+	CreatedAt time.Time
+}
+
+// OutboxRow is one relayed message: an outbox entry and, once delivered, the map between its
+// source id and the id it got on the other side.
+type OutboxRow struct {
+	ID        int64
+	Direction Direction
+	// SourceID is the idempotency key: the Discord message id (to_resonite), or
+	// "<Resonite message id>:<pairing id>" (to_discord, so one contact may feed several channels).
+	SourceID  string
+	PairingID int64
+	// TargetID is the id on the other side: the derived MSG- id (set at enqueue for to_resonite)
+	// or the Discord message id (set on delivery for to_discord).
+	TargetID string
+	Payload  []byte // a stored payload (see payload.go); nil after pruning
+	// SourceTime is the source's own timestamp (Discord message time, Resonite sendTime); the
+	// rows of one pairing are delivered in (SourceTime, ID) order.
+	SourceTime time.Time
+	State      State
+	Attempts   int // failed attempts so far (retries)
+	// Claims counts the times a worker took the row; above 1 an earlier try may have delivered
+	// it without its outcome being stored (a crash or a timeout).
+	Claims        int
+	NextAttemptAt time.Time
+	LastError     string
+	EnqueuedAt    time.Time // when the row was stored
+	UpdatedAt     time.Time
+	DeliveredAt   *time.Time
+}
