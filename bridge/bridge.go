@@ -12,109 +12,37 @@ import (
 	"sync"
 	"time"
 
-	"github.com/resonite-bridge/resonite-bridge/resonite"
+	"github.com/resonite-bridge/resonite-bridge/bridge/core"
 )
 
-// ErrNotFound is what Store lookups return (wrapped or not) when the row does not exist; the
-// adapter maps the store's own not-found error to it.
-var ErrNotFound = errors.New("bridge: not found")
-
-// Direction is the way an outbox row travels.
-type Direction string
-
-const (
-	ToResonite Direction = "to_resonite"
-	ToDiscord  Direction = "to_discord"
-)
-
-// State is an outbox row's delivery state.
-type State string
-
-const (
-	StatePending   State = "pending"
-	StateInFlight  State = "in_flight"
-	StateDelivered State = "delivered"
-	StateFailed    State = "failed"
-)
-
-// Pairing links one Discord channel with one Resonite contact of the bridge account.
-type Pairing struct {
-	ID              int64
-	GuildID         string
-	ChannelID       string
-	ContactID       string
-	ContactUsername string
-	CreatedBy       string
-	CreatedAt       time.Time
-	WebhookID       string
-	WebhookToken    string
-}
-
-// Subscription asks for friend-online notifications of ContactID ("U-…" or "all") in ChannelID.
-type Subscription struct {
-	ID        int64
-	GuildID   string
-	ChannelID string
-	ContactID string
-	CreatedBy string
-	CreatedAt time.Time
-}
-
-// Message is one outbox row.
-type Message struct {
-	ID        int64
-	Direction Direction
-	// SourceID is the idempotency key: the Discord message id (to_resonite), or
-	// "<Resonite message id>:<pairing id>" (to_discord, so one contact may feed several channels).
-	SourceID  string
-	PairingID int64
-	// TargetID is the id on the other side: the derived MSG- id (set at enqueue for to_resonite)
-	// or the Discord message id (set on delivery for to_discord).
-	TargetID string
-	Payload  []byte
-	State    State
-	Attempts int // failed attempts so far (Retry calls)
-	// Claims counts the times a worker took the row (set by the store); above 1 an earlier try
-	// may have delivered it without its outcome being stored (a crash or a timeout).
-	Claims        int
-	NextAttemptAt time.Time
-	LastError     string
-	// CreatedAt is the source's own timestamp; rows of one pairing are delivered in
-	// (CreatedAt, ID) order.
-	CreatedAt time.Time
-	// EnqueuedAt is when the row was stored (set by the store).
-	EnqueuedAt  time.Time
-	UpdatedAt   time.Time
-	DeliveredAt *time.Time
-}
-
-// Store is the durable outbox and the pairing tables.
+// Store is the durable outbox and the pairing tables; *store.Store has it.
 //
 // Semantics the bridge relies on: Enqueue is idempotent on (Direction, SourceID) and returns
 // inserted=false for a duplicate. Claim returns, per pairing, only the oldest undelivered row
-// (by CreatedAt, then ID; pending or in flight, failed rows do not block), and only when it is
-// pending and due and no other row of its pairing is in flight (a row with an older CreatedAt can
-// arrive while a newer one is in flight), so a pairing never has two rows in flight and a row
-// that waits for a retry holds back the rows behind it. Attempts counts Retry calls only: Claim
-// and Postpone leave it alone. MarkDelivered also accepts a pending row (coalesced posts and
-// late MessageSent echoes deliver rows that were not claimed).
+// (by SourceTime, then ID; pending or in flight, failed rows do not block), and only when it is
+// pending and due and no other row of its pairing is in flight (a row with an older SourceTime
+// can arrive while a newer one is in flight), so a pairing never has two rows in flight and a
+// row that waits for a retry holds back the rows behind it. Attempts counts Retry calls only:
+// Claim and Postpone leave it alone. MarkDelivered also accepts a pending row (coalesced posts
+// and late MessageSent echoes deliver rows that were not claimed). Lookups of missing rows
+// return core.ErrNotFound.
 type Store interface {
-	Pairings(ctx context.Context) ([]Pairing, error)
-	PairingByChannel(ctx context.Context, channelID string) (Pairing, error)
-	PairingsByContact(ctx context.Context, contactID string) ([]Pairing, error)
-	PairingByID(ctx context.Context, id int64) (Pairing, error)
-	SubscriptionsForContact(ctx context.Context, contactID string) ([]Subscription, error)
+	Pairings(ctx context.Context) ([]core.Pairing, error)
+	PairingByChannel(ctx context.Context, channelID string) (core.Pairing, error)
+	PairingsByContact(ctx context.Context, contactID string) ([]core.Pairing, error)
+	PairingByID(ctx context.Context, id int64) (core.Pairing, error)
+	SubscriptionsForContact(ctx context.Context, contactID string) ([]core.Subscription, error)
 
-	Enqueue(ctx context.Context, m Message) (id int64, inserted bool, err error)
-	Claim(ctx context.Context, dir Direction, limit int, lease time.Duration) ([]Message, error)
+	Enqueue(ctx context.Context, m core.OutboxRow) (id int64, inserted bool, err error)
+	Claim(ctx context.Context, dir core.Direction, limit int, lease time.Duration) ([]core.OutboxRow, error)
 	MarkDelivered(ctx context.Context, id int64, targetID string) error
 	Retry(ctx context.Context, id int64, reason string) (next time.Time, err error)
 	Postpone(ctx context.Context, id int64, until time.Time) error
 	Fail(ctx context.Context, id int64, reason string) error
 	RescueExpired(ctx context.Context) (int, error)
-	NextDue(ctx context.Context, dir Direction) (time.Time, bool, error)
-	MessageBySource(ctx context.Context, dir Direction, sourceID string) (Message, error)
-	MessageByTarget(ctx context.Context, dir Direction, targetID string) (Message, error)
+	NextDue(ctx context.Context, dir core.Direction) (time.Time, bool, error)
+	MessageBySource(ctx context.Context, dir core.Direction, sourceID string) (core.OutboxRow, error)
+	MessageByTarget(ctx context.Context, dir core.Direction, targetID string) (core.OutboxRow, error)
 
 	DiscordCursor(ctx context.Context, pairingID int64) (string, error)
 	AdvanceDiscordCursor(ctx context.Context, pairingID int64, messageID string) error
@@ -122,110 +50,60 @@ type Store interface {
 	AdvanceResoniteCursor(ctx context.Context, accountID string, t time.Time) error
 }
 
-// ResoniteSender is the part of the hub client the bridge calls. SendMessage returns nil once
-// the hub echoed the message back (MessageSent).
-type ResoniteSender interface {
-	SendMessage(ctx context.Context, m resonite.Message) error
-	MarkMessagesRead(ctx context.Context, b resonite.MarkReadBatch) error
-	UpdateContact(ctx context.Context, c resonite.Contact) (bool, error)
-}
-
-// MessageQuery mirrors the REST client's message history query.
-type MessageQuery struct {
-	MaxItems int // 0 means 100 (the cloud's cap), -1 means all; the catch-up uses both
-	FromTime time.Time
-	User     string
-	Unread   bool
-}
-
-// ResoniteHistory is the part of the REST client the bridge calls. Messages returns, like the
-// cloud, the newest MaxItems messages at or after FromTime, newest first.
-type ResoniteHistory interface {
-	Messages(ctx context.Context, q MessageQuery) ([]resonite.Message, error)
+// Resonite is what the bridge asks of the Resonite side; the Resonite adapter has it. Failed
+// sends come back as core's delivery outcomes (core.Permanent, core.RetryAfter,
+// core.Unavailable) or as plain errors, which are retried.
+type Resonite interface {
+	// UserID is the bridge account's user id.
 	UserID() string
+	// SendText sends text to a contact under the message id, and returns once the cloud
+	// confirmed it; sending the same id again keeps one message.
+	SendText(ctx context.Context, id, contactID, text string) error
+	// MarkRead marks messages of a sender read.
+	MarkRead(ctx context.Context, senderID string, ids []string) error
+	// AcceptContact accepts a contact request.
+	AcceptContact(ctx context.Context, contactID string) error
+	// Messages returns, like the cloud, the newest max messages received at or after since,
+	// newest first; max -1 means all of them.
+	Messages(ctx context.Context, since time.Time, max int) ([]core.ContactMessage, error)
 }
 
-// DiscordReply is what a Discord message answers.
-type DiscordReply struct {
-	AuthorName string
-	Content    string
+// Sessions tells which session a device is in, from the device's opaque SessionHint; the
+// Resonite adapter keeps the sessions the hub reported.
+type Sessions interface {
+	Session(hint string) (core.Session, bool)
 }
 
-// DiscordMessage is a Discord message as the bot hands it over: mentions and custom emoji are
-// already rendered as readable names.
-type DiscordMessage struct {
-	ID              string
-	ChannelID       string
-	GuildID         string
-	AuthorID        string
-	AuthorName      string
-	AuthorAvatarURL string
-	WebhookID       string
-	FromSelf        bool
-	Content         string
-	Attachments     []string
-	Stickers        []string
-	ReplyTo         *DiscordReply
-	Timestamp       time.Time
-}
-
-// EmbedField is one name/value line of an embed.
-type EmbedField struct {
-	Name   string
-	Value  string
-	Inline bool
-}
-
-// Embed is a Discord embed.
-type Embed struct {
-	Title        string
-	Description  string
-	URL          string
-	ThumbnailURL string
-	ImageURL     string
-	Fields       []EmbedField
-}
-
-// Post is a webhook post into a channel.
-type Post struct {
-	Username  string
-	AvatarURL string
-	Content   string
-	Embeds    []Embed
-}
-
-// Discord is the part of the bot the bridge calls. Post returns the new message id. History
-// returns up to limit messages after afterID, oldest first.
+// Discord is what the bridge asks of the Discord side; the bot has it. Post returns the new
+// message id. History returns up to limit messages after afterID, oldest first. Failures come
+// back as core's delivery outcomes or plain errors, like Resonite's.
 type Discord interface {
-	Post(ctx context.Context, channelID string, p Post) (messageID string, err error)
+	Post(ctx context.Context, channelID string, p core.Post) (messageID string, err error)
 	Reply(ctx context.Context, channelID, messageID, content string) error
-	History(ctx context.Context, channelID, afterID string, limit int) ([]DiscordMessage, error)
+	History(ctx context.Context, channelID, afterID string, limit int) ([]core.DiscordMessage, error)
 }
 
-// Options configures a Bridge. Store, Resonite, History and Discord are required.
+// Options configures a Bridge. Store, Resonite and Discord are required.
 type Options struct {
 	Store    Store
-	Resonite ResoniteSender
-	History  ResoniteHistory
+	Resonite Resonite
 	Discord  Discord
+	// Sessions resolves the session of a contact's device; without it no session is shown.
+	Sessions Sessions
 	Logger   *slog.Logger
 	// Now is the clock of the presence model and the notification cooldown.
 	Now func() time.Time
-	// IsPermanent reports errors that retrying cannot fix (contact removed, content refused).
-	IsPermanent func(error) bool
-	// RetryAfter reports a rate limit and how long to wait.
-	RetryAfter func(error) (time.Duration, bool)
 	// AutoAcceptContacts accepts incoming contact requests.
 	AutoAcceptContacts bool
 
 	PollInterval time.Duration // longest sleep of a worker; default 1 s
-	// MaxAttempts is how many failed attempts (not rate limits or outages, which the RetryAfter
-	// hook turns into postponements) a message gets before it is given up and the sender told;
+	// MaxAttempts is how many failed attempts (not rate limits or outages, which are
+	// postponements) a message gets before it is given up and the sender told;
 	// default 10, which with the store's backoff is about 17 minutes.
 	MaxAttempts    int
 	Lease          time.Duration // claim lease; default 2 min
 	Concurrency    int           // deliveries in flight per direction (distinct pairings); default 8
-	DrainTimeout   time.Duration // how long Run waits for in-flight deliveries at shutdown; default 10 s
+	DrainTimeout   time.Duration // how long Stop waits for in-flight deliveries; default 10 s
 	RescueInterval time.Duration // period of RescueExpired; default 30 s
 	// ReorderWindow delays each new row so that a message that arrives slightly late (hub and
 	// gateway handlers run concurrently) still goes out in source-timestamp order; default 0.
@@ -260,9 +138,6 @@ func (o *Options) defaults() error {
 	if o.Resonite == nil {
 		missing = append(missing, errors.New("Resonite"))
 	}
-	if o.History == nil {
-		missing = append(missing, errors.New("History"))
-	}
 	if o.Discord == nil {
 		missing = append(missing, errors.New("Discord"))
 	}
@@ -275,11 +150,8 @@ func (o *Options) defaults() error {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.IsPermanent == nil {
-		o.IsPermanent = func(error) bool { return false }
-	}
-	if o.RetryAfter == nil {
-		o.RetryAfter = func(error) (time.Duration, bool) { return 0, false }
+	if o.Sessions == nil {
+		o.Sessions = noSessions{}
 	}
 	setDur := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
@@ -309,20 +181,25 @@ func (o *Options) defaults() error {
 }
 
 // Bridge relays messages and presence. Create it with New, feed it events through the Handle
-// and On methods, and run its workers with Run.
+// and On methods, start its workers with Start and stop them with Stop.
 type Bridge struct {
 	o   Options
 	log *slog.Logger
 
-	wake map[Direction]chan struct{}
-
-	running sync.Mutex // held by Run: one Run at a time
+	wake map[core.Direction]chan struct{}
 
 	stats    statsCollector
 	presence *presence
 	catchUp  *catchUpState
 	tasks    *taskQueue
 	reads    *readBatcher
+
+	life sync.Mutex // guards the fields below
+	// stopIntake ends claiming and the side goroutines; stopReads ends the read receipts once
+	// the workers drained; done closes when every goroutine of Start has returned.
+	stopIntake, stopReads context.CancelFunc
+	started               bool
+	done                  chan struct{}
 
 	mu sync.Mutex
 	// queued remembers the to_discord rows enqueued by this process, per pairing, in enqueue
@@ -334,7 +211,7 @@ type Bridge struct {
 	partial map[int64]partialPost
 }
 
-// New checks the options and returns a Bridge; nothing runs until Run.
+// New checks the options and returns a Bridge; nothing runs until Start.
 func New(o Options) (*Bridge, error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
@@ -342,7 +219,7 @@ func New(o Options) (*Bridge, error) {
 	b := &Bridge{
 		o:       o,
 		log:     o.Logger,
-		wake:    map[Direction]chan struct{}{ToResonite: make(chan struct{}, 1), ToDiscord: make(chan struct{}, 1)},
+		wake:    map[core.Direction]chan struct{}{core.ToResonite: make(chan struct{}, 1), core.ToDiscord: make(chan struct{}, 1)},
 		catchUp: newCatchUpState(),
 		tasks:   newTaskQueue(),
 		reads:   newReadBatcher(),
@@ -362,42 +239,79 @@ func signal(c chan struct{}) {
 	}
 }
 
-// Run owns every worker goroutine: one outbox worker per direction, catch-up, rescue of expired
-// leases, MarkMessagesRead batching and notifications. It schedules a catch-up of both sides,
-// returns when ctx ends after in-flight deliveries finished (bounded by DrainTimeout), and
-// leaves no goroutine behind.
-func (b *Bridge) Run(ctx context.Context) error {
-	if !b.running.TryLock() {
-		return errors.New("bridge: Run called twice")
+// noSessions resolves nothing.
+type noSessions struct{}
+
+func (noSessions) Session(string) (core.Session, bool) { return core.Session{}, false }
+
+// errStarted is returned by a second Start.
+var errStarted = errors.New("bridge: started already")
+
+// Start launches the bridge's goroutines: one outbox worker per direction, catch-up, rescue of
+// expired leases, the mailbox poll, side tasks and read receipts; it schedules a catch-up of
+// both sides. They run until Stop, which the caller must call; ctx only carries values.
+func (b *Bridge) Start(ctx context.Context) error {
+	b.life.Lock()
+	defer b.life.Unlock()
+	if b.started {
+		return errStarted
 	}
-	defer b.running.Unlock()
+	b.started = true
+	b.done = make(chan struct{})
 
 	b.catchUp.requestResonite()
 	b.catchUp.requestAllDiscord()
 
-	// The read receipts of the deliveries drained at shutdown are flushed after them, so the
+	base := context.WithoutCancel(ctx)
+	intake, stopIntake := context.WithCancel(base)
+	// The read receipts of the deliveries drained at Stop are flushed after them, so the
 	// batcher stops only once both workers have.
-	readsCtx, stopReads := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopReads()
+	reads, stopReads := context.WithCancel(base)
+	b.stopIntake, b.stopReads = stopIntake, stopReads
+
 	var workers, others sync.WaitGroup
-	start := func(wg *sync.WaitGroup, ctx context.Context, f func(context.Context)) {
+	run := func(wg *sync.WaitGroup, ctx context.Context, f func(context.Context)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			f(ctx)
 		}()
 	}
-	start(&workers, ctx, func(ctx context.Context) { b.runWorker(ctx, ToResonite) })
-	start(&workers, ctx, func(ctx context.Context) { b.runWorker(ctx, ToDiscord) })
-	start(&others, ctx, b.runRescue)
-	start(&others, ctx, b.runCatchUp)
-	start(&others, ctx, b.runResonitePoll)
-	start(&others, ctx, b.runTasks)
-	start(&others, readsCtx, b.runReads)
-	workers.Wait()
-	stopReads()
-	others.Wait()
+	run(&workers, intake, func(ctx context.Context) { b.runWorker(ctx, core.ToResonite) })
+	run(&workers, intake, func(ctx context.Context) { b.runWorker(ctx, core.ToDiscord) })
+	run(&others, intake, b.runRescue)
+	run(&others, intake, b.runCatchUp)
+	run(&others, intake, b.runResonitePoll)
+	run(&others, intake, b.runTasks)
+	run(&others, reads, b.runReads)
+	go func() {
+		workers.Wait()
+		stopReads()
+		others.Wait()
+		close(b.done)
+	}()
 	return nil
+}
+
+// Stop stops claiming new work at once, lets the deliveries in flight finish (for at most
+// DrainTimeout, then cancels them), flushes read receipts and returns when every goroutine of
+// Start has returned, or with ctx's error if ctx ends first. A Bridge that was never started
+// stops at once.
+func (b *Bridge) Stop(ctx context.Context) error {
+	b.life.Lock()
+	if !b.started {
+		b.life.Unlock()
+		return nil
+	}
+	b.stopIntake()
+	done := b.done
+	b.life.Unlock()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("bridge: stopping: %w", ctx.Err())
+	}
 }
 
 // runResonitePoll asks for a Resonite catch-up every ResonitePoll.
@@ -425,8 +339,8 @@ func (b *Bridge) runRescue(ctx context.Context) {
 			b.noteError("rescuing expired leases", err)
 		case n > 0:
 			b.log.Info("rescued expired deliveries", "count", n)
-			signal(b.wake[ToResonite])
-			signal(b.wake[ToDiscord])
+			signal(b.wake[core.ToResonite])
+			signal(b.wake[core.ToDiscord])
 		}
 		select {
 		case <-ctx.Done():
@@ -438,6 +352,13 @@ func (b *Bridge) runRescue(ctx context.Context) {
 
 // ContactPresence reports the dominant online status of a contact, the session it is in when
 // that can be resolved, and whether anything is known about the contact.
-func (b *Bridge) ContactPresence(userID string) (resonite.OnlineStatus, *resonite.SessionInfo, bool) {
-	return b.presence.contactPresence(userID)
+func (b *Bridge) ContactPresence(userID string) (core.OnlineStatus, *core.Session, bool) {
+	status, dev, known := b.presence.contactPresence(userID)
+	if !status.Visible() {
+		return status, nil, known
+	}
+	if s, ok := b.o.Sessions.Session(dev.SessionHint); ok {
+		return status, &s, true
+	}
+	return status, nil, true
 }

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/resonite-bridge/resonite-bridge/resonite"
+	"github.com/resonite-bridge/resonite-bridge/bridge/core"
 )
 
 // catchUpState is the set of catch-ups asked for and not done yet.
@@ -126,7 +126,7 @@ func (b *Bridge) runCatchUp(ctx context.Context) {
 		wait := backoff
 		for _, err := range failed {
 			b.noteError("catching up", err)
-			if d, ok := b.o.RetryAfter(err); ok && d > wait {
+			if d, ok := core.Wait(err); ok && d > wait {
 				wait = d
 			}
 		}
@@ -168,9 +168,9 @@ func (b *Bridge) catchUpDiscord(ctx context.Context, jobs catchUpJobs) []error {
 
 // catchUpChannel pages through a channel's history after its cursor, oldest first, storing
 // each message before the cursor moves past it.
-func (b *Bridge) catchUpChannel(ctx context.Context, p Pairing) error {
+func (b *Bridge) catchUpChannel(ctx context.Context, p core.Pairing) error {
 	after, err := b.o.Store.DiscordCursor(ctx, p.ID)
-	if err != nil && !errors.Is(err, ErrNotFound) {
+	if err != nil && !errors.Is(err, core.ErrNotFound) {
 		return fmt.Errorf("reading the Discord cursor of pairing %d: %w", p.ID, err)
 	}
 	if after == "" {
@@ -186,7 +186,7 @@ func (b *Bridge) catchUpChannel(ctx context.Context, p Pairing) error {
 		}
 		// Discord itself answers newest first; do not let an adapter that forgets to reverse
 		// move the cursor back to the oldest message of the page.
-		slices.SortStableFunc(msgs, func(x, y DiscordMessage) int { return compareSnowflakes(x.ID, y.ID) })
+		slices.SortStableFunc(msgs, func(x, y core.DiscordMessage) int { return compareSnowflakes(x.ID, y.ID) })
 		for _, m := range msgs {
 			if err := b.ingestDiscord(ctx, p, m); err != nil {
 				return err
@@ -221,9 +221,9 @@ const catchUpOverlap = time.Minute
 // catchUpResonite relays the messages received since the last seen time, oldest first, and
 // moves the cursor only after they are stored.
 func (b *Bridge) catchUpResonite(ctx context.Context) error {
-	me := b.o.History.UserID()
+	me := b.o.Resonite.UserID()
 	cursor, err := b.o.Store.ResoniteCursor(ctx, me)
-	if err != nil && !errors.Is(err, ErrNotFound) {
+	if err != nil && !errors.Is(err, core.ErrNotFound) {
 		return fmt.Errorf("reading the Resonite cursor: %w", err)
 	}
 	if cursor.IsZero() {
@@ -239,21 +239,20 @@ func (b *Bridge) catchUpResonite(ctx context.Context) error {
 			}
 		}
 	}
-	q := MessageQuery{MaxItems: b.o.CatchUpPageSize, FromTime: cursor.Add(-catchUpOverlap)}
-	msgs, err := b.o.History.Messages(ctx, q)
+	since := cursor.Add(-catchUpOverlap)
+	msgs, err := b.o.Resonite.Messages(ctx, since, b.o.CatchUpPageSize)
 	if err != nil {
-		return fmt.Errorf("reading Resonite messages since %s: %w", q.FromTime.Format(time.RFC3339), err)
+		return fmt.Errorf("reading Resonite messages since %s: %w", since.Format(time.RFC3339), err)
 	}
-	if len(msgs) >= q.MaxItems {
-		// The cloud answers the newest MaxItems messages since FromTime and cannot page further
+	if len(msgs) >= b.o.CatchUpPageSize {
+		// The cloud answers the newest max messages since a time and cannot page further
 		// back: a full page may hide older messages, so ask for all of them (-1).
-		q.MaxItems = -1
-		if msgs, err = b.o.History.Messages(ctx, q); err != nil {
-			return fmt.Errorf("reading all Resonite messages since %s: %w", q.FromTime.Format(time.RFC3339), err)
+		if msgs, err = b.o.Resonite.Messages(ctx, since, -1); err != nil {
+			return fmt.Errorf("reading all Resonite messages since %s: %w", since.Format(time.RFC3339), err)
 		}
 	}
-	slices.SortStableFunc(msgs, func(x, y resonite.Message) int {
-		if c := x.SendTime.Compare(y.SendTime.Time); c != 0 {
+	slices.SortStableFunc(msgs, func(x, y core.ContactMessage) int {
+		if c := x.SentAt.Compare(y.SentAt); c != 0 {
 			return c
 		}
 		return strings.Compare(x.ID, y.ID)
@@ -263,8 +262,8 @@ func (b *Bridge) catchUpResonite(ctx context.Context) error {
 		if err := b.ingestResonite(ctx, m, true); err != nil {
 			return err
 		}
-		if m.SendTime.After(latest) {
-			latest = m.SendTime.Time
+		if m.SentAt.After(latest) {
+			latest = m.SentAt
 		}
 	}
 	// A sender's clock may run ahead; never move the cursor past our own now.

@@ -4,95 +4,81 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/resonite-bridge/resonite-bridge/resonite"
+	"github.com/resonite-bridge/resonite-bridge/bridge/core"
 )
 
-// HandleResoniteEvent reacts to one hub event. It returns quickly: slow work (notifications,
-// accepting contacts, catch-up) is queued for the goroutines of Run. An error means a received
-// message could not be stored; a Resonite catch-up is then already scheduled.
-func (b *Bridge) HandleResoniteEvent(ctx context.Context, ev resonite.Event) error {
-	switch e := ev.(type) {
-	case resonite.MessageReceived:
-		if err := b.ingestResonite(ctx, e.Message, false); err != nil {
-			b.catchUp.requestResonite()
-			return err
-		}
-	case resonite.MessageSent:
-		if err := b.handleMessageSent(ctx, e.Message); err != nil {
-			b.noteError("settling a sent message", err)
-			return err
-		}
-	case resonite.StatusUpdated:
-		if e.Status.UserID == b.o.History.UserID() {
-			return nil
-		}
-		if n, ok := b.presence.update(e.Status); ok {
-			b.tasks.push(func(ctx context.Context) { b.notify(ctx, n) })
-		}
-	case resonite.ContactUpdated:
-		b.presence.setContact(e.Contact)
-		if b.o.AutoAcceptContacts && e.Contact.ContactStatus == resonite.ContactRequested {
-			c := e.Contact
-			b.tasks.push(func(ctx context.Context) { b.accept(ctx, c) })
-		}
-	case resonite.SessionUpdated:
-		b.presence.setSession(e.Session)
-	case resonite.SessionRemoved:
-		b.presence.removeSession(e.SessionID)
-	case resonite.Connected:
-		b.presence.connected() // first: the statuses below only seed the model
-		for _, c := range e.Contacts {
-			b.presence.setContact(c)
-			if c.UserStatus != nil {
-				b.presence.update(*c.UserStatus)
-			}
-			// Requests that came while the daemon was down, or whose acceptance failed, are
-			// only in the contact list.
-			if b.o.AutoAcceptContacts && c.ContactStatus == resonite.ContactRequested {
-				b.tasks.push(func(ctx context.Context) { b.accept(ctx, c) })
-			}
-		}
-		// Also on the first connection: messages sent between the start catch-up and the hub
-		// connecting would otherwise wait for the next reconnect.
+// The Handle methods take the Resonite side's events, already in core types, in the order the
+// hub delivered them. They return quickly: slow work (notifications, accepting contacts,
+// catch-up) is queued for the goroutines of Start.
+
+// HandleContactMessage stores a message a contact sent. An error means it could not be stored;
+// a Resonite catch-up is then already scheduled.
+func (b *Bridge) HandleContactMessage(ctx context.Context, m core.ContactMessage) error {
+	if err := b.ingestResonite(ctx, m, false); err != nil {
 		b.catchUp.requestResonite()
+		return err
 	}
-	return nil // other events (MessagesRead, StatusRequested, …) need nothing from the bridge
+	return nil
 }
 
-// ConsumeEvents feeds the hub's events to HandleResoniteEvent until ctx ends or the channel is
-// closed. Errors are logged (and already recovered by a scheduled catch-up).
-func (b *Bridge) ConsumeEvents(ctx context.Context, events <-chan resonite.Event) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case ev, ok := <-events:
-			if !ok {
-				return
-			}
-			if err := b.HandleResoniteEvent(ctx, ev); err != nil {
-				b.log.Warn("handling a Resonite event", "event", fmt.Sprintf("%T", ev), "err", err)
-			}
+// HandleSentMessage settles the to_resonite row of a message the hub confirmed late.
+func (b *Bridge) HandleSentMessage(ctx context.Context, messageID string) error {
+	if err := b.handleMessageSent(ctx, messageID); err != nil {
+		b.noteError("settling a sent message", err)
+		return err
+	}
+	return nil
+}
+
+// HandleDevice applies a status of one of a contact's devices and announces a contact that
+// came online.
+func (b *Bridge) HandleDevice(_ context.Context, d core.Device) {
+	if d.UserID == b.o.Resonite.UserID() {
+		return
+	}
+	if n, ok := b.presence.update(d); ok {
+		b.tasks.push(func(ctx context.Context) { b.notify(ctx, n) })
+	}
+}
+
+// HandleContact takes a contact that was added or changed, and accepts an incoming request when
+// the bridge is told to.
+func (b *Bridge) HandleContact(_ context.Context, c core.Contact) {
+	b.presence.setContact(c)
+	b.acceptIfAsked(c)
+}
+
+// HandleConnected takes the contact list (with the statuses it carries) sent when the hub
+// (re)connected. The statuses only seed the model: everyone re-sends them on a connection.
+func (b *Bridge) HandleConnected(_ context.Context, contacts []core.Contact) {
+	b.presence.connected() // first: the statuses below only seed the model
+	for _, c := range contacts {
+		b.presence.setContact(c)
+		if c.Device != nil {
+			b.presence.update(*c.Device)
 		}
+		// Requests that came while the daemon was down, or whose acceptance failed, are only
+		// in the contact list.
+		b.acceptIfAsked(c)
+	}
+	// Also on the first connection: messages sent between the start catch-up and the hub
+	// connecting would otherwise wait for the next reconnect.
+	b.catchUp.requestResonite()
+}
+
+func (b *Bridge) acceptIfAsked(c core.Contact) {
+	if b.o.AutoAcceptContacts && c.State == core.ContactRequested {
+		b.tasks.push(func(ctx context.Context) { b.accept(ctx, c) })
 	}
 }
 
 // accept answers an incoming contact request.
-func (b *Bridge) accept(ctx context.Context, c resonite.Contact) {
-	c.ContactStatus = resonite.ContactAccepted
-	c.UserStatus = nil // InitializeStatus' extra, not part of the contact
-	if c.OwnerID == "" {
-		c.OwnerID = b.o.History.UserID()
+func (b *Bridge) accept(ctx context.Context, c core.Contact) {
+	if err := b.o.Resonite.AcceptContact(ctx, c.ID); err != nil {
+		b.noteError("accepting a contact request", fmt.Errorf("accepting %s: %w", c.ID, err))
+		return
 	}
-	ok, err := b.o.Resonite.UpdateContact(ctx, c)
-	switch {
-	case err != nil:
-		b.noteError("accepting a contact request", err)
-	case !ok:
-		b.noteError("accepting a contact request", fmt.Errorf("the hub refused to accept %s", c.ID))
-	default:
-		b.log.Info("accepted contact request", "contact", c.ID, "username", c.ContactUsername)
-	}
+	b.log.Info("accepted contact request", "contact", c.ID, "username", c.Username)
 }
 
 // OnGuildAvailable catches up the paired channels of a guild (GUILD_CREATE).

@@ -2,14 +2,13 @@ package bridge
 
 import (
 	"fmt"
-	"math"
 	"regexp"
 	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/resonite-bridge/resonite-bridge/resonite"
+	"github.com/resonite-bridge/resonite-bridge/bridge/core"
 )
 
 // DiscordMaxLen is the longest content of one Discord message, in runes.
@@ -21,7 +20,7 @@ const quoteLen = 60
 // FormatForResonite renders a Discord message as one line of Resonite chat:
 // "<display name>: <text>", with the quote of the answered message, attachment URLs and sticker
 // names. It returns "" when there is nothing to relay.
-func FormatForResonite(m DiscordMessage) string {
+func FormatForResonite(m core.DiscordMessage) string {
 	var parts []string
 	if m.ReplyTo != nil {
 		q := Shorten(strings.Join(strings.Fields(m.ReplyTo.Content), " "), quoteLen)
@@ -61,7 +60,7 @@ func FormatForResonite(m DiscordMessage) string {
 // Discord would fill someone's view in VR): text with tags goes inside <noparse>, whose own
 // closing tag in the text is broken so it cannot end the block early.
 func noParse(s string) string {
-	if stripRichText(s) == s {
+	if !richTag.MatchString(s) {
 		return s // no tag: "<3" and friends stay as they are
 	}
 	s = noparseClose.ReplaceAllStringFunc(s, func(t string) string { return t[:2] + "\u200b" + t[2:] })
@@ -70,6 +69,12 @@ func noParse(s string) string {
 
 var noparseClose = regexp.MustCompile(`(?i)</noparse`)
 
+// richTag matches what Resonite could render as a rich-text tag: a tag name, optionally closed
+// with "/" and followed by "=value" or attributes. Wider than the tags Resonite knows, so that
+// none slips through (a false match only costs a <noparse> around harmless text), yet "<3" and
+// Discord's "<https://…>" stay as they are.
+var richTag = regexp.MustCompile(`<\s*/?\s*[a-zA-Z][a-zA-Z-]*(\s*=[^<>]*|\s[^<>]*)?>`)
+
 func nameOr(s string) string {
 	if s = strings.TrimSpace(s); s != "" {
 		return s
@@ -77,21 +82,24 @@ func nameOr(s string) string {
 	return "someone"
 }
 
-// RenderForDiscord renders a Resonite message as one or more webhook posts under the
+// RenderForDiscord renders a contact's message as one or more webhook posts under the
 // contact's name and avatar. Text longer than DiscordMaxLen becomes several posts; blank text
 // gives none (Discord refuses a post without content).
-func RenderForDiscord(m resonite.Message, username, avatarURL string) []Post {
-	base := Post{Username: username, AvatarURL: avatarURL}
-	one := func(content string, embeds ...Embed) []Post {
+func RenderForDiscord(m core.ContactMessage, username, avatarURL string) []core.Post {
+	base := core.Post{Username: username, AvatarURL: avatarURL}
+	one := func(content string, embeds ...core.Embed) []core.Post {
 		p := base
 		p.Content = neutralizeMentions(content)
 		p.Embeds = embeds
-		return []Post{p}
+		return []core.Post{p}
 	}
-	switch m.MessageType {
-	case resonite.MessageText, "":
-		var posts []Post
-		for _, chunk := range SplitText(neutralizeMentions(m.Content), DiscordMaxLen) {
+	if m.Unreadable {
+		return one(unreadable(m.Kind))
+	}
+	switch m.Kind {
+	case core.KindText, "":
+		var posts []core.Post
+		for _, chunk := range SplitText(neutralizeMentions(m.Text), DiscordMaxLen) {
 			if strings.TrimSpace(chunk) == "" {
 				continue
 			}
@@ -100,114 +108,110 @@ func RenderForDiscord(m resonite.Message, username, avatarURL string) []Post {
 			posts = append(posts, p)
 		}
 		return posts
-	case resonite.MessageSound:
-		r, err := m.Record()
-		if err != nil || r.AssetURI == "" {
-			return one("🎤 sent a voice message (it could not be read)")
+	case core.KindSound:
+		if m.SoundURL == "" {
+			return one(unreadable(m.Kind))
 		}
-		return one("🎤 Voice message: " + assetURL(r.AssetURI))
-	case resonite.MessageObject:
-		r, err := m.Record()
-		if err != nil {
-			return one("📦 sent an item (it could not be read)")
+		return one("🎤 Voice message: " + m.SoundURL)
+	case core.KindObject:
+		name := "an item"
+		if m.Item != nil && strings.TrimSpace(m.Item.Name) != "" {
+			name = m.Item.Name
 		}
-		name := stripRichText(r.Name)
-		if strings.TrimSpace(name) == "" {
-			name = "an item"
-		}
-		if r.ThumbnailURI != nil && *r.ThumbnailURI != "" {
+		if m.Item != nil && m.Item.ThumbnailURL != "" {
 			return one("📦 sent an item: **"+EscapeMarkdown(name)+"**",
-				Embed{Title: name, ThumbnailURL: assetURL(*r.ThumbnailURI)})
+				core.Embed{Title: name, ThumbnailURL: m.Item.ThumbnailURL})
 		}
 		return one("📦 sent an item: **" + EscapeMarkdown(name) + "**")
-	case resonite.MessageSessionInvite:
-		s, err := m.SessionInvite()
-		if err != nil {
-			return one("📨 sent a session invite (it could not be read)")
+	case core.KindSessionInvite:
+		if m.Invite == nil {
+			return one(unreadable(m.Kind))
 		}
-		return one("📨 invites you to a session", sessionEmbed(s))
-	case resonite.MessageInviteRequest:
-		r, err := m.InviteRequest()
-		if err != nil {
-			return one("🙋 sent an invite request (it could not be read)")
+		return one("📨 invites you to a session", SessionEmbed(*m.Invite))
+	case core.KindInviteRequest:
+		r := m.InviteRequest
+		if r == nil {
+			return one(unreadable(m.Kind))
 		}
-		line := "🙋 " + nameOr(r.RequestingFromUsername) + " asks for an invite"
-		if r.UsernameToInvite != "" && r.UsernameToInvite != r.RequestingFromUsername {
-			line = "🙋 " + nameOr(r.RequestingFromUsername) + " asks for an invite for " + r.UsernameToInvite
+		line := "🙋 " + nameOr(r.From) + " asks for an invite"
+		if r.ForUser != "" && r.ForUser != r.From {
+			line = "🙋 " + nameOr(r.From) + " asks for an invite for " + r.ForUser
 		}
-		if r.ForSessionName != nil && strings.TrimSpace(stripRichText(*r.ForSessionName)) != "" {
-			line += " to " + strings.TrimSpace(stripRichText(*r.ForSessionName))
+		if s := strings.TrimSpace(r.SessionName); s != "" {
+			line += " to " + s
 		}
 		return one(line)
-	case resonite.MessageCreditTransfer:
-		return one("💸 sent a credit transfer" + amountSuffix(m))
-	case resonite.MessageSugarCubes:
-		return one("🧊 sent sugar cubes" + amountSuffix(m))
+	case core.KindCreditTransfer:
+		return one("💸 sent a credit transfer" + transferSuffix(m.Transfer))
+	case core.KindSugarCubes:
+		return one("🧊 sent sugar cubes" + transferSuffix(m.Transfer))
 	default:
-		return one("sent a message of type " + string(m.MessageType) + " that Discord cannot show")
+		return one("sent a message of type " + string(m.Kind) + " that Discord cannot show")
 	}
 }
 
-// amountSuffix renders the amount, token and comment of a transfer whose schema is not known.
-func amountSuffix(m resonite.Message) string {
-	v, err := m.ContentMap()
-	if err != nil {
+// unreadable is the post for a message whose content could not be decoded.
+func unreadable(k core.MessageKind) string {
+	switch k {
+	case core.KindSound:
+		return "🎤 sent a voice message (it could not be read)"
+	case core.KindObject:
+		return "📦 sent an item (it could not be read)"
+	case core.KindSessionInvite:
+		return "📨 sent a session invite (it could not be read)"
+	case core.KindInviteRequest:
+		return "🙋 sent an invite request (it could not be read)"
+	}
+	return "sent a message of type " + string(k) + " that could not be read"
+}
+
+// transferSuffix renders the amount and comment of a transfer.
+func transferSuffix(t *core.Transfer) string {
+	if t == nil {
 		return ""
 	}
-	get := func(key string) (any, bool) {
-		for k, x := range v {
-			if strings.EqualFold(k, key) {
-				return x, true
-			}
-		}
-		return nil, false
-	}
 	var s string
-	if a, ok := get("amount"); ok {
-		switch n := a.(type) {
-		case float64:
-			if n == math.Trunc(n) {
-				s = ": " + strconv.FormatFloat(n, 'f', 0, 64)
-			} else {
-				s = ": " + strconv.FormatFloat(n, 'f', -1, 64)
-			}
-		case string:
-			s = ": " + n
-		}
-		if t, ok := get("token"); ok {
-			if ts, ok := t.(string); ok && ts != "" && s != "" {
-				s += " " + ts
-			}
-		}
+	if t.Amount != "" {
+		s = ": " + t.Amount
 	}
-	if c, ok := get("comment"); ok {
-		if cs, ok := c.(string); ok && strings.TrimSpace(cs) != "" {
-			s += " (“" + Shorten(strings.TrimSpace(cs), 200) + "”)"
-		}
+	if c := strings.TrimSpace(t.Comment); c != "" {
+		s += " (“" + Shorten(c, 200) + "”)"
 	}
 	return s
 }
 
-// sessionEmbed describes a session: name without rich text, host, users, thumbnail and link.
-func sessionEmbed(s resonite.SessionInfo) Embed {
-	name := strings.TrimSpace(stripRichText(s.Name))
+// SessionEmbed describes a session, for /sessions and for session invites: name, host, users,
+// access level, headless or not, thumbnail and link.
+func SessionEmbed(s core.Session) core.Embed {
+	name := strings.TrimSpace(s.Name)
 	if name == "" {
 		name = "Unnamed session"
 	}
-	e := Embed{Title: Shorten(name, 256)}
-	if s.SessionID != "" {
-		e.URL = sessionURL(s.SessionID)
-	}
-	if s.HostUsername != "" {
-		e.Fields = append(e.Fields, EmbedField{Name: "Host", Value: s.HostUsername, Inline: true})
+	e := core.Embed{Title: Shorten(strings.ReplaceAll(name, "\n", " "), 256), URL: s.URL, ThumbnailURL: s.ThumbnailURL}
+	host := strings.TrimSpace(s.HostUsername)
+	if host == "" {
+		host = "unknown"
 	}
 	users := strconv.Itoa(s.ActiveUsers)
 	if s.MaxUsers > 0 {
 		users += "/" + strconv.Itoa(s.MaxUsers)
 	}
-	e.Fields = append(e.Fields, EmbedField{Name: "Users", Value: users, Inline: true})
-	if s.ThumbnailURL != nil && *s.ThumbnailURL != "" {
-		e.ThumbnailURL = assetURL(*s.ThumbnailURL)
+	if away := s.JoinedUsers - s.ActiveUsers; away > 0 {
+		users += fmt.Sprintf(" (+%d away)", away)
+	}
+	headless := "no"
+	if s.Headless {
+		headless = "yes"
+	}
+	access := s.AccessLevel
+	if access == "" {
+		access = "unknown"
+	}
+	e.Fields = []core.EmbedField{
+		{Name: "Host", Value: Shorten(EscapeMarkdown(host), 1024), Inline: true},
+		{Name: "Users", Value: users, Inline: true},
+		{Name: "Access", Value: access, Inline: true},
+		{Name: "Headless", Value: headless, Inline: true},
 	}
 	return e
 }

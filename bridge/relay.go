@@ -3,7 +3,6 @@ package bridge
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -13,22 +12,15 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/resonite-bridge/resonite-bridge/resonite"
+	"github.com/resonite-bridge/resonite-bridge/bridge/core"
 )
-
-// toResonitePayload is the outbox payload of a Discord message on its way to Resonite.
-type toResonitePayload struct {
-	ChannelID string `json:"channelId"`
-	MessageID string `json:"messageId"`
-	Text      string `json:"text"`
-}
 
 // queuedRow is a to_discord row this process enqueued, kept for coalescing.
 type queuedRow struct {
 	id        int64
 	sourceID  string
 	createdAt time.Time
-	msg       resonite.Message
+	msg       core.ContactMessage
 }
 
 // compareQueued is the store's delivery order: (CreatedAt, ID).
@@ -56,12 +48,12 @@ func (b *Bridge) remember(pairingID int64, r queuedRow) {
 // HandleDiscordMessage relays a MESSAGE_CREATE: a message in a paired channel, from anyone but
 // the bot or the pairing's webhook, is stored before anything else and then sent to Resonite by
 // the outbox worker. Messages in channels that are not paired are ignored.
-func (b *Bridge) HandleDiscordMessage(ctx context.Context, m DiscordMessage) error {
+func (b *Bridge) HandleDiscordMessage(ctx context.Context, m core.DiscordMessage) error {
 	if m.FromSelf || m.ID == "" {
 		return nil
 	}
 	p, err := b.o.Store.PairingByChannel(ctx, m.ChannelID)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, core.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
@@ -78,14 +70,14 @@ func (b *Bridge) HandleDiscordMessage(ctx context.Context, m DiscordMessage) err
 }
 
 // ingestDiscord stores one Discord message of a paired channel; duplicates are no-ops.
-func (b *Bridge) ingestDiscord(ctx context.Context, p Pairing, m DiscordMessage) error {
+func (b *Bridge) ingestDiscord(ctx context.Context, p core.Pairing, m core.DiscordMessage) error {
 	if m.FromSelf || m.ID == "" || (m.WebhookID != "" && m.WebhookID == p.WebhookID) {
 		return nil
 	}
 	if m.WebhookID != "" {
 		// A post of ours through a webhook the pairing no longer uses (it was deleted and made
 		// again); catch-up reads such posts back from the history.
-		if _, err := b.o.Store.MessageByTarget(ctx, ToDiscord, m.ID); err == nil {
+		if _, err := b.o.Store.MessageByTarget(ctx, core.ToDiscord, m.ID); err == nil {
 			return nil
 		}
 	}
@@ -93,7 +85,7 @@ func (b *Bridge) ingestDiscord(ctx context.Context, p Pairing, m DiscordMessage)
 	if text == "" {
 		return nil
 	}
-	payload, err := json.Marshal(toResonitePayload{ChannelID: m.ChannelID, MessageID: m.ID, Text: text})
+	payload, err := core.EncodeToResonite(core.ToResonitePayload{ChannelID: m.ChannelID, MessageID: m.ID, Text: text})
 	if err != nil {
 		return fmt.Errorf("bridge: encoding Discord message %s: %w", m.ID, err)
 	}
@@ -101,22 +93,22 @@ func (b *Bridge) ingestDiscord(ctx context.Context, p Pairing, m DiscordMessage)
 	if created.IsZero() {
 		created = time.Now()
 	}
-	_, inserted, err := b.o.Store.Enqueue(ctx, Message{
-		Direction:     ToResonite,
+	_, inserted, err := b.o.Store.Enqueue(ctx, core.OutboxRow{
+		Direction:     core.ToResonite,
 		SourceID:      m.ID,
 		PairingID:     p.ID,
 		TargetID:      ResoniteMessageID(m.ID),
 		Payload:       payload,
-		State:         StatePending,
+		State:         core.StatePending,
 		NextAttemptAt: time.Now().Add(b.o.ReorderWindow),
-		CreatedAt:     created,
+		SourceTime:    created,
 	})
 	if err != nil {
 		b.noteError("storing a Discord message", err)
 		return fmt.Errorf("bridge: storing Discord message %s: %w", m.ID, err)
 	}
 	if inserted {
-		signal(b.wake[ToResonite])
+		signal(b.wake[core.ToResonite])
 	}
 	return nil
 }
@@ -124,8 +116,8 @@ func (b *Bridge) ingestDiscord(ctx context.Context, p Pairing, m DiscordMessage)
 // ingestResonite stores one message received from a contact, once per pairing of the contact.
 // History read by a catch-up skips what is older than the pairing; a live push never does,
 // since its sendTime is the sender's clock and may lag behind the moment of pairing.
-func (b *Bridge) ingestResonite(ctx context.Context, m resonite.Message, fromHistory bool) error {
-	if m.ID == "" || m.SenderID == "" || m.SenderID == b.o.History.UserID() {
+func (b *Bridge) ingestResonite(ctx context.Context, m core.ContactMessage, fromHistory bool) error {
+	if m.ID == "" || m.SenderID == "" || m.SenderID == b.o.Resonite.UserID() {
 		return nil
 	}
 	pairings, err := b.o.Store.PairingsByContact(ctx, m.SenderID)
@@ -136,28 +128,28 @@ func (b *Bridge) ingestResonite(ctx context.Context, m resonite.Message, fromHis
 	if len(pairings) == 0 {
 		return nil
 	}
-	payload, err := json.Marshal(m)
+	payload, err := core.EncodeToDiscord(m)
 	if err != nil {
 		return fmt.Errorf("bridge: encoding Resonite message %s: %w", m.ID, err)
 	}
-	created := m.SendTime.Time
+	created := m.SentAt
 	if created.IsZero() {
 		created = time.Now()
 	}
 	any := false
 	for _, p := range pairings {
-		if fromHistory && !m.SendTime.IsZero() && m.SendTime.Before(p.CreatedAt) {
+		if fromHistory && !m.SentAt.IsZero() && m.SentAt.Before(p.CreatedAt) {
 			continue // older than the pairing: catch-up must not relay a whole history
 		}
 		src := m.ID + ":" + strconv.FormatInt(p.ID, 10)
-		id, inserted, err := b.o.Store.Enqueue(ctx, Message{
-			Direction:     ToDiscord,
+		id, inserted, err := b.o.Store.Enqueue(ctx, core.OutboxRow{
+			Direction:     core.ToDiscord,
 			SourceID:      src,
 			PairingID:     p.ID,
 			Payload:       payload,
-			State:         StatePending,
+			State:         core.StatePending,
 			NextAttemptAt: time.Now().Add(b.o.ReorderWindow),
-			CreatedAt:     created,
+			SourceTime:    created,
 		})
 		if err != nil {
 			b.noteError("storing a Resonite message", err)
@@ -169,7 +161,7 @@ func (b *Bridge) ingestResonite(ctx context.Context, m resonite.Message, fromHis
 		}
 	}
 	if any {
-		signal(b.wake[ToDiscord])
+		signal(b.wake[core.ToDiscord])
 	}
 	return nil
 }
@@ -177,7 +169,7 @@ func (b *Bridge) ingestResonite(ctx context.Context, m resonite.Message, fromHis
 // runWorker claims due rows of one direction and delivers them concurrently (at most one per
 // pairing, which the store guarantees), until ctx ends; then it waits for in-flight deliveries
 // for at most DrainTimeout.
-func (b *Bridge) runWorker(ctx context.Context, dir Direction) {
+func (b *Bridge) runWorker(ctx context.Context, dir core.Direction) {
 	deliverCtx, cancelDeliver := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelDeliver()
 	var wg sync.WaitGroup
@@ -247,32 +239,19 @@ func (b *Bridge) runWorker(ctx context.Context, dir Direction) {
 }
 
 // deliver sends one claimed row and records the outcome.
-func (b *Bridge) deliver(ctx context.Context, m Message) {
+func (b *Bridge) deliver(ctx context.Context, m core.OutboxRow) {
 	var err error
 	switch m.Direction {
-	case ToResonite:
+	case core.ToResonite:
 		err = b.deliverToResonite(ctx, m)
-	case ToDiscord:
+	case core.ToDiscord:
 		err = b.deliverToDiscord(ctx, m)
 	default:
-		err = permanent(fmt.Errorf("unknown direction %q", m.Direction))
+		err = core.Permanent(fmt.Errorf("unknown direction %q", m.Direction))
 	}
 	if err != nil {
 		b.settleFailure(ctx, m, err)
 	}
-}
-
-// permanentError marks failures the bridge itself knows retrying cannot fix.
-type permanentError struct{ err error }
-
-func (e permanentError) Error() string { return e.err.Error() }
-func (e permanentError) Unwrap() error { return e.err }
-
-func permanent(err error) error { return permanentError{err} }
-
-func (b *Bridge) isPermanent(err error) bool {
-	var p permanentError
-	return errors.As(err, &p) || b.o.IsPermanent(err)
 }
 
 // storeCtx outlives a cancelled delivery so that its outcome still reaches the store.
@@ -281,29 +260,29 @@ func storeCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 }
 
 // settleFailure retries, postpones or fails a row after a delivery error.
-func (b *Bridge) settleFailure(ctx context.Context, m Message, err error) {
+func (b *Bridge) settleFailure(ctx context.Context, m core.OutboxRow, err error) {
 	sctx, cancel := storeCtx(ctx)
 	defer cancel()
 	reason := Shorten(err.Error(), 300)
+	wait, postpone := core.Wait(err)
 	switch {
-	case ctx.Err() != nil && !b.isPermanent(err):
+	case ctx.Err() != nil && !core.IsPermanent(err):
 		// Shutdown interrupted the delivery: due again at next start, not counted as an attempt.
 		if perr := b.o.Store.Postpone(sctx, m.ID, time.Now()); perr != nil {
 			b.noteError("postponing an interrupted delivery", perr)
 		}
-	case b.isRateLimited(err):
-		d, _ := b.o.RetryAfter(err)
-		if m.Direction == ToDiscord {
+	case postpone:
+		if m.Direction == core.ToDiscord {
 			b.mu.Lock()
 			b.limited[m.PairingID] = true
 			b.mu.Unlock()
 		}
 		b.stats.add(m.Direction, func(s *DirectionStats) { s.Postponed++ })
-		if perr := b.o.Store.Postpone(sctx, m.ID, time.Now().Add(d)); perr != nil {
+		if perr := b.o.Store.Postpone(sctx, m.ID, time.Now().Add(wait)); perr != nil {
 			b.noteError("postponing a rate-limited delivery", perr)
 		}
-	case b.isPermanent(err) || m.Attempts+1 >= b.o.MaxAttempts:
-		if !b.isPermanent(err) {
+	case core.IsPermanent(err) || m.Attempts+1 >= b.o.MaxAttempts:
+		if !core.IsPermanent(err) {
 			err = fmt.Errorf("gave up after %d attempts: %w", m.Attempts+1, err)
 			reason = Shorten(err.Error(), 300)
 		}
@@ -313,7 +292,7 @@ func (b *Bridge) settleFailure(ctx context.Context, m Message, err error) {
 			b.noteError("marking a message failed", ferr)
 		}
 		b.forget(m.PairingID, m.ID)
-		if m.Direction == ToResonite {
+		if m.Direction == core.ToResonite {
 			b.warnUndelivered(sctx, m, err)
 		}
 	default:
@@ -325,15 +304,10 @@ func (b *Bridge) settleFailure(ctx context.Context, m Message, err error) {
 	}
 }
 
-func (b *Bridge) isRateLimited(err error) bool {
-	_, ok := b.o.RetryAfter(err)
-	return ok
-}
-
 // warnUndelivered leaves a short ⚠ reply under the Discord message that did not reach Resonite.
-func (b *Bridge) warnUndelivered(ctx context.Context, m Message, cause error) {
-	var p toResonitePayload
-	if err := json.Unmarshal(m.Payload, &p); err != nil || p.ChannelID == "" {
+func (b *Bridge) warnUndelivered(ctx context.Context, m core.OutboxRow, cause error) {
+	p, err := core.DecodeToResonite(m.Payload)
+	if err != nil || p.ChannelID == "" {
 		return
 	}
 	text := "⚠ Not delivered to Resonite: " + Shorten(cause.Error(), 150)
@@ -343,14 +317,14 @@ func (b *Bridge) warnUndelivered(ctx context.Context, m Message, cause error) {
 }
 
 // deliverToResonite sends a Discord message to the paired contact under its derived id.
-func (b *Bridge) deliverToResonite(ctx context.Context, m Message) error {
-	var p toResonitePayload
-	if err := json.Unmarshal(m.Payload, &p); err != nil {
-		return permanent(fmt.Errorf("decoding payload: %w", err))
+func (b *Bridge) deliverToResonite(ctx context.Context, m core.OutboxRow) error {
+	p, err := core.DecodeToResonite(m.Payload)
+	if err != nil {
+		return core.Permanent(err)
 	}
 	pairing, err := b.o.Store.PairingByID(ctx, m.PairingID)
-	if errors.Is(err, ErrNotFound) {
-		return permanent(errors.New("the channel is no longer paired"))
+	if errors.Is(err, core.ErrNotFound) {
+		return core.Permanent(errors.New("the channel is no longer paired"))
 	}
 	if err != nil {
 		return fmt.Errorf("looking up pairing %d: %w", m.PairingID, err)
@@ -359,19 +333,7 @@ func (b *Bridge) deliverToResonite(ctx context.Context, m Message) error {
 	if id == "" {
 		id = ResoniteMessageID(m.SourceID)
 	}
-	me := b.o.History.UserID()
-	now := resonite.NewTime(time.Now())
-	err = b.o.Resonite.SendMessage(ctx, resonite.Message{
-		ID:             id,
-		OwnerID:        me,
-		SenderID:       me,
-		RecipientID:    pairing.ContactID,
-		MessageType:    resonite.MessageText,
-		Content:        p.Text,
-		SendTime:       now,
-		LastUpdateTime: now,
-	})
-	if err != nil {
+	if err := b.o.Resonite.SendText(ctx, id, pairing.ContactID, p.Text); err != nil {
 		return fmt.Errorf("sending to %s: %w", pairing.ContactID, err)
 	}
 	sctx, cancel := storeCtx(ctx)
@@ -380,20 +342,20 @@ func (b *Bridge) deliverToResonite(ctx context.Context, m Message) error {
 		b.noteError("marking a message delivered", err)
 		return nil // sent; a retry would resend the same id, which Resonite keeps once
 	}
-	b.stats.add(ToResonite, func(s *DirectionStats) { s.Delivered++ })
+	b.stats.add(core.ToResonite, func(s *DirectionStats) { s.Delivered++ })
 	return nil
 }
 
 // deliverToDiscord posts a Resonite message into the paired channel through its webhook. After
 // a rate limit, the rows queued behind it from the same sender are coalesced into one post.
-func (b *Bridge) deliverToDiscord(ctx context.Context, m Message) error {
-	var rm resonite.Message
-	if err := json.Unmarshal(m.Payload, &rm); err != nil {
-		return permanent(fmt.Errorf("decoding payload: %w", err))
+func (b *Bridge) deliverToDiscord(ctx context.Context, m core.OutboxRow) error {
+	rm, err := core.DecodeToDiscord(m.Payload)
+	if err != nil {
+		return core.Permanent(err)
 	}
 	pairing, err := b.o.Store.PairingByID(ctx, m.PairingID)
-	if errors.Is(err, ErrNotFound) {
-		return permanent(errors.New("the channel is no longer paired"))
+	if errors.Is(err, core.ErrNotFound) {
+		return core.Permanent(errors.New("the channel is no longer paired"))
 	}
 	if err != nil {
 		return fmt.Errorf("looking up pairing %d: %w", m.PairingID, err)
@@ -451,14 +413,14 @@ func (b *Bridge) deliverToDiscord(ctx context.Context, m Message) error {
 			b.noteError("marking a coalesced message delivered", err)
 			continue
 		}
-		b.stats.add(ToDiscord, func(s *DirectionStats) { s.Delivered++; s.Coalesced++ })
+		b.stats.add(core.ToDiscord, func(s *DirectionStats) { s.Delivered++; s.Coalesced++ })
 		b.forget(m.PairingID, q.id)
 		b.reads.add(q.msg.SenderID, q.msg.ID)
 	}
 	if err := b.o.Store.MarkDelivered(sctx, m.ID, first); err != nil {
 		b.noteError("marking a message delivered", err)
 	} else {
-		b.stats.add(ToDiscord, func(s *DirectionStats) { s.Delivered++ })
+		b.stats.add(core.ToDiscord, func(s *DirectionStats) { s.Delivered++ })
 	}
 	b.forget(m.PairingID, m.ID)
 	b.reads.add(rm.SenderID, rm.ID)
@@ -472,10 +434,10 @@ const redeliveryWindow = time.Minute
 // channel that no other row claims: made by an earlier try of m whose outcome was not stored.
 // When the history cannot be read it returns nothing, and m is posted again: a rare duplicate
 // beats a lost message.
-func (b *Bridge) postedBefore(ctx context.Context, pairing Pairing, m Message, posts []Post) []string {
+func (b *Bridge) postedBefore(ctx context.Context, pairing core.Pairing, m core.OutboxRow, posts []core.Post) []string {
 	since := m.EnqueuedAt
 	if since.IsZero() {
-		since = m.CreatedAt
+		since = m.SourceTime
 	}
 	history, err := b.o.Discord.History(ctx, pairing.ChannelID, snowflakeAt(since.Add(-redeliveryWindow)), 100)
 	if err != nil {
@@ -490,7 +452,7 @@ func (b *Bridge) postedBefore(ctx context.Context, pairing Pairing, m Message, p
 			if used[h.ID] || !ours || (h.Content != p.Content && !strings.HasSuffix(h.Content, "**: "+p.Content)) {
 				continue
 			}
-			if row, err := b.o.Store.MessageByTarget(ctx, ToDiscord, h.ID); err == nil && row.ID != m.ID {
+			if row, err := b.o.Store.MessageByTarget(ctx, core.ToDiscord, h.ID); err == nil && row.ID != m.ID {
 				continue // another message's post with the same text
 			}
 			found[i], used[h.ID] = h.ID, true
@@ -536,7 +498,7 @@ func (b *Bridge) forget(pairingID, rowID int64) {
 
 // coalesce appends to post the text of the rows queued right behind m from the same sender,
 // while they are still pending and the whole fits in one Discord message.
-func (b *Bridge) coalesce(ctx context.Context, m Message, sender string, post Post) (Post, []queuedRow) {
+func (b *Bridge) coalesce(ctx context.Context, m core.OutboxRow, sender string, post core.Post) (core.Post, []queuedRow) {
 	b.mu.Lock()
 	var behind []queuedRow
 	q := b.queued[m.PairingID]
@@ -551,16 +513,16 @@ func (b *Bridge) coalesce(ctx context.Context, m Message, sender string, post Po
 	var taken []queuedRow
 	content := post.Content
 	for _, r := range behind {
-		if r.msg.SenderID != sender || (r.msg.MessageType != resonite.MessageText && r.msg.MessageType != "") {
+		if r.msg.SenderID != sender || (r.msg.Kind != core.KindText && r.msg.Kind != "") {
 			break
 		}
-		text := neutralizeMentions(r.msg.Content)
+		text := neutralizeMentions(r.msg.Text)
 		blank := strings.TrimSpace(text) == ""
 		if !blank && utf8.RuneCountInString(content)+1+utf8.RuneCountInString(text) > DiscordMaxLen {
 			break
 		}
-		row, err := b.o.Store.MessageBySource(ctx, ToDiscord, r.sourceID)
-		if err != nil || row.State != StatePending {
+		row, err := b.o.Store.MessageBySource(ctx, core.ToDiscord, r.sourceID)
+		if err != nil || row.State != core.StatePending {
 			break
 		}
 		if !blank {
@@ -574,24 +536,24 @@ func (b *Bridge) coalesce(ctx context.Context, m Message, sender string, post Po
 
 // handleMessageSent settles a to_resonite row whose SendMessage timed out but whose echo
 // arrived later.
-func (b *Bridge) handleMessageSent(ctx context.Context, m resonite.Message) error {
-	if !strings.HasPrefix(m.ID, "MSG-") {
+func (b *Bridge) handleMessageSent(ctx context.Context, id string) error {
+	if !strings.HasPrefix(id, "MSG-") {
 		return nil
 	}
-	row, err := b.o.Store.MessageByTarget(ctx, ToResonite, m.ID)
-	if errors.Is(err, ErrNotFound) {
+	row, err := b.o.Store.MessageByTarget(ctx, core.ToResonite, id)
+	if errors.Is(err, core.ErrNotFound) {
 		return nil // sent by another client of the account
 	}
 	if err != nil {
-		return fmt.Errorf("bridge: looking up sent message %s: %w", m.ID, err)
+		return fmt.Errorf("bridge: looking up sent message %s: %w", id, err)
 	}
-	if row.State == StateDelivered || row.State == StateFailed || row.State == StateInFlight {
+	if row.State == core.StateDelivered || row.State == core.StateFailed || row.State == core.StateInFlight {
 		return nil // an in-flight row is settled by its own SendMessage
 	}
-	if err := b.o.Store.MarkDelivered(ctx, row.ID, m.ID); err != nil {
+	if err := b.o.Store.MarkDelivered(ctx, row.ID, id); err != nil {
 		return fmt.Errorf("bridge: marking message %d delivered: %w", row.ID, err)
 	}
-	b.stats.add(ToResonite, func(s *DirectionStats) { s.Delivered++ })
-	signal(b.wake[ToResonite])
+	b.stats.add(core.ToResonite, func(s *DirectionStats) { s.Delivered++ })
+	signal(b.wake[core.ToResonite])
 	return nil
 }

@@ -2,6 +2,8 @@ package bridge
 
 import (
 	"sync"
+
+	"github.com/resonite-bridge/resonite-bridge/bridge/core"
 	"time"
 	"unicode/utf8"
 )
@@ -29,14 +31,14 @@ type statsCollector struct {
 	s  Stats
 }
 
-func (c *statsCollector) dir(d Direction) *DirectionStats {
-	if d == ToResonite {
+func (c *statsCollector) dir(d core.Direction) *DirectionStats {
+	if d == core.ToResonite {
 		return &c.s.ToResonite
 	}
 	return &c.s.ToDiscord
 }
 
-func (c *statsCollector) add(d Direction, f func(*DirectionStats)) {
+func (c *statsCollector) add(d core.Direction, f func(*DirectionStats)) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	f(c.dir(d))

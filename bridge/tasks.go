@@ -4,8 +4,6 @@ import (
 	"context"
 	"sync"
 	"time"
-
-	"github.com/resonite-bridge/resonite-bridge/resonite"
 )
 
 // taskQueue holds slow side work (notifications, contact acceptance) that event handlers must
@@ -101,11 +99,7 @@ func (b *Bridge) runReads(ctx context.Context) {
 		for sender, ids := range b.reads.take() {
 			for len(ids) > 0 {
 				n := min(len(ids), maxReadBatch)
-				s := sender
-				err := b.o.Resonite.MarkMessagesRead(ctx, resonite.MarkReadBatch{
-					SenderID: &s, IDs: ids[:n], ReadTime: resonite.NewTime(time.Now()),
-				})
-				if err != nil {
+				if err := b.o.Resonite.MarkRead(ctx, sender, ids[:n]); err != nil {
 					// Read receipts are cosmetic: the messages are relayed either way.
 					b.log.Warn("marking messages read", "sender", sender, "count", n, "err", err)
 				}

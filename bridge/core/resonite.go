@@ -169,3 +169,11 @@ type Transfer struct {
 	Amount  string `json:"amount,omitempty"` // e.g. "5 KFC"
 	Comment string `json:"comment,omitempty"`
 }
+
+// SessionQuery filters the public session list; nil fields are the cloud's defaults.
+type SessionQuery struct {
+	Name                 string
+	Host                 string
+	MinActiveUsers       *int
+	IncludeEmptyHeadless *bool
+}

@@ -1,0 +1,116 @@
+package resoniteadapter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/resonite-bridge/resonite-bridge/bridge/core"
+	"github.com/resonite-bridge/resonite-bridge/resonite"
+)
+
+// Sink takes the hub's events in core types; *bridge.Bridge has it.
+type Sink interface {
+	HandleContactMessage(ctx context.Context, m core.ContactMessage) error
+	HandleSentMessage(ctx context.Context, messageID string) error
+	HandleDevice(ctx context.Context, d core.Device)
+	HandleContact(ctx context.Context, c core.Contact)
+	HandleConnected(ctx context.Context, contacts []core.Contact)
+}
+
+// EventLoop feeds the hub's events to a Sink, one at a time in the hub's order, from Start
+// until Stop. Session events stay here: they only keep the Adapter's session cache.
+type EventLoop struct {
+	a    *Adapter
+	sink Sink
+	log  *slog.Logger
+
+	mu   sync.Mutex
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+// NewEventLoop returns a loop that reads a's hub and feeds sink.
+func NewEventLoop(a *Adapter, sink Sink, log *slog.Logger) *EventLoop {
+	return &EventLoop{a: a, sink: sink, log: logger(log)}
+}
+
+var errLoopStarted = errors.New("resoniteadapter: event loop started already")
+
+// Start launches the loop; it runs until Stop or until the hub closes its event channel.
+func (l *EventLoop) Start(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.done != nil {
+		return errLoopStarted
+	}
+	ctx, l.stop = context.WithCancel(context.WithoutCancel(ctx))
+	l.done = make(chan struct{})
+	go func() {
+		defer close(l.done)
+		l.run(ctx)
+	}()
+	return nil
+}
+
+// Stop ends the loop after the event in hand and waits for it. Events still queued in the hub
+// are left there: what they carried comes back through the bridge's catch-up.
+func (l *EventLoop) Stop(ctx context.Context) error {
+	l.mu.Lock()
+	stop, done := l.stop, l.done
+	l.mu.Unlock()
+	if done == nil {
+		return nil
+	}
+	stop()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("stopping the Resonite event loop: %w", ctx.Err())
+	}
+}
+
+func (l *EventLoop) run(ctx context.Context) {
+	events := l.a.hub.Events()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-events:
+			if !ok {
+				return
+			}
+			if err := l.handle(ctx, ev); err != nil {
+				l.log.Warn("handling a Resonite event", "event", fmt.Sprintf("%T", ev), "err", err)
+			}
+		}
+	}
+}
+
+// handle converts one event and hands it on.
+func (l *EventLoop) handle(ctx context.Context, ev resonite.Event) error {
+	switch e := ev.(type) {
+	case resonite.MessageReceived:
+		return l.sink.HandleContactMessage(ctx, message(e.Message))
+	case resonite.MessageSent:
+		return l.sink.HandleSentMessage(ctx, e.Message.ID)
+	case resonite.StatusUpdated:
+		l.sink.HandleDevice(ctx, device(e.Status))
+	case resonite.ContactUpdated:
+		l.sink.HandleContact(ctx, contact(e.Contact))
+	case resonite.SessionUpdated:
+		l.a.setSession(e.Session)
+	case resonite.SessionRemoved:
+		l.a.removeSession(e.SessionID)
+	case resonite.Connected:
+		contacts := make([]core.Contact, 0, len(e.Contacts))
+		for _, c := range e.Contacts {
+			contacts = append(contacts, contact(c))
+		}
+		l.sink.HandleConnected(ctx, contacts)
+	}
+	return nil // other events (MessagesRead, StatusRequested, …) need nothing from the bridge
+}
