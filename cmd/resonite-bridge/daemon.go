@@ -9,16 +9,6 @@ import (
 	"time"
 )
 
-// component is one long-running part of the bridge (Resonite client and hub, Discord bot,
-// bridge workers...). The lead adapts each package to it in wire.go.
-type component interface {
-	Name() string
-	// Run blocks until ctx is done and returns nil on a clean stop; an error is fatal.
-	Run(ctx context.Context) error
-	// Ready reports whether the part can do its job now and, if not, why (shown by /readyz).
-	Ready() (bool, string)
-}
-
 // database is what the daemon itself needs from package store; wire.go adapts *store.Store.
 type database interface {
 	// Migrate applies pending migrations and returns the names of those it applied.
@@ -66,7 +56,9 @@ var errNoCredentials = errors.New("RESONITE_USERNAME and RESONITE_PASSWORD are n
 
 // runDaemon opens and migrates the database, builds the components and runs them with the
 // HTTP server and the queue poller until ctx is done or one of them fails.
-func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger, m *metrics, h hooks) error {
+func runDaemon(ctx context.Context, cfg *Config, base *slog.Logger, m *metrics, h hooks) error {
+	// The parts get the base logger and name themselves; the daemon's own lines say "daemon".
+	log := base.With("component", "daemon")
 	if h.shutdownTimeout <= 0 {
 		h.shutdownTimeout = defaultShutdownTimeout
 	}
@@ -74,7 +66,7 @@ func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger, m *metrics, h
 		h.queuePoll = defaultQueuePoll
 	}
 
-	db, err := openAndMigrate(ctx, cfg, log, h)
+	db, err := openAndMigrate(ctx, cfg, base, h)
 	if err != nil {
 		return err
 	}
@@ -93,7 +85,7 @@ func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger, m *metrics, h
 
 	var comps []component
 	if h.components != nil {
-		comps, err = h.components(ctx, deps{Config: cfg, Logger: log, Metrics: m, DB: db, Tune: h.tune})
+		comps, err = h.components(ctx, deps{Config: cfg, Logger: base, Metrics: m, DB: db, Tune: h.tune})
 		if err != nil {
 			return fmt.Errorf("building components: %w", err)
 		}
@@ -118,17 +110,12 @@ func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger, m *metrics, h
 		stopping:   func() bool { return runCtx.Err() != nil },
 	})
 
-	tasks := []task{
-		{name: "http", run: func(ctx context.Context) error { return serveHTTP(ctx, ln, handler) }},
-		{name: "queue-poller", run: func(ctx context.Context) error { return pollQueue(ctx, db, m, h.queuePoll, log) }},
-	}
-	names := make([]string, 0, len(comps))
-	for _, c := range comps {
-		tasks = append(tasks, task{name: c.Name(), run: c.Run})
-		names = append(names, c.Name())
-	}
-	log.Info("started", "components", names)
-	err = supervise(runCtx, log, h.shutdownTimeout, tasks)
+	// The HTTP server starts first and stops last, so /readyz answers through the whole drain.
+	parts := append([]component{
+		newRunner("http", func(ctx context.Context) error { return serveHTTP(ctx, ln, handler) }),
+		newRunner("queue-poller", func(ctx context.Context) error { return pollQueue(ctx, db, m, h.queuePoll, log) }),
+	}, comps...)
+	err = runComponents(runCtx, log, h.shutdownTimeout, parts)
 	if err != nil {
 		return err
 	}
@@ -136,11 +123,12 @@ func runDaemon(ctx context.Context, cfg *Config, log *slog.Logger, m *metrics, h
 	return nil
 }
 
-func openAndMigrate(ctx context.Context, cfg *Config, log *slog.Logger, h hooks) (database, error) {
+func openAndMigrate(ctx context.Context, cfg *Config, base *slog.Logger, h hooks) (database, error) {
+	log := base.With("component", "daemon")
 	if h.openDB == nil {
 		return nil, errors.New("opening database: no store is wired into this build")
 	}
-	db, err := h.openDB(ctx, cfg, log)
+	db, err := h.openDB(ctx, cfg, base)
 	if err != nil {
 		// The store's errors must not carry the password; scrub anyway, it costs nothing.
 		return nil, errors.New(scrubSecrets(fmt.Sprintf("opening database %s: %v", redactDSN(cfg.DatabaseURL), err), dsnPasswords(cfg.DatabaseURL)))

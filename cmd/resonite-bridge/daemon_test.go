@@ -62,8 +62,10 @@ func (d *stubDB) QueueDepth(context.Context) (int64, error) {
 func (d *stubDB) HasValidSession(context.Context) (bool, error) { return d.validSession, nil }
 func (d *stubDB) Close()                                        { d.closed.Store(true) }
 
-// stubComponent blocks until its context ends, unless told to fail.
+// stubComponent blocks until its context ends, unless told to fail; it runs under the same
+// runner the daemon's own periodic parts use.
 type stubComponent struct {
+	*runner
 	name    string
 	mu      sync.Mutex
 	ready   bool
@@ -76,11 +78,11 @@ type stubComponent struct {
 }
 
 func newStubComponent(name string, ready bool, why string) *stubComponent {
-	return &stubComponent{name: name, ready: ready, why: why, fail: make(chan error, 1),
+	c := &stubComponent{name: name, ready: ready, why: why, fail: make(chan error, 1),
 		started: make(chan struct{}), stopped: make(chan struct{})}
+	c.runner = newRunner(name, c.Run)
+	return c
 }
-
-func (c *stubComponent) Name() string { return c.name }
 
 func (c *stubComponent) Run(ctx context.Context) error {
 	defer close(c.stopped)
@@ -417,25 +419,31 @@ func TestMigrateCommand(t *testing.T) {
 	}
 }
 
-func TestSuperviseDrainTimeoutNamesWhatDidNotStop(t *testing.T) {
+func TestShutdownTimeoutNamesWhatDidNotStop(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
 	done := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
-	cancel() // shutdown requested from the start
+	defer cancel()
 	var logBuf lockedBuffer
 	log := slog.New(slog.NewTextHandler(&logBuf, nil))
-	err := supervise(ctx, log, time.Millisecond, []task{
-		{name: "stubborn", run: func(context.Context) error { defer close(done); <-release; return nil }},
-		{name: "polite", run: func(ctx context.Context) error { <-ctx.Done(); return nil }},
+	stopped := make(chan string, 3) // the order parts stopped in
+	err := runComponents(ctx, log, 2*time.Second, []component{
+		newRunner("stubborn", func(context.Context) error { defer close(done); <-release; return nil }),
+		newRunner("polite", func(ctx context.Context) error { <-ctx.Done(); stopped <- "polite"; return nil }),
+		// Shutdown is asked for once everything runs.
+		newRunner("trigger", func(ctx context.Context) error { cancel(); <-ctx.Done(); stopped <- "trigger"; return nil }),
 	})
 	close(release)
 	<-done
-	if !errors.Is(err, errDrainTimeout) || !strings.Contains(err.Error(), "still running: stubborn") {
+	if !errors.Is(err, errDrainTimeout) || !strings.Contains(err.Error(), "still running: [stubborn]") {
 		t.Errorf("err = %v, want a drain timeout naming only stubborn", err)
 	}
 	if strings.Contains(err.Error(), "polite") {
-		t.Errorf("err names a task that stopped: %v", err)
+		t.Errorf("err names a part that stopped: %v", err)
+	}
+	if first, second := <-stopped, <-stopped; first != "trigger" || second != "polite" {
+		t.Errorf("stop order = %s, %s; want the reverse of the start order (trigger, polite)", first, second)
 	}
 	if !strings.Contains(logBuf.String(), "shutdown timed out") {
 		t.Errorf("log lacks the timeout:\n%s", logBuf.String())

@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/resonite-bridge/resonite-bridge/bot"
 	"github.com/resonite-bridge/resonite-bridge/bridge"
+	"github.com/resonite-bridge/resonite-bridge/bridge/core"
+	"github.com/resonite-bridge/resonite-bridge/bridge/resoniteadapter"
 	"github.com/resonite-bridge/resonite-bridge/resonite"
 	"github.com/resonite-bridge/resonite-bridge/store"
 )
@@ -39,12 +40,14 @@ type partOptions struct {
 
 // wiring is everything buildComponents makes; tests reach into it.
 type wiring struct {
-	store  *store.Store
-	lock   *store.InstanceLock
-	client *resonite.Client
-	hub    *resonite.Hub
-	bot    *bot.Bot
-	bridge *bridge.Bridge
+	store    *store.Store
+	lock     *store.InstanceLock
+	client   *resonite.Client
+	hub      *resonite.Hub
+	resonite *resoniteadapter.Adapter
+	events   *resoniteadapter.EventLoop
+	bot      *bot.Bot
+	bridge   *bridge.Bridge
 }
 
 // buildComponents builds the Resonite client and hub, the Discord bot and the bridge on the
@@ -88,7 +91,6 @@ func wire(ctx context.Context, d deps) (*wiring, error) {
 		return nil, fmt.Errorf("reading the Resonite account state: %w", err)
 	}
 
-	adapter := storeAdapter{st}
 	presence := &presenceRef{}
 	var br *bridge.Bridge // the bot's callbacks reach the bridge, which is built after the bot
 	opts := partOptions{
@@ -104,12 +106,12 @@ func wire(ctx context.Context, d deps) (*wiring, error) {
 			SessionStore:    sessionStore{st},
 			Logger:          log.With("component", "resonite"),
 		},
-		Hub: resonite.HubOptions{URL: cfg.ResoniteHubURL, Logger: log},
+		Hub: resonite.HubOptions{URL: cfg.ResoniteHubURL, Logger: log.With("component", "resonite-hub")},
 		Bot: bot.Options{
 			Token: cfg.DiscordToken, GuildID: cfg.DiscordGuildID, APIURL: cfg.DiscordAPIURL,
-			Logger: log, Store: adapter, Presence: presence, DrainTimeout: drainTimeout,
+			Logger: log.With("component", "discord"), Store: st, Presence: presence, DrainTimeout: botDrain,
 			Handlers: bot.Handlers{
-				OnMessage: func(ctx context.Context, m bridge.DiscordMessage) {
+				OnMessage: func(ctx context.Context, m core.DiscordMessage) {
 					if err := br.HandleDiscordMessage(ctx, m); err != nil {
 						log.Warn("storing a Discord message failed; the channel is caught up later", "channel", m.ChannelID, "err", err)
 					}
@@ -119,13 +121,9 @@ func wire(ctx context.Context, d deps) (*wiring, error) {
 			},
 		},
 		Bridge: bridge.Options{
-			// The whole daemon has defaultShutdownTimeout (10 s) to stop: the bridge's drain,
-			// then closing the hub and the gateway, fit in it.
-			DrainTimeout:       drainTimeout,
-			Store:              adapter,
+			DrainTimeout:       bridgeDrain,
+			Store:              st,
 			Logger:             log.With("component", "bridge"),
-			IsPermanent:        isPermanent,
-			RetryAfter:         retryAfter,
 			AutoAcceptContacts: cfg.ResoniteAutoAcceptContacts,
 		},
 	}
@@ -142,70 +140,27 @@ func wire(ctx context.Context, d deps) (*wiring, error) {
 	if err != nil {
 		return nil, fmt.Errorf("RESONITE_HUB_URL: %w", err)
 	}
-	opts.Bot.Resonite = client
+	rs := resoniteadapter.New(client, hub)
+	opts.Bot.Resonite = rs
 	opts.Bot.Status = statusSource{st: st, client: client, hub: hub, presence: presence, cfg: cfg}
 	b, err := bot.New(opts.Bot)
 	if err != nil {
 		return nil, err
 	}
-	opts.Bridge.Resonite, opts.Bridge.History, opts.Bridge.Discord = hub, historyAdapter{client}, b
+	opts.Bridge.Resonite, opts.Bridge.Sessions, opts.Bridge.Discord = rs, rs, b
 	br, err = bridge.New(opts.Bridge)
 	if err != nil {
 		return nil, err
 	}
 	presence.b = br
-	return &wiring{store: st, lock: lock, client: client, hub: hub, bot: b, bridge: br}, nil
-}
-
-// isPermanent: Discord's refusals (unknown channel, missing access, content refused) and
-// Resonite's 4xx answers other than authentication and rate limits cannot be fixed by retrying.
-func isPermanent(err error) bool {
-	if bot.IsPermanent(err) {
-		return true
-	}
-	var api *resonite.APIError
-	if errors.As(err, &api) {
-		switch {
-		case api.Status == http.StatusUnauthorized, api.Status == http.StatusForbidden,
-			api.Status == http.StatusTooManyRequests, api.Status == http.StatusRequestTimeout:
-			return false
-		case api.Status >= 400 && api.Status < 500:
-			return true
-		}
-	}
-	return false
-}
-
-// outageWait is how long a delivery waits when the other side is down (not the message's fault).
-const outageWait = 5 * time.Second
-
-// retryAfter turns rate limits (a Discord webhook's, a Resonite 429) and outages of the other
-// side (hub not connected, Discord's 5xx, network errors) into a wait: the message is
-// postponed without spending one of its attempts, so an hour-long outage loses nothing.
-func retryAfter(err error) (time.Duration, bool) {
-	if d, ok := bot.RetryAfter(err); ok {
-		return d, true
-	}
-	var api *resonite.APIError
-	if errors.As(err, &api) {
-		switch {
-		case api.Status == http.StatusTooManyRequests:
-			return max(api.RetryAfter, time.Second), true
-		case api.Status >= 500:
-			return outageWait, true
-		}
-		return 0, false
-	}
-	if errors.Is(err, resonite.ErrHubNotConnected) || errors.Is(err, resonite.ErrHubClosed) || bot.IsUnavailable(err) {
-		return outageWait, true
-	}
-	return 0, false
+	events := resoniteadapter.NewEventLoop(rs, br, log)
+	return &wiring{store: st, lock: lock, client: client, hub: hub, resonite: rs, events: events, bot: b, bridge: br}, nil
 }
 
 // presenceRef lets the bot ask the bridge, which is built after it.
 type presenceRef struct{ b *bridge.Bridge }
 
-func (p *presenceRef) ContactPresence(id string) (resonite.OnlineStatus, *resonite.SessionInfo, bool) {
+func (p *presenceRef) ContactPresence(id string) (core.OnlineStatus, *core.Session, bool) {
 	if p.b == nil {
 		return "", nil, false
 	}
@@ -237,7 +192,7 @@ func (s statusSource) Status(ctx context.Context) bot.BridgeStatus {
 		out.Pairings = len(ps)
 	}
 	if q, err := s.st.QueueStats(ctx); err == nil {
-		for _, dir := range []store.Direction{store.ToResonite, store.ToDiscord} {
+		for _, dir := range []core.Direction{core.ToResonite, core.ToDiscord} {
 			out.QueueDepth += q.Pending[dir] + q.InFlight[dir]
 			out.FailedMessages += q.Failed[dir]
 		}
@@ -253,43 +208,46 @@ func (s statusSource) Status(ctx context.Context) bot.BridgeStatus {
 	return out
 }
 
-// components adapts the wired parts to the daemon's supervisor. Stopping is ordered: the bridge
-// drains its deliveries while the hub and the gateway are still up (they wait for it).
+// Drain budgets inside the daemon's 10 s shutdown (defaultShutdownTimeout), spent one after
+// another: the bot finishes running commands, then the bridge its deliveries, then the
+// connections close.
+const (
+	botDrain    = 2 * time.Second
+	bridgeDrain = 5 * time.Second
+)
+
+// components lists the wired parts in start order; the owner stops them in reverse. Intake
+// (the Discord gateway, the Resonite event loop) starts after the bridge and stops before it,
+// so the bridge drains with nothing new arriving while the connections are still up.
 func (w *wiring) components(d deps) []component {
-	bridgeDone := make(chan struct{})
 	return []component{
-		&bridgeComponent{b: w.bridge, done: bridgeDone},
-		&resoniteComponent{w: w, log: d.Logger, bridgeDone: bridgeDone},
-		&discordComponent{b: w.bot, bridgeDone: bridgeDone},
+		&resoniteConn{client: w.client, hub: w.hub, log: d.Logger.With("component", "resonite")},
+		&bridgePart{w.bridge},
+		&eventsPart{w.events},
+		&discordPart{w.bot},
 		newMetricsComponent(w, d.Metrics),
 		lockComponent(w.lock),
-		pruneComponent(w.store, d.Logger),
+		pruneComponent(w.store, d.Logger.With("component", "pruner")),
 	}
 }
 
 // periodic is a component that does one small job every interval until the daemon stops; an
 // error from tick is fatal to the daemon.
-type periodic struct {
-	name  string
-	every time.Duration
-	tick  func(ctx context.Context) error
-}
-
-func (c *periodic) Name() string          { return c.name }
-func (c *periodic) Ready() (bool, string) { return true, "" }
-func (c *periodic) Run(ctx context.Context) error {
-	t := time.NewTicker(c.every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
+func periodic(name string, every time.Duration, tick func(ctx context.Context) error) *runner {
+	return newRunner(name, func(ctx context.Context) error {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+			}
+			if err := tick(ctx); err != nil && ctx.Err() == nil {
+				return err
+			}
 		}
-		if err := c.tick(ctx); err != nil && ctx.Err() == nil {
-			return err
-		}
-	}
+	})
 }
 
 // Retention of relayed messages: payloads go after a week, the id map (which catch-up and
@@ -302,7 +260,7 @@ const (
 
 // pruneComponent keeps the outbox table small.
 func pruneComponent(st *store.Store, log *slog.Logger) component {
-	return &periodic{name: "pruner", every: pruneEvery, tick: func(ctx context.Context) error {
+	return periodic("pruner", pruneEvery, func(ctx context.Context) error {
 		n, err := st.Prune(ctx, payloadRetention)
 		switch {
 		case err != nil && ctx.Err() == nil:
@@ -311,73 +269,50 @@ func pruneComponent(st *store.Store, log *slog.Logger) component {
 			log.Info("pruned relayed messages", "rows", n)
 		}
 		return nil
-	}}
+	})
 }
 
 // lockComponent stops the daemon when the instance lock is lost: another one may run by then.
 func lockComponent(lock *store.InstanceLock) component {
-	return &periodic{name: "instance-lock", every: 5 * time.Second, tick: func(ctx context.Context) error {
+	return periodic("instance-lock", 5*time.Second, func(ctx context.Context) error {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		if err := lock.Check(cctx); errors.Is(err, store.ErrInstanceLockLost) {
 			return err // a slow ping is no reason to stop; a dead connection is
 		}
 		return nil
-	}}
+	})
 }
 
-// drainTimeout bounds the bridge's and the bot's drains; drainWait how long the hub stays up
-// for the bridge's. Both leave room, within the daemon's 10 s, to close the connections.
-const (
-	drainTimeout = 7 * time.Second
-	drainWait    = drainTimeout + time.Second
-)
+// bridgePart, eventsPart and discordPart name the parts that already have the Start/Stop shape.
+type bridgePart struct{ *bridge.Bridge }
 
-func waitDone(ch <-chan struct{}, limit time.Duration) {
-	t := time.NewTimer(limit)
-	defer t.Stop()
-	select {
-	case <-ch:
-	case <-t.C:
-	}
+func (bridgePart) Name() string          { return "bridge" }
+func (bridgePart) Ready() (bool, string) { return true, "" }
+
+type eventsPart struct{ *resoniteadapter.EventLoop }
+
+func (eventsPart) Name() string          { return "resonite-events" }
+func (eventsPart) Ready() (bool, string) { return true, "" }
+
+type discordPart struct{ *bot.Bot }
+
+func (discordPart) Name() string { return "discord" }
+
+// resoniteConn logs in, keeps the session extended and runs the hub connection.
+type resoniteConn struct {
+	client *resonite.Client
+	hub    *resonite.Hub
+	log    *slog.Logger
+
+	stopUpkeep context.CancelFunc
+	upkeep     chan struct{}
 }
 
-type bridgeComponent struct {
-	b    *bridge.Bridge
-	done chan struct{}
-}
+func (c *resoniteConn) Name() string { return "resonite" }
 
-func (c *bridgeComponent) Name() string          { return "bridge" }
-func (c *bridgeComponent) Ready() (bool, string) { return true, "" }
-func (c *bridgeComponent) Run(ctx context.Context) error {
-	defer close(c.done)
-	return c.b.Run(ctx)
-}
-
-type discordComponent struct {
-	b          *bot.Bot
-	bridgeDone <-chan struct{}
-}
-
-func (c *discordComponent) Name() string          { return "discord" }
-func (c *discordComponent) Ready() (bool, string) { return c.b.Ready() }
-func (c *discordComponent) Run(ctx context.Context) error {
-	// The gateway stops taking new messages at once; webhook posts of the drain are REST.
-	return c.b.Run(ctx)
-}
-
-// resoniteComponent logs in, keeps the session extended, runs the hub and feeds its events to
-// the bridge.
-type resoniteComponent struct {
-	w          *wiring
-	log        *slog.Logger
-	bridgeDone <-chan struct{}
-}
-
-func (c *resoniteComponent) Name() string { return "resonite" }
-
-func (c *resoniteComponent) Ready() (bool, string) {
-	st := c.w.hub.State()
+func (c *resoniteConn) Ready() (bool, string) {
+	st := c.hub.State()
 	if st.State == resonite.ConnConnected {
 		return true, ""
 	}
@@ -388,10 +323,11 @@ func (c *resoniteComponent) Ready() (bool, string) {
 	return false, why
 }
 
-func (c *resoniteComponent) Run(ctx context.Context) error {
-	client, hub := c.w.client, c.w.hub
+// Start logs in (a refused login is a configuration error and fails the start) and starts the
+// hub, which connects in the background.
+func (c *resoniteConn) Start(ctx context.Context) error {
 	lctx, cancel := context.WithTimeout(ctx, time.Minute)
-	_, err := client.EnsureSession(lctx)
+	_, err := c.client.EnsureSession(lctx)
 	cancel()
 	switch {
 	case errors.Is(err, resonite.ErrBadCredentials):
@@ -404,21 +340,31 @@ func (c *resoniteComponent) Run(ctx context.Context) error {
 		// The cloud may be down: the hub keeps trying to log in and connect.
 		c.log.Warn("logging in to Resonite failed; retrying in the background", "err", err)
 	}
-	if err := hub.Start(ctx); err != nil {
+	life := context.WithoutCancel(ctx) // the hub and the upkeep run until Stop
+	if err := c.hub.Start(life); err != nil {
 		return fmt.Errorf("starting the Resonite hub: %w", err)
 	}
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); client.RunUpkeep(ctx, time.Hour) }()
-	events := context.WithoutCancel(ctx) // echoes of the drain still settle rows
-	go func() { defer wg.Done(); c.w.bridge.ConsumeEvents(events, hub.Events()) }()
+	upkeepCtx, stop := context.WithCancel(life)
+	c.stopUpkeep, c.upkeep = stop, make(chan struct{})
+	go func() {
+		defer close(c.upkeep)
+		c.client.RunUpkeep(upkeepCtx, time.Hour)
+	}()
+	return nil
+}
 
-	<-ctx.Done()
-	waitDone(c.bridgeDone, drainWait)
-	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer ccancel()
-	err = hub.Close(cctx) // closes Events, which ends ConsumeEvents
-	wg.Wait()
+// Stop closes the hub connection and ends the session upkeep.
+func (c *resoniteConn) Stop(ctx context.Context) error {
+	if c.stopUpkeep == nil {
+		return nil
+	}
+	c.stopUpkeep()
+	err := c.hub.Close(ctx)
+	select {
+	case <-c.upkeep:
+	case <-ctx.Done():
+		return fmt.Errorf("stopping the session upkeep: %w", ctx.Err())
+	}
 	if err != nil {
 		return fmt.Errorf("closing the Resonite hub: %w", err)
 	}
@@ -435,7 +381,7 @@ type metricsComponent struct {
 
 func newMetricsComponent(w *wiring, m *metrics) component {
 	c := &metricsComponent{w: w, m: m}
-	return &periodic{name: "metrics", every: 2 * time.Second, tick: func(context.Context) error { c.refresh(); return nil }}
+	return periodic("metrics", 2*time.Second, func(context.Context) error { c.refresh(); return nil })
 }
 
 func (c *metricsComponent) refresh() {
