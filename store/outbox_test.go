@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resonite-bridge/resonite-bridge/bridge/core"
 	"github.com/resonite-bridge/resonite-bridge/store"
 	"github.com/resonite-bridge/resonite-bridge/store/storetest"
 )
@@ -20,10 +21,10 @@ var base = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func at(sec int) time.Time { return base.Add(time.Duration(sec) * time.Second) }
 
-func enqueue(t testing.TB, st *store.Store, m store.Message) int64 {
+func enqueue(t testing.TB, st *store.Store, m core.OutboxRow) int64 {
 	t.Helper()
 	if m.Direction == "" {
-		m.Direction = store.ToResonite
+		m.Direction = core.ToResonite
 	}
 	id, inserted, err := st.Enqueue(ctxT(t), m)
 	if err != nil || !inserted {
@@ -32,7 +33,7 @@ func enqueue(t testing.TB, st *store.Store, m store.Message) int64 {
 	return id
 }
 
-func claim(t testing.TB, st *store.Store, dir store.Direction, limit int) []int64 {
+func claim(t testing.TB, st *store.Store, dir core.Direction, limit int) []int64 {
 	t.Helper()
 	msgs, err := st.Claim(ctxT(t), dir, limit, time.Minute)
 	if err != nil {
@@ -40,7 +41,7 @@ func claim(t testing.TB, st *store.Store, dir store.Direction, limit int) []int6
 	}
 	ids := make([]int64, len(msgs))
 	for i, m := range msgs {
-		if m.State != store.InFlight {
+		if m.State != core.StateInFlight {
 			t.Fatalf("claimed row %d is %s, want in_flight", m.ID, m.State)
 		}
 		ids[i] = m.ID
@@ -49,7 +50,7 @@ func claim(t testing.TB, st *store.Store, dir store.Direction, limit int) []int6
 	return ids
 }
 
-func message(t testing.TB, st *store.Store, id int64) store.Message {
+func message(t testing.TB, st *store.Store, id int64) core.OutboxRow {
 	t.Helper()
 	m, err := st.MessageByID(ctxT(t), id)
 	if err != nil {
@@ -73,7 +74,7 @@ func TestEnqueueIdempotent(t *testing.T) {
 	st := storetest.New(t)
 	p := mustPair(t, st, "c1")
 
-	first := store.Message{Direction: store.ToResonite, SourceID: "111", PairingID: p.ID, TargetID: "MSG-111",
+	first := core.OutboxRow{Direction: core.ToResonite, SourceID: "111", PairingID: p.ID, TargetID: "MSG-111",
 		Payload: []byte(`{"text":"hello"}`), SourceTime: at(1)}
 	id := enqueue(t, st, first)
 	again := first
@@ -84,12 +85,12 @@ func TestEnqueueIdempotent(t *testing.T) {
 	}
 	got := message(t, st, id)
 	if string(got.Payload) != `{"text":"hello"}` || !got.SourceTime.Equal(at(1)) || got.TargetID != "MSG-111" ||
-		got.State != store.Pending || got.PairingID != p.ID || got.Attempts != 0 {
+		got.State != core.StatePending || got.PairingID != p.ID || got.Attempts != 0 {
 		t.Fatalf("row after a duplicate enqueue = %+v; want the first call's fields, pending", got)
 	}
 
 	other := first
-	other.Direction = store.ToDiscord
+	other.Direction = core.ToDiscord
 	if otherID := enqueue(t, st, other); otherID == id {
 		t.Fatalf("the same source id in the other direction got the same row %d", id)
 	}
@@ -100,21 +101,21 @@ func TestEnqueueIdempotent(t *testing.T) {
 
 	bad := []struct {
 		name     string
-		m        store.Message
+		m        core.OutboxRow
 		notFound bool
 	}{
-		{"unknown pairing", store.Message{Direction: store.ToResonite, SourceID: "x1", PairingID: p.ID + 1000}, true},
-		{"no pairing", store.Message{Direction: store.ToResonite, SourceID: "x2"}, true},
-		{"invalid direction", store.Message{Direction: "sideways", SourceID: "x3", PairingID: p.ID}, false},
-		{"empty source id", store.Message{Direction: store.ToDiscord, PairingID: p.ID}, false},
+		{"unknown pairing", core.OutboxRow{Direction: core.ToResonite, SourceID: "x1", PairingID: p.ID + 1000}, true},
+		{"no pairing", core.OutboxRow{Direction: core.ToResonite, SourceID: "x2"}, true},
+		{"invalid direction", core.OutboxRow{Direction: "sideways", SourceID: "x3", PairingID: p.ID}, false},
+		{"empty source id", core.OutboxRow{Direction: core.ToDiscord, PairingID: p.ID}, false},
 	}
 	for _, tt := range bad {
 		_, _, err := st.Enqueue(ctx, tt.m)
-		if err == nil || errors.Is(err, store.ErrNotFound) != tt.notFound {
+		if err == nil || errors.Is(err, core.ErrNotFound) != tt.notFound {
 			t.Errorf("%s: Enqueue = %v; want an error, ErrNotFound %v", tt.name, err, tt.notFound)
 		}
 	}
-	if _, err := st.MessageBySource(ctx, store.ToResonite, "x1"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := st.MessageBySource(ctx, core.ToResonite, "x1"); !errors.Is(err, core.ErrNotFound) {
 		t.Fatalf("a refused enqueue left a row: %v", err)
 	}
 }
@@ -125,21 +126,21 @@ func TestEnqueueDefaults(t *testing.T) {
 	st := storetest.New(t)
 	p := mustPair(t, st, "c1")
 
-	id := enqueue(t, st, store.Message{Direction: store.ToDiscord, SourceID: "R-1:1", PairingID: p.ID})
+	id := enqueue(t, st, core.OutboxRow{Direction: core.ToDiscord, SourceID: "R-1:1", PairingID: p.ID})
 	m := message(t, st, id)
 	// One statement, one now(): zero times become the insert's own time.
-	if m.SourceTime.IsZero() || !m.SourceTime.Equal(m.CreatedAt) || !m.NextAttemptAt.Equal(m.CreatedAt) {
-		t.Fatalf("zero SourceTime/NextAttemptAt stored as %v/%v, want now() = created_at %v", m.SourceTime, m.NextAttemptAt, m.CreatedAt)
+	if m.SourceTime.IsZero() || !m.SourceTime.Equal(m.EnqueuedAt) || !m.NextAttemptAt.Equal(m.EnqueuedAt) {
+		t.Fatalf("zero SourceTime/NextAttemptAt stored as %v/%v, want now() = created_at %v", m.SourceTime, m.NextAttemptAt, m.EnqueuedAt)
 	}
 	if m.TargetID != "" || m.Payload != nil || m.DeliveredAt != nil {
 		t.Fatalf("empty fields stored as %+v", m)
 	}
-	if _, err := st.MessageByTarget(ctx, store.ToDiscord, ""); !errors.Is(err, store.ErrNotFound) {
+	if _, err := st.MessageByTarget(ctx, core.ToDiscord, ""); !errors.Is(err, core.ErrNotFound) {
 		t.Fatalf("MessageByTarget(\"\") = %v, want ErrNotFound (empty target ids are not stored)", err)
 	}
 
 	later := time.Now().Add(time.Hour).Round(time.Microsecond)
-	id = enqueue(t, st, store.Message{Direction: store.ToDiscord, SourceID: "R-2:1", PairingID: p.ID, NextAttemptAt: later})
+	id = enqueue(t, st, core.OutboxRow{Direction: core.ToDiscord, SourceID: "R-2:1", PairingID: p.ID, NextAttemptAt: later})
 	if m := message(t, st, id); !m.NextAttemptAt.Equal(later) {
 		t.Fatalf("NextAttemptAt stored as %v, want %v", m.NextAttemptAt, later)
 	}
@@ -160,7 +161,7 @@ func TestEnqueueConcurrentSameSource(t *testing.T) {
 	for i := range callers {
 		wg.Go(func() {
 			<-start
-			ids[i], inserted[i], errs[i] = st.Enqueue(ctx, store.Message{Direction: store.ToResonite, SourceID: "same", PairingID: p.ID})
+			ids[i], inserted[i], errs[i] = st.Enqueue(ctx, core.OutboxRow{Direction: core.ToResonite, SourceID: "same", PairingID: p.ID})
 		})
 	}
 	close(start)
@@ -191,25 +192,25 @@ func TestClaimOrder(t *testing.T) {
 		run  func(t *testing.T, st *store.Store, p1, p2 int64)
 	}{
 		{"one head per pairing, by source time", func(t *testing.T, st *store.Store, p1, p2 int64) {
-			a2 := enqueue(t, st, store.Message{SourceID: "a2", PairingID: p1, SourceTime: at(2)})
-			a1 := enqueue(t, st, store.Message{SourceID: "a1", PairingID: p1, SourceTime: at(1)}) // enqueued late, older
-			b1 := enqueue(t, st, store.Message{SourceID: "b1", PairingID: p2, SourceTime: at(5)})
-			if got := claim(t, st, store.ToResonite, 10); !slices.Equal(got, sorted(a1, b1)) {
+			a2 := enqueue(t, st, core.OutboxRow{SourceID: "a2", PairingID: p1, SourceTime: at(2)})
+			a1 := enqueue(t, st, core.OutboxRow{SourceID: "a1", PairingID: p1, SourceTime: at(1)}) // enqueued late, older
+			b1 := enqueue(t, st, core.OutboxRow{SourceID: "b1", PairingID: p2, SourceTime: at(5)})
+			if got := claim(t, st, core.ToResonite, 10); !slices.Equal(got, sorted(a1, b1)) {
 				t.Fatalf("claimed %v, want the heads %v", got, sorted(a1, b1))
 			}
-			if got := claim(t, st, store.ToResonite, 10); len(got) != 0 {
+			if got := claim(t, st, core.ToResonite, 10); len(got) != 0 {
 				t.Fatalf("claimed %v while both pairings are in flight, want nothing", got)
 			}
 			deliver(t, st, a1)
-			if got := claim(t, st, store.ToResonite, 10); !slices.Equal(got, []int64{a2}) {
+			if got := claim(t, st, core.ToResonite, 10); !slices.Equal(got, []int64{a2}) {
 				t.Fatalf("after delivering a1 claimed %v, want a2 %d", got, a2)
 			}
 		}},
 		{"equal source times go by id", func(t *testing.T, st *store.Store, p1, _ int64) {
-			first := enqueue(t, st, store.Message{SourceID: "x", PairingID: p1, SourceTime: at(1)})
-			second := enqueue(t, st, store.Message{SourceID: "y", PairingID: p1, SourceTime: at(1)})
+			first := enqueue(t, st, core.OutboxRow{SourceID: "x", PairingID: p1, SourceTime: at(1)})
+			second := enqueue(t, st, core.OutboxRow{SourceID: "y", PairingID: p1, SourceTime: at(1)})
 			for _, want := range []int64{first, second} {
-				got := claim(t, st, store.ToResonite, 10)
+				got := claim(t, st, core.ToResonite, 10)
 				if !slices.Equal(got, []int64{want}) {
 					t.Fatalf("claimed %v, want %d", got, want)
 				}
@@ -217,87 +218,87 @@ func TestClaimOrder(t *testing.T) {
 			}
 		}},
 		{"a head not yet due holds back its pairing only", func(t *testing.T, st *store.Store, p1, p2 int64) {
-			head := enqueue(t, st, store.Message{SourceID: "h", PairingID: p1, SourceTime: at(1), NextAttemptAt: time.Now().Add(time.Hour)})
-			enqueue(t, st, store.Message{SourceID: "behind", PairingID: p1, SourceTime: at(2)})
-			other := enqueue(t, st, store.Message{SourceID: "o", PairingID: p2, SourceTime: at(3)})
-			if got := claim(t, st, store.ToResonite, 10); !slices.Equal(got, []int64{other}) {
+			head := enqueue(t, st, core.OutboxRow{SourceID: "h", PairingID: p1, SourceTime: at(1), NextAttemptAt: time.Now().Add(time.Hour)})
+			enqueue(t, st, core.OutboxRow{SourceID: "behind", PairingID: p1, SourceTime: at(2)})
+			other := enqueue(t, st, core.OutboxRow{SourceID: "o", PairingID: p2, SourceTime: at(3)})
+			if got := claim(t, st, core.ToResonite, 10); !slices.Equal(got, []int64{other}) {
 				t.Fatalf("claimed %v, want only the other pairing's row %d", got, other)
 			}
 			if err := st.Postpone(ctxT(t), head, time.Now().Add(-time.Second)); err != nil {
 				t.Fatal(err)
 			}
-			if got := claim(t, st, store.ToResonite, 10); !slices.Equal(got, []int64{head}) {
+			if got := claim(t, st, core.ToResonite, 10); !slices.Equal(got, []int64{head}) {
 				t.Fatalf("once due, claimed %v, want the head %d", got, head)
 			}
 		}},
 		{"a retried head holds back its pairing", func(t *testing.T, st *store.Store, p1, _ int64) {
-			head := enqueue(t, st, store.Message{SourceID: "h", PairingID: p1, SourceTime: at(1)})
-			enqueue(t, st, store.Message{SourceID: "behind", PairingID: p1, SourceTime: at(2)})
-			claim(t, st, store.ToResonite, 10)
+			head := enqueue(t, st, core.OutboxRow{SourceID: "h", PairingID: p1, SourceTime: at(1)})
+			enqueue(t, st, core.OutboxRow{SourceID: "behind", PairingID: p1, SourceTime: at(2)})
+			claim(t, st, core.ToResonite, 10)
 			// Enough attempts spent for a backoff of minutes: the test does not race the clock.
 			mustExec(t, st, `update relay_messages set attempts = 10 where id = $1`, head)
 			if _, err := st.Retry(ctxT(t), head, "boom"); err != nil {
 				t.Fatal(err)
 			}
-			if got := claim(t, st, store.ToResonite, 10); len(got) != 0 {
+			if got := claim(t, st, core.ToResonite, 10); len(got) != 0 {
 				t.Fatalf("claimed %v while the head waits for its retry, want nothing", got)
 			}
 		}},
 		{"a failed head no longer blocks", func(t *testing.T, st *store.Store, p1, _ int64) {
-			head := enqueue(t, st, store.Message{SourceID: "h", PairingID: p1, SourceTime: at(1)})
-			next := enqueue(t, st, store.Message{SourceID: "n", PairingID: p1, SourceTime: at(2)})
-			claim(t, st, store.ToResonite, 10)
+			head := enqueue(t, st, core.OutboxRow{SourceID: "h", PairingID: p1, SourceTime: at(1)})
+			next := enqueue(t, st, core.OutboxRow{SourceID: "n", PairingID: p1, SourceTime: at(2)})
+			claim(t, st, core.ToResonite, 10)
 			if err := st.Fail(ctxT(t), head, "permanent"); err != nil {
 				t.Fatal(err)
 			}
-			if got := claim(t, st, store.ToResonite, 10); !slices.Equal(got, []int64{next}) {
+			if got := claim(t, st, core.ToResonite, 10); !slices.Equal(got, []int64{next}) {
 				t.Fatalf("after failing the head claimed %v, want %d", got, next)
 			}
 		}},
 		{"a row delivered unclaimed is skipped", func(t *testing.T, st *store.Store, p1, _ int64) {
-			head := enqueue(t, st, store.Message{SourceID: "h", PairingID: p1, SourceTime: at(1)})
-			coalesced := enqueue(t, st, store.Message{SourceID: "c", PairingID: p1, SourceTime: at(2)})
-			last := enqueue(t, st, store.Message{SourceID: "l", PairingID: p1, SourceTime: at(3)})
-			claim(t, st, store.ToResonite, 10)
+			head := enqueue(t, st, core.OutboxRow{SourceID: "h", PairingID: p1, SourceTime: at(1)})
+			coalesced := enqueue(t, st, core.OutboxRow{SourceID: "c", PairingID: p1, SourceTime: at(2)})
+			last := enqueue(t, st, core.OutboxRow{SourceID: "l", PairingID: p1, SourceTime: at(3)})
+			claim(t, st, core.ToResonite, 10)
 			deliver(t, st, coalesced) // pending, never claimed: posted together with the head
 			deliver(t, st, head)
-			if got := claim(t, st, store.ToResonite, 10); !slices.Equal(got, []int64{last}) {
+			if got := claim(t, st, core.ToResonite, 10); !slices.Equal(got, []int64{last}) {
 				t.Fatalf("claimed %v, want %d", got, last)
 			}
 		}},
 		{"an older row enqueued while one is in flight waits for it", func(t *testing.T, st *store.Store, p1, _ int64) {
-			out := enqueue(t, st, store.Message{SourceID: "out", PairingID: p1, SourceTime: at(5)})
-			claim(t, st, store.ToResonite, 10)
-			late := enqueue(t, st, store.Message{SourceID: "late", PairingID: p1, SourceTime: at(1)})
-			if got := claim(t, st, store.ToResonite, 10); len(got) != 0 {
+			out := enqueue(t, st, core.OutboxRow{SourceID: "out", PairingID: p1, SourceTime: at(5)})
+			claim(t, st, core.ToResonite, 10)
+			late := enqueue(t, st, core.OutboxRow{SourceID: "late", PairingID: p1, SourceTime: at(1)})
+			if got := claim(t, st, core.ToResonite, 10); len(got) != 0 {
 				t.Fatalf("claimed %v while %d is in flight, want nothing: two rows of a pairing in flight", got, out)
 			}
 			deliver(t, st, out)
-			if got := claim(t, st, store.ToResonite, 10); !slices.Equal(got, []int64{late}) {
+			if got := claim(t, st, core.ToResonite, 10); !slices.Equal(got, []int64{late}) {
 				t.Fatalf("claimed %v, want %d", got, late)
 			}
 		}},
 		{"directions do not block each other", func(t *testing.T, st *store.Store, p1, _ int64) {
-			toR := enqueue(t, st, store.Message{Direction: store.ToResonite, SourceID: "r", PairingID: p1, SourceTime: at(2)})
-			toD := enqueue(t, st, store.Message{Direction: store.ToDiscord, SourceID: "d", PairingID: p1, SourceTime: at(1)})
-			if got := claim(t, st, store.ToResonite, 10); !slices.Equal(got, []int64{toR}) {
+			toR := enqueue(t, st, core.OutboxRow{Direction: core.ToResonite, SourceID: "r", PairingID: p1, SourceTime: at(2)})
+			toD := enqueue(t, st, core.OutboxRow{Direction: core.ToDiscord, SourceID: "d", PairingID: p1, SourceTime: at(1)})
+			if got := claim(t, st, core.ToResonite, 10); !slices.Equal(got, []int64{toR}) {
 				t.Fatalf("to_resonite claimed %v, want %d", got, toR)
 			}
-			if got := claim(t, st, store.ToDiscord, 10); !slices.Equal(got, []int64{toD}) {
+			if got := claim(t, st, core.ToDiscord, 10); !slices.Equal(got, []int64{toD}) {
 				t.Fatalf("to_discord claimed %v, want %d", got, toD)
 			}
 		}},
 		{"limit, earliest due first", func(t *testing.T, st *store.Store, p1, p2 int64) {
 			now := time.Now()
-			late := enqueue(t, st, store.Message{SourceID: "a", PairingID: p1, SourceTime: at(1), NextAttemptAt: now.Add(-time.Minute)})
-			early := enqueue(t, st, store.Message{SourceID: "b", PairingID: p2, SourceTime: at(2), NextAttemptAt: now.Add(-time.Hour)})
-			if got := claim(t, st, store.ToResonite, 0); len(got) != 0 {
+			late := enqueue(t, st, core.OutboxRow{SourceID: "a", PairingID: p1, SourceTime: at(1), NextAttemptAt: now.Add(-time.Minute)})
+			early := enqueue(t, st, core.OutboxRow{SourceID: "b", PairingID: p2, SourceTime: at(2), NextAttemptAt: now.Add(-time.Hour)})
+			if got := claim(t, st, core.ToResonite, 0); len(got) != 0 {
 				t.Fatalf("Claim(limit 0) = %v", got)
 			}
-			if got := claim(t, st, store.ToResonite, 1); !slices.Equal(got, []int64{early}) {
+			if got := claim(t, st, core.ToResonite, 1); !slices.Equal(got, []int64{early}) {
 				t.Fatalf("Claim(limit 1) = %v, want the earliest due %d", got, early)
 			}
-			if got := claim(t, st, store.ToResonite, 1); !slices.Equal(got, []int64{late}) {
+			if got := claim(t, st, core.ToResonite, 1); !slices.Equal(got, []int64{late}) {
 				t.Fatalf("second Claim(limit 1) = %v, want %d", got, late)
 			}
 		}},
@@ -315,14 +316,14 @@ func TestClaimReturnsFullRows(t *testing.T) {
 	t.Parallel()
 	st := storetest.New(t)
 	p := mustPair(t, st, "c1")
-	id := enqueue(t, st, store.Message{SourceID: "42", PairingID: p.ID, TargetID: "MSG-42", Payload: []byte(`{"a":1}`), SourceTime: at(7)})
-	msgs, err := st.Claim(ctxT(t), store.ToResonite, 5, time.Minute)
+	id := enqueue(t, st, core.OutboxRow{SourceID: "42", PairingID: p.ID, TargetID: "MSG-42", Payload: []byte(`{"a":1}`), SourceTime: at(7)})
+	msgs, err := st.Claim(ctxT(t), core.ToResonite, 5, time.Minute)
 	if err != nil || len(msgs) != 1 {
 		t.Fatalf("Claim = %v, %v", msgs, err)
 	}
 	m := msgs[0]
 	if m.ID != id || m.SourceID != "42" || m.TargetID != "MSG-42" || string(m.Payload) != `{"a":1}` ||
-		!m.SourceTime.Equal(at(7)) || m.PairingID != p.ID || m.Direction != store.ToResonite || m.Attempts != 0 {
+		!m.SourceTime.Equal(at(7)) || m.PairingID != p.ID || m.Direction != core.ToResonite || m.Attempts != 0 {
 		t.Fatalf("claimed row = %+v", m)
 	}
 }
@@ -340,7 +341,7 @@ func newTracker() *inFlightTracker {
 	return &inFlightTracker{out: map[int64]int64{}, claimed: map[int64]bool{}, order: map[int64][]int64{}}
 }
 
-func (tr *inFlightTracker) take(m store.Message) error {
+func (tr *inFlightTracker) take(m core.OutboxRow) error {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	if tr.claimed[m.ID] {
@@ -357,7 +358,7 @@ func (tr *inFlightTracker) take(m store.Message) error {
 
 // release is called just before MarkDelivered: from then on the store may
 // hand out the pairing's next row.
-func (tr *inFlightTracker) release(m store.Message) {
+func (tr *inFlightTracker) release(m core.OutboxRow) {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	delete(tr.out, m.PairingID)
@@ -402,7 +403,7 @@ func work(t *testing.T, st *store.Store, tr *inFlightTracker, workers, total int
 					return
 				default:
 				}
-				msgs, err := st.Claim(ctx, store.ToDiscord, 3, time.Minute)
+				msgs, err := st.Claim(ctx, core.ToDiscord, 3, time.Minute)
 				if err != nil {
 					fail(err)
 					return
@@ -457,7 +458,7 @@ func TestClaimConcurrentKeepsPairingOrder(t *testing.T) {
 	// Insert order is random, also within a pairing: ids do not follow source time.
 	rand.Shuffle(len(rows), func(i, j int) { rows[i], rows[j] = rows[j], rows[i] })
 	for _, r := range rows {
-		r.id = enqueue(t, st, store.Message{Direction: store.ToDiscord, SourceID: r.src, PairingID: r.pairing, SourceTime: r.time})
+		r.id = enqueue(t, st, core.OutboxRow{Direction: core.ToDiscord, SourceID: r.src, PairingID: r.pairing, SourceTime: r.time})
 	}
 	want := map[int64][]int64{}
 	slices.SortFunc(rows, func(a, b *row) int {
@@ -477,7 +478,7 @@ func TestClaimConcurrentKeepsPairingOrder(t *testing.T) {
 		}
 	}
 	stats, err := st.QueueStats(ctx)
-	if err != nil || stats.Pending[store.ToDiscord] != 0 || stats.InFlight[store.ToDiscord] != 0 {
+	if err != nil || stats.Pending[core.ToDiscord] != 0 || stats.InFlight[core.ToDiscord] != 0 {
 		t.Fatalf("after the run: %+v, %v; want nothing left", stats, err)
 	}
 }
@@ -497,7 +498,7 @@ func TestClaimConcurrentLateOlderRows(t *testing.T) {
 	}
 	for k := range perPairing {
 		for i, p := range ps {
-			enqueue(t, st, store.Message{Direction: store.ToDiscord, SourceID: fmt.Sprintf("R-%d-%d", i, k), PairingID: p, SourceTime: at(1000 + k)})
+			enqueue(t, st, core.OutboxRow{Direction: core.ToDiscord, SourceID: fmt.Sprintf("R-%d-%d", i, k), PairingID: p, SourceTime: at(1000 + k)})
 		}
 	}
 	tr := newTracker()
@@ -515,7 +516,7 @@ func TestClaimConcurrentLateOlderRows(t *testing.T) {
 			for k%2 == 0 && !tr.busy(p) && tr.count() < pairings*perPairing && ctx.Err() == nil {
 				time.Sleep(100 * time.Microsecond)
 			}
-			_, _, err = st.Enqueue(ctx, store.Message{Direction: store.ToDiscord, SourceID: fmt.Sprint("late-", k), PairingID: p, SourceTime: at(k)})
+			_, _, err = st.Enqueue(ctx, core.OutboxRow{Direction: core.ToDiscord, SourceID: fmt.Sprint("late-", k), PairingID: p, SourceTime: at(k)})
 			if err != nil {
 				close(stop)
 				return
@@ -542,18 +543,18 @@ func TestClaimRaceWithOlderEnqueue(t *testing.T) {
 	p := mustPair(t, st, "c1")
 	const rounds = 300
 	for round := range rounds {
-		enqueue(t, st, store.Message{SourceID: fmt.Sprint("head-", round), PairingID: p.ID, SourceTime: at(10)})
+		enqueue(t, st, core.OutboxRow{SourceID: fmt.Sprint("head-", round), PairingID: p.ID, SourceTime: at(10)})
 		start := make(chan struct{})
 		var wg sync.WaitGroup
 		errs := make([]error, 3)
 		wg.Go(func() {
 			<-start
-			_, _, errs[0] = st.Enqueue(ctx, store.Message{Direction: store.ToResonite, SourceID: fmt.Sprint("older-", round), PairingID: p.ID, SourceTime: at(1)})
+			_, _, errs[0] = st.Enqueue(ctx, core.OutboxRow{Direction: core.ToResonite, SourceID: fmt.Sprint("older-", round), PairingID: p.ID, SourceTime: at(1)})
 		})
 		for i := 1; i <= 2; i++ {
 			wg.Go(func() {
 				<-start
-				_, errs[i] = st.Claim(ctx, store.ToResonite, 10, time.Minute)
+				_, errs[i] = st.Claim(ctx, core.ToResonite, 10, time.Minute)
 			})
 		}
 		close(start)
@@ -592,7 +593,7 @@ func TestRetryBackoff(t *testing.T) {
 	}
 	var delays []time.Duration
 	for i, tt := range tests {
-		id := enqueue(t, st, store.Message{SourceID: fmt.Sprint("r", i), PairingID: p.ID})
+		id := enqueue(t, st, core.OutboxRow{SourceID: fmt.Sprint("r", i), PairingID: p.ID})
 		mustExec(t, st, `update relay_messages set attempts = $2 where id = $1`, id, tt.before)
 		if i%2 == 0 { // from in flight, and from pending
 			mustExec(t, st, `update relay_messages set state = 'in_flight', lease_until = now() + interval '1 minute' where id = $1`, id)
@@ -609,7 +610,7 @@ func TestRetryBackoff(t *testing.T) {
 		if d < lo || d > hi {
 			t.Errorf("attempt %d: delay %v, want within [%v, %v]", tt.before+1, d, lo, hi)
 		}
-		if !next.Equal(m.NextAttemptAt) || m.Attempts != tt.before+1 || m.State != store.Pending ||
+		if !next.Equal(m.NextAttemptAt) || m.Attempts != tt.before+1 || m.State != core.StatePending ||
 			m.LastError != fmt.Sprint("timeout ", i) {
 			t.Errorf("attempt %d: Retry returned %v, row %+v; want pending, attempts %d, the error kept", tt.before+1, next, m, tt.before+1)
 		}
@@ -618,7 +619,7 @@ func TestRetryBackoff(t *testing.T) {
 	// Jitter: ten first retries do not all wait the same.
 	seen := map[time.Duration]bool{}
 	for i := range 10 {
-		id := enqueue(t, st, store.Message{SourceID: fmt.Sprint("j", i), PairingID: p.ID})
+		id := enqueue(t, st, core.OutboxRow{SourceID: fmt.Sprint("j", i), PairingID: p.ID})
 		if _, err := st.Retry(ctx, id, "x"); err != nil {
 			t.Fatal(err)
 		}
@@ -636,27 +637,27 @@ func TestPostponeAndFail(t *testing.T) {
 	st := storetest.New(t)
 	p := mustPair(t, st, "c1")
 
-	id := enqueue(t, st, store.Message{SourceID: "a", PairingID: p.ID})
-	claim(t, st, store.ToResonite, 1)
+	id := enqueue(t, st, core.OutboxRow{SourceID: "a", PairingID: p.ID})
+	claim(t, st, core.ToResonite, 1)
 	until := time.Now().Add(90 * time.Second).Round(time.Microsecond)
 	if err := st.Postpone(ctx, id, until); err != nil {
 		t.Fatal(err)
 	}
 	m := message(t, st, id)
-	if m.State != store.Pending || m.Attempts != 0 || !m.NextAttemptAt.Equal(until) {
+	if m.State != core.StatePending || m.Attempts != 0 || !m.NextAttemptAt.Equal(until) {
 		t.Fatalf("postponed row = %+v; want pending, no attempt spent, due at %v", m, until)
 	}
-	if got := claim(t, st, store.ToResonite, 1); len(got) != 0 {
+	if got := claim(t, st, core.ToResonite, 1); len(got) != 0 {
 		t.Fatalf("claimed postponed row: %v", got)
 	}
-	if due, ok, err := st.NextDue(ctx, store.ToResonite); err != nil || !ok || !due.Equal(until) {
+	if due, ok, err := st.NextDue(ctx, core.ToResonite); err != nil || !ok || !due.Equal(until) {
 		t.Fatalf("NextDue = %v, %v, %v; want %v", due, ok, err, until)
 	}
 
 	if err := st.Fail(ctx, id, "contact blocked us"); err != nil {
 		t.Fatal(err)
 	}
-	if m := message(t, st, id); m.State != store.Failed || m.LastError != "contact blocked us" {
+	if m := message(t, st, id); m.State != core.StateFailed || m.LastError != "contact blocked us" {
 		t.Fatalf("failed row = %+v", m)
 	}
 }
@@ -666,9 +667,9 @@ func TestSettleFinishedOrMissingRow(t *testing.T) {
 	ctx := ctxT(t)
 	st := storetest.New(t)
 	p := mustPair(t, st, "c1")
-	delivered := enqueue(t, st, store.Message{SourceID: "d", PairingID: p.ID})
+	delivered := enqueue(t, st, core.OutboxRow{SourceID: "d", PairingID: p.ID})
 	deliver(t, st, delivered)
-	failed := enqueue(t, st, store.Message{SourceID: "f", PairingID: p.ID})
+	failed := enqueue(t, st, core.OutboxRow{SourceID: "f", PairingID: p.ID})
 	if err := st.Fail(ctx, failed, "gone"); err != nil {
 		t.Fatal(err)
 	}
@@ -683,9 +684,9 @@ func TestSettleFinishedOrMissingRow(t *testing.T) {
 		id   int64
 		want error
 	}{
-		{"delivered", delivered, store.ErrConflict},
-		{"failed", failed, store.ErrConflict},
-		{"missing", failed + 1000, store.ErrNotFound},
+		{"delivered", delivered, core.ErrConflict},
+		{"failed", failed, core.ErrConflict},
+		{"missing", failed + 1000, core.ErrNotFound},
 	}
 	for name, op := range ops {
 		for _, r := range rows {
@@ -694,13 +695,13 @@ func TestSettleFinishedOrMissingRow(t *testing.T) {
 			}
 		}
 	}
-	if m := message(t, st, delivered); m.State != store.Delivered || m.Attempts != 0 || m.LastError != "" {
+	if m := message(t, st, delivered); m.State != core.StateDelivered || m.Attempts != 0 || m.LastError != "" {
 		t.Fatalf("refused operations changed the delivered row: %+v", m)
 	}
-	if m := message(t, st, failed); m.State != store.Failed || m.LastError != "gone" {
+	if m := message(t, st, failed); m.State != core.StateFailed || m.LastError != "gone" {
 		t.Fatalf("refused operations changed the failed row: %+v", m)
 	}
-	if err := st.MarkDelivered(ctx, failed+1000, "x"); !errors.Is(err, store.ErrNotFound) {
+	if err := st.MarkDelivered(ctx, failed+1000, "x"); !errors.Is(err, core.ErrNotFound) {
 		t.Fatalf("MarkDelivered on a missing row = %v, want ErrNotFound", err)
 	}
 }
@@ -726,15 +727,15 @@ func TestMarkDelivered(t *testing.T) {
 		{"empty target after a real one", "", true, []string{"D-7", ""}, "D-7"},
 	}
 	for i, tt := range tests {
-		dir := store.ToDiscord
+		dir := core.ToDiscord
 		pairing := mustPair(t, st, fmt.Sprint("m", i)) // its own pairing, so each row is a head
-		id := enqueue(t, st, store.Message{Direction: dir, SourceID: fmt.Sprint("s", i), PairingID: pairing.ID, TargetID: tt.enqueued})
+		id := enqueue(t, st, core.OutboxRow{Direction: dir, SourceID: fmt.Sprint("s", i), PairingID: pairing.ID, TargetID: tt.enqueued})
 		if tt.claimFirst {
 			if got := claim(t, st, dir, 1); !slices.Equal(got, []int64{id}) {
 				t.Fatalf("%s: claimed %v, want %d", tt.name, got, id)
 			}
 		}
-		var first store.Message
+		var first core.OutboxRow
 		for j, target := range tt.marks {
 			if err := st.MarkDelivered(ctx, id, target); err != nil {
 				t.Fatalf("%s: MarkDelivered: %v", tt.name, err)
@@ -744,7 +745,7 @@ func TestMarkDelivered(t *testing.T) {
 			}
 		}
 		m := message(t, st, id)
-		if m.State != store.Delivered || m.TargetID != tt.wantTarget || m.DeliveredAt == nil {
+		if m.State != core.StateDelivered || m.TargetID != tt.wantTarget || m.DeliveredAt == nil {
 			t.Errorf("%s: row = %+v; want delivered as %q", tt.name, m, tt.wantTarget)
 		}
 		if !m.UpdatedAt.Equal(first.UpdatedAt) || !m.DeliveredAt.Equal(*first.DeliveredAt) {
@@ -763,11 +764,11 @@ func TestMessageLookups(t *testing.T) {
 	ctx := ctxT(t)
 	st := storetest.New(t)
 	p := mustPair(t, st, "c1")
-	toR := enqueue(t, st, store.Message{Direction: store.ToResonite, SourceID: "111", PairingID: p.ID, TargetID: "MSG-111"})
-	toD := enqueue(t, st, store.Message{Direction: store.ToDiscord, SourceID: "MSG-9:1", PairingID: p.ID})
+	toR := enqueue(t, st, core.OutboxRow{Direction: core.ToResonite, SourceID: "111", PairingID: p.ID, TargetID: "MSG-111"})
+	toD := enqueue(t, st, core.OutboxRow{Direction: core.ToDiscord, SourceID: "MSG-9:1", PairingID: p.ID})
 	// Two Resonite messages posted as one Discord message (coalesced).
-	c1 := enqueue(t, st, store.Message{Direction: store.ToDiscord, SourceID: "MSG-10:1", PairingID: p.ID, SourceTime: at(1)})
-	c2 := enqueue(t, st, store.Message{Direction: store.ToDiscord, SourceID: "MSG-11:1", PairingID: p.ID, SourceTime: at(2)})
+	c1 := enqueue(t, st, core.OutboxRow{Direction: core.ToDiscord, SourceID: "MSG-10:1", PairingID: p.ID, SourceTime: at(1)})
+	c2 := enqueue(t, st, core.OutboxRow{Direction: core.ToDiscord, SourceID: "MSG-11:1", PairingID: p.ID, SourceTime: at(2)})
 	deliver(t, st, c1)
 	if err := st.MarkDelivered(ctx, c2, "target-"+fmt.Sprint(c1)); err != nil {
 		t.Fatal(err)
@@ -775,32 +776,32 @@ func TestMessageLookups(t *testing.T) {
 
 	tests := []struct {
 		name   string
-		lookup func() (store.Message, error)
+		lookup func() (core.OutboxRow, error)
 		want   int64 // 0: ErrNotFound
 	}{
-		{"by source", func() (store.Message, error) { return st.MessageBySource(ctx, store.ToResonite, "111") }, toR},
-		{"by source, other direction", func() (store.Message, error) { return st.MessageBySource(ctx, store.ToDiscord, "111") }, 0},
-		{"by source, to_discord", func() (store.Message, error) { return st.MessageBySource(ctx, store.ToDiscord, "MSG-9:1") }, toD},
-		{"by unknown source", func() (store.Message, error) { return st.MessageBySource(ctx, store.ToResonite, "nope") }, 0},
-		{"by target while still pending", func() (store.Message, error) { return st.MessageByTarget(ctx, store.ToResonite, "MSG-111") }, toR},
-		{"by target, other direction", func() (store.Message, error) { return st.MessageByTarget(ctx, store.ToDiscord, "MSG-111") }, 0},
-		{"by shared target: the newest", func() (store.Message, error) {
-			return st.MessageByTarget(ctx, store.ToDiscord, "target-"+fmt.Sprint(c1))
+		{"by source", func() (core.OutboxRow, error) { return st.MessageBySource(ctx, core.ToResonite, "111") }, toR},
+		{"by source, other direction", func() (core.OutboxRow, error) { return st.MessageBySource(ctx, core.ToDiscord, "111") }, 0},
+		{"by source, to_discord", func() (core.OutboxRow, error) { return st.MessageBySource(ctx, core.ToDiscord, "MSG-9:1") }, toD},
+		{"by unknown source", func() (core.OutboxRow, error) { return st.MessageBySource(ctx, core.ToResonite, "nope") }, 0},
+		{"by target while still pending", func() (core.OutboxRow, error) { return st.MessageByTarget(ctx, core.ToResonite, "MSG-111") }, toR},
+		{"by target, other direction", func() (core.OutboxRow, error) { return st.MessageByTarget(ctx, core.ToDiscord, "MSG-111") }, 0},
+		{"by shared target: the newest", func() (core.OutboxRow, error) {
+			return st.MessageByTarget(ctx, core.ToDiscord, "target-"+fmt.Sprint(c1))
 		}, c2},
-		{"by unknown target", func() (store.Message, error) { return st.MessageByTarget(ctx, store.ToResonite, "MSG-0") }, 0},
-		{"by id", func() (store.Message, error) { return st.MessageByID(ctx, toD) }, toD},
-		{"by unknown id", func() (store.Message, error) { return st.MessageByID(ctx, c2+1000) }, 0},
+		{"by unknown target", func() (core.OutboxRow, error) { return st.MessageByTarget(ctx, core.ToResonite, "MSG-0") }, 0},
+		{"by id", func() (core.OutboxRow, error) { return st.MessageByID(ctx, toD) }, toD},
+		{"by unknown id", func() (core.OutboxRow, error) { return st.MessageByID(ctx, c2+1000) }, 0},
 	}
 	for _, tt := range tests {
 		m, err := tt.lookup()
 		switch {
-		case tt.want == 0 && !errors.Is(err, store.ErrNotFound):
+		case tt.want == 0 && !errors.Is(err, core.ErrNotFound):
 			t.Errorf("%s = %+v, %v; want ErrNotFound", tt.name, m, err)
 		case tt.want != 0 && (err != nil || m.ID != tt.want):
 			t.Errorf("%s = row %d, %v; want row %d", tt.name, m.ID, err, tt.want)
 		}
 	}
-	if m := message(t, st, toR); m.State != store.Pending || m.SourceID != "111" || m.Direction != store.ToResonite {
+	if m := message(t, st, toR); m.State != core.StatePending || m.SourceID != "111" || m.Direction != core.ToResonite {
 		t.Fatalf("row read back = %+v", m)
 	}
 }
@@ -810,10 +811,10 @@ func TestRescueExpired(t *testing.T) {
 	ctx := ctxT(t)
 	st := storetest.New(t)
 	p1, p2 := mustPair(t, st, "c1"), mustPair(t, st, "c2")
-	expired := enqueue(t, st, store.Message{SourceID: "e", PairingID: p1.ID})
-	live := enqueue(t, st, store.Message{SourceID: "l", PairingID: p2.ID})
+	expired := enqueue(t, st, core.OutboxRow{SourceID: "e", PairingID: p1.ID})
+	live := enqueue(t, st, core.OutboxRow{SourceID: "l", PairingID: p2.ID})
 	mustExec(t, st, `update relay_messages set attempts = 2 where id = $1`, expired)
-	claim(t, st, store.ToResonite, 10)
+	claim(t, st, core.ToResonite, 10)
 	mustExec(t, st, `update relay_messages set lease_until = now() - interval '1 second' where id = $1`, expired)
 
 	n, err := st.RescueExpired(ctx)
@@ -821,13 +822,13 @@ func TestRescueExpired(t *testing.T) {
 		t.Fatalf("RescueExpired = %d, %v; want 1", n, err)
 	}
 	m := message(t, st, expired)
-	if m.State != store.Pending || m.Attempts != 2 || m.NextAttemptAt.After(m.UpdatedAt) {
+	if m.State != core.StatePending || m.Attempts != 2 || m.NextAttemptAt.After(m.UpdatedAt) {
 		t.Fatalf("rescued row = %+v; want pending, due now, attempts unchanged", m)
 	}
-	if m := message(t, st, live); m.State != store.InFlight {
+	if m := message(t, st, live); m.State != core.StateInFlight {
 		t.Fatalf("row with a live lease = %s, want still in flight", m.State)
 	}
-	if got := claim(t, st, store.ToResonite, 10); !slices.Equal(got, []int64{expired}) {
+	if got := claim(t, st, core.ToResonite, 10); !slices.Equal(got, []int64{expired}) {
 		t.Fatalf("after rescue claimed %v, want %d again", got, expired)
 	}
 	if n, err := st.RescueExpired(ctx); err != nil || n != 0 {
@@ -840,8 +841,8 @@ func TestRescueExpiredTinyLease(t *testing.T) {
 	ctx := ctxT(t)
 	st := storetest.New(t)
 	p := mustPair(t, st, "c1")
-	id := enqueue(t, st, store.Message{SourceID: "a", PairingID: p.ID})
-	if _, err := st.Claim(ctx, store.ToResonite, 1, time.Microsecond); err != nil {
+	id := enqueue(t, st, core.OutboxRow{SourceID: "a", PairingID: p.ID})
+	if _, err := st.Claim(ctx, core.ToResonite, 1, time.Microsecond); err != nil {
 		t.Fatal(err)
 	}
 	for {
@@ -857,7 +858,7 @@ func TestRescueExpiredTinyLease(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if m := message(t, st, id); m.State != store.Pending || m.Attempts != 0 {
+	if m := message(t, st, id); m.State != core.StatePending || m.Attempts != 0 {
 		t.Fatalf("rescued row = %+v", m)
 	}
 }
@@ -871,7 +872,7 @@ func TestPrune(t *testing.T) {
 
 	type row struct {
 		name         string
-		state        store.State
+		state        core.State
 		age          time.Duration
 		wantGone     bool
 		wantCleared  bool
@@ -879,14 +880,14 @@ func TestPrune(t *testing.T) {
 		payloadAfter string
 	}
 	rows := []*row{
-		{name: "ancient delivered, its source after the catch-up cursor", state: store.Delivered, age: 100 * time.Hour, wantCleared: true},
-		{name: "fresh delivered", state: store.Delivered, age: time.Minute},
-		{name: "old delivered", state: store.Delivered, age: 2 * time.Hour, wantCleared: true},
-		{name: "ancient delivered", state: store.Delivered, age: store.IDMapRetentionFactor*time.Hour + time.Minute, wantGone: true},
-		{name: "old failed", state: store.Failed, age: 2 * time.Hour, wantCleared: true},
-		{name: "ancient failed", state: store.Failed, age: 100 * time.Hour, wantGone: true},
-		{name: "ancient pending", state: store.Pending, age: 100 * time.Hour},
-		{name: "ancient in flight", state: store.InFlight, age: 100 * time.Hour},
+		{name: "ancient delivered, its source after the catch-up cursor", state: core.StateDelivered, age: 100 * time.Hour, wantCleared: true},
+		{name: "fresh delivered", state: core.StateDelivered, age: time.Minute},
+		{name: "old delivered", state: core.StateDelivered, age: 2 * time.Hour, wantCleared: true},
+		{name: "ancient delivered", state: core.StateDelivered, age: store.IDMapRetentionFactor*time.Hour + time.Minute, wantGone: true},
+		{name: "old failed", state: core.StateFailed, age: 2 * time.Hour, wantCleared: true},
+		{name: "ancient failed", state: core.StateFailed, age: 100 * time.Hour, wantGone: true},
+		{name: "ancient pending", state: core.StatePending, age: 100 * time.Hour},
+		{name: "ancient in flight", state: core.StateInFlight, age: 100 * time.Hour},
 	}
 	// Discord message ids 1000… are behind the pairing's cursor (2000), except the first row's.
 	mustExec(t, st, `insert into discord_cursors (pairing_id, message_id) values ($1, '2000')`, p.ID)
@@ -895,7 +896,7 @@ func TestPrune(t *testing.T) {
 		if i == 0 {
 			src = "99999"
 		}
-		r.id = enqueue(t, st, store.Message{SourceID: src, PairingID: p.ID, Payload: []byte(`{"n":1}`)})
+		r.id = enqueue(t, st, core.OutboxRow{SourceID: src, PairingID: p.ID, Payload: []byte(`{"n":1}`)})
 		mustExec(t, st, `update relay_messages set state = $2, last_error = 'err', target_id = 'T-'||id,
 			updated_at = now() - $3::interval where id = $1`, r.id, r.state, r.age)
 	}
@@ -907,7 +908,7 @@ func TestPrune(t *testing.T) {
 		m, err := st.MessageByID(ctx, r.id)
 		switch {
 		case r.wantGone:
-			if !errors.Is(err, store.ErrNotFound) {
+			if !errors.Is(err, core.ErrNotFound) {
 				t.Errorf("%s: still there (%v)", r.name, err)
 			}
 		case err != nil:
@@ -916,7 +917,7 @@ func TestPrune(t *testing.T) {
 			t.Errorf("%s: payload %q, error %q; want both cleared", r.name, m.Payload, m.LastError)
 		case r.wantCleared:
 			// The id map survives the payload.
-			if got, err := st.MessageByTarget(ctx, store.ToResonite, m.TargetID); err != nil || got.ID != r.id {
+			if got, err := st.MessageByTarget(ctx, core.ToResonite, m.TargetID); err != nil || got.ID != r.id {
 				t.Errorf("%s: MessageByTarget after clearing = %d, %v", r.name, got.ID, err)
 			}
 		case !r.wantCleared && (string(m.Payload) != `{"n":1}` || m.LastError != "err" || m.State != r.state):
@@ -943,7 +944,7 @@ func TestQueueStats(t *testing.T) {
 	ctx := ctxT(t)
 	st := storetest.New(t)
 	empty, err := st.QueueStats(ctx)
-	if err != nil || empty.Pending[store.ToResonite] != 0 || empty.LastError != "" || empty.LastErrorAt != nil {
+	if err != nil || empty.Pending[core.ToResonite] != 0 || empty.LastError != "" || empty.LastErrorAt != nil {
 		t.Fatalf("QueueStats of an empty outbox = %+v, %v", empty, err)
 	}
 
@@ -953,16 +954,16 @@ func TestQueueStats(t *testing.T) {
 	}
 	// to_resonite: 2 in flight (heads of p0, p1), 3 pending, 1 failed, 1 delivered.
 	for i, p := range []int64{ps[0], ps[0], ps[1], ps[1], ps[2]} {
-		enqueue(t, st, store.Message{Direction: store.ToResonite, SourceID: fmt.Sprint("r", i), PairingID: p, SourceTime: at(i)})
+		enqueue(t, st, core.OutboxRow{Direction: core.ToResonite, SourceID: fmt.Sprint("r", i), PairingID: p, SourceTime: at(i)})
 	}
-	claimed := claim(t, st, store.ToResonite, 2)
-	f := enqueue(t, st, store.Message{Direction: store.ToResonite, SourceID: "rf", PairingID: ps[3]})
+	claimed := claim(t, st, core.ToResonite, 2)
+	f := enqueue(t, st, core.OutboxRow{Direction: core.ToResonite, SourceID: "rf", PairingID: ps[3]})
 	if err := st.Fail(ctx, f, "older error"); err != nil {
 		t.Fatal(err)
 	}
-	deliver(t, st, enqueue(t, st, store.Message{Direction: store.ToResonite, SourceID: "rd", PairingID: ps[3]}))
+	deliver(t, st, enqueue(t, st, core.OutboxRow{Direction: core.ToResonite, SourceID: "rd", PairingID: ps[3]}))
 	// to_discord: 1 pending that failed an attempt, most recently.
-	d := enqueue(t, st, store.Message{Direction: store.ToDiscord, SourceID: "d", PairingID: ps[0]})
+	d := enqueue(t, st, core.OutboxRow{Direction: core.ToDiscord, SourceID: "d", PairingID: ps[0]})
 	mustExec(t, st, `update relay_messages set updated_at = now() - interval '1 minute' where id = $1`, f)
 	if _, err := st.Retry(ctx, d, "429 rate limited"); err != nil {
 		t.Fatal(err)
@@ -977,8 +978,8 @@ func TestQueueStats(t *testing.T) {
 		"in_flight": {len(claimed), 0},
 		"failed":    {1, 0},
 	}
-	for state, counts := range map[string]map[store.Direction]int{"pending": got.Pending, "in_flight": got.InFlight, "failed": got.Failed} {
-		if counts[store.ToResonite] != want[state][0] || counts[store.ToDiscord] != want[state][1] {
+	for state, counts := range map[string]map[core.Direction]int{"pending": got.Pending, "in_flight": got.InFlight, "failed": got.Failed} {
+		if counts[core.ToResonite] != want[state][0] || counts[core.ToDiscord] != want[state][1] {
 			t.Errorf("%s = %v, want to_resonite %d, to_discord %d", state, counts, want[state][0], want[state][1])
 		}
 	}
@@ -995,15 +996,15 @@ func TestNextDue(t *testing.T) {
 	ctx := ctxT(t)
 	st := storetest.New(t)
 	p1, p2 := mustPair(t, st, "c1"), mustPair(t, st, "c2")
-	if _, ok, err := st.NextDue(ctx, store.ToResonite); err != nil || ok {
+	if _, ok, err := st.NextDue(ctx, core.ToResonite); err != nil || ok {
 		t.Fatalf("NextDue of an empty outbox = %v, %v; want none", ok, err)
 	}
 	now := time.Now().Round(time.Microsecond)
 	inHour, inMinute := now.Add(time.Hour), now.Add(time.Minute)
-	head := enqueue(t, st, store.Message{SourceID: "h", PairingID: p1.ID, SourceTime: at(1), NextAttemptAt: inHour})
+	head := enqueue(t, st, core.OutboxRow{SourceID: "h", PairingID: p1.ID, SourceTime: at(1), NextAttemptAt: inHour})
 	// Due sooner, but held back behind the head: not a reason to wake up.
-	enqueue(t, st, store.Message{SourceID: "b", PairingID: p1.ID, SourceTime: at(2), NextAttemptAt: now})
-	enqueue(t, st, store.Message{Direction: store.ToDiscord, SourceID: "d", PairingID: p1.ID, NextAttemptAt: now})
+	enqueue(t, st, core.OutboxRow{SourceID: "b", PairingID: p1.ID, SourceTime: at(2), NextAttemptAt: now})
+	enqueue(t, st, core.OutboxRow{Direction: core.ToDiscord, SourceID: "d", PairingID: p1.ID, NextAttemptAt: now})
 
 	steps := []struct {
 		name string
@@ -1012,11 +1013,11 @@ func TestNextDue(t *testing.T) {
 	}{
 		{"head not due yet", func() {}, inHour},
 		{"another pairing due sooner", func() {
-			enqueue(t, st, store.Message{SourceID: "o", PairingID: p2.ID, NextAttemptAt: inMinute})
+			enqueue(t, st, core.OutboxRow{SourceID: "o", PairingID: p2.ID, NextAttemptAt: inMinute})
 		}, inMinute},
 		{"that pairing's head in flight", func() {
 			mustExec(t, st, `update relay_messages set next_attempt_at = now() - interval '1 second' where source_id = 'o'`)
-			claim(t, st, store.ToResonite, 1)
+			claim(t, st, core.ToResonite, 1)
 		}, inHour},
 		{"head failed", func() {
 			if err := st.Fail(ctx, head, "x"); err != nil {
@@ -1029,7 +1030,7 @@ func TestNextDue(t *testing.T) {
 	}
 	for _, s := range steps {
 		s.do()
-		due, ok, err := st.NextDue(ctx, store.ToResonite)
+		due, ok, err := st.NextDue(ctx, core.ToResonite)
 		if err != nil || ok != !s.want.IsZero() || (ok && !due.Equal(s.want)) {
 			t.Fatalf("%s: NextDue = %v, %v, %v; want %v", s.name, due, ok, err, s.want)
 		}
@@ -1042,9 +1043,9 @@ func TestDeletePairingTakesItsRows(t *testing.T) {
 	st := storetest.New(t)
 	gone, kept := mustPair(t, st, "c1"), mustPair(t, st, "c2")
 	for i, p := range []int64{gone.ID, gone.ID, kept.ID} {
-		enqueue(t, st, store.Message{SourceID: fmt.Sprint("m", i), PairingID: p})
+		enqueue(t, st, core.OutboxRow{SourceID: fmt.Sprint("m", i), PairingID: p})
 	}
-	claim(t, st, store.ToResonite, 10) // an in-flight row goes too
+	claim(t, st, core.ToResonite, 10) // an in-flight row goes too
 	if _, err := st.DeletePairing(ctx, "c1"); err != nil {
 		t.Fatal(err)
 	}
@@ -1063,7 +1064,7 @@ func TestDeletePairingTakesItsRows(t *testing.T) {
 	if err := rows.Err(); err != nil || !slices.Equal(left, []string{"m2"}) {
 		t.Fatalf("rows left after unpairing = %v, %v; want only the other pairing's m2", left, err)
 	}
-	if _, _, err := st.Enqueue(ctx, store.Message{Direction: store.ToResonite, SourceID: "m9", PairingID: gone.ID}); !errors.Is(err, store.ErrNotFound) {
+	if _, _, err := st.Enqueue(ctx, core.OutboxRow{Direction: core.ToResonite, SourceID: "m9", PairingID: gone.ID}); !errors.Is(err, core.ErrNotFound) {
 		t.Fatalf("Enqueue to a deleted pairing = %v, want ErrNotFound", err)
 	}
 }
@@ -1074,18 +1075,18 @@ func TestClaimsCountEveryTake(t *testing.T) {
 	t.Parallel()
 	st := storetest.New(t)
 	p := mustPair(t, st, "c-claims")
-	id := enqueue(t, st, store.Message{SourceID: "claims-1", PairingID: p.ID, SourceTime: at(1)})
+	id := enqueue(t, st, core.OutboxRow{SourceID: "claims-1", PairingID: p.ID, SourceTime: at(1)})
 	if m := message(t, st, id); m.Claims != 0 {
 		t.Fatalf("a new row has Claims=%d", m.Claims)
 	}
-	claim(t, st, store.ToResonite, 1)
+	claim(t, st, core.ToResonite, 1)
 	if m := message(t, st, id); m.Claims != 1 {
 		t.Errorf("after the first claim Claims=%d, want 1", m.Claims)
 	}
 	if err := st.Postpone(ctxT(t), id, time.Now().Add(-time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	claim(t, st, store.ToResonite, 1)
+	claim(t, st, core.ToResonite, 1)
 	// A crash: the next process takes every in-flight row back.
 	lock, err := st.AcquireInstanceLock(ctxT(t), time.Second, nil)
 	if err != nil {
@@ -1095,7 +1096,7 @@ func TestClaimsCountEveryTake(t *testing.T) {
 	if n, err := st.RescueAllInFlight(ctxT(t), lock); err != nil || n != 1 {
 		t.Fatalf("RescueAllInFlight = %d, %v; want the one row", n, err)
 	}
-	msgs, err := st.Claim(ctxT(t), store.ToResonite, 1, time.Minute)
+	msgs, err := st.Claim(ctxT(t), core.ToResonite, 1, time.Minute)
 	if err != nil || len(msgs) != 1 {
 		t.Fatalf("Claim after the rescue = %v, %v", msgs, err)
 	}
@@ -1162,8 +1163,8 @@ func TestPruneKeepsWhatResoniteCatchUpCanSeeAgain(t *testing.T) {
 	st := storetest.New(t)
 	p := mustPair(t, st, "c-prune-r")
 	now := time.Now()
-	old := enqueue(t, st, store.Message{Direction: store.ToDiscord, SourceID: "MSG-old:1", PairingID: p.ID, SourceTime: now.Add(-72 * time.Hour), Payload: []byte(`{}`)})
-	recent := enqueue(t, st, store.Message{Direction: store.ToDiscord, SourceID: "MSG-recent:1", PairingID: p.ID, SourceTime: now.Add(-2 * time.Hour), Payload: []byte(`{}`)})
+	old := enqueue(t, st, core.OutboxRow{Direction: core.ToDiscord, SourceID: "MSG-old:1", PairingID: p.ID, SourceTime: now.Add(-72 * time.Hour), Payload: []byte(`{}`)})
+	recent := enqueue(t, st, core.OutboxRow{Direction: core.ToDiscord, SourceID: "MSG-recent:1", PairingID: p.ID, SourceTime: now.Add(-2 * time.Hour), Payload: []byte(`{}`)})
 	mustExec(t, st, `update relay_messages set state = 'delivered', updated_at = now() - interval '100 hours'`)
 	if n, err := st.Prune(ctx, time.Hour); err != nil || n != 2 {
 		t.Fatalf("Prune without a cursor = %d, %v; want only the two payloads cleared", n, err)
@@ -1179,7 +1180,7 @@ func TestPruneKeepsWhatResoniteCatchUpCanSeeAgain(t *testing.T) {
 	if _, err := st.Prune(ctx, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.MessageByID(ctx, old); !errors.Is(err, store.ErrNotFound) {
+	if _, err := st.MessageByID(ctx, old); !errors.Is(err, core.ErrNotFound) {
 		t.Errorf("the row a day and more behind the cursor is still there: %v", err)
 	}
 	if _, err := st.MessageByID(ctx, recent); err != nil {

@@ -2,7 +2,9 @@
 // subscriptions, the relay outbox (which doubles as the id map between
 // Discord and Resonite), catch-up cursors and the Resonite account state.
 // Every method takes a context first and wraps its errors with what it was
-// doing; ErrNotFound and ErrConflict are matched with errors.Is.
+// doing. It speaks the bridge's own types (bridge/core): rows that do not
+// exist are core.ErrNotFound, rows in the way core.ErrConflict, both matched
+// with errors.Is.
 package store
 
 import (
@@ -18,14 +20,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/resonite-bridge/resonite-bridge/migrations"
-)
-
-var (
-	// ErrNotFound is returned when the addressed row does not exist.
-	ErrNotFound = errors.New("not found")
-	// ErrConflict is returned when a row already exists (a channel already
-	// paired) or is in a state that forbids the change (a delivered message).
-	ErrConflict = errors.New("conflict")
 )
 
 // Store is the bridge's database. It is safe for concurrent use.
