@@ -329,16 +329,19 @@ func TestClaimReturnsFullRows(t *testing.T) {
 }
 
 // inFlightTracker records, on the test's side, which pairing has a row out,
-// to catch two rows of one pairing handed out at once.
+// to catch two rows of one pairing handed out at once. It also tells waiting
+// workers when the outbox changed, so that nobody polls.
 type inFlightTracker struct {
 	mu      sync.Mutex
 	out     map[int64]int64 // pairing → row
 	claimed map[int64]bool  // every row ever handed out
 	order   map[int64][]int64
+	changed chan struct{} // closed (and replaced) by notify
 }
 
 func newTracker() *inFlightTracker {
-	return &inFlightTracker{out: map[int64]int64{}, claimed: map[int64]bool{}, order: map[int64][]int64{}}
+	return &inFlightTracker{out: map[int64]int64{}, claimed: map[int64]bool{}, order: map[int64][]int64{},
+		changed: make(chan struct{})}
 }
 
 func (tr *inFlightTracker) take(m core.OutboxRow) error {
@@ -364,25 +367,39 @@ func (tr *inFlightTracker) release(m core.OutboxRow) {
 	delete(tr.out, m.PairingID)
 }
 
-// busy reports whether pairing has a row out.
-func (tr *inFlightTracker) busy(pairing int64) bool {
-	tr.mu.Lock()
-	defer tr.mu.Unlock()
-	_, ok := tr.out[pairing]
-	return ok
-}
-
 func (tr *inFlightTracker) count() int {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	return len(tr.claimed)
 }
 
-// work runs claim/deliver loops until total rows were delivered or a worker
-// fails; it returns the first error. Each delivery takes at least sending
-// (a sleep standing for the other side), which is the window in which a
-// second row of the pairing must not be handed out.
-func work(t *testing.T, st *store.Store, tr *inFlightTracker, workers, total int, sending time.Duration, stop <-chan struct{}) error {
+// changes returns a channel closed by the next notify. Take it before looking
+// at the outbox, so that a change made in between is not missed.
+func (tr *inFlightTracker) changes() <-chan struct{} {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return tr.changed
+}
+
+// notify wakes everyone waiting on changes: rows were delivered (their pairing's
+// next row may be claimed now) or enqueued.
+func (tr *inFlightTracker) notify() {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	close(tr.changed)
+	tr.changed = make(chan struct{})
+}
+
+// work runs claim/deliver loops until total rows were claimed or a worker
+// fails; it returns the first error. sending, when not nil, stands for the
+// other side: it runs while the rows it is given are out (claimed, not yet
+// delivered), the window in which no second row of their pairings may be
+// handed out, and may return rows it claimed itself in that window, which are
+// then out too, go through sending in turn and are delivered with the rest.
+// A worker that finds nothing to claim waits until rows are delivered or
+// enqueued (tr.notify), never for a time.
+func work(t *testing.T, st *store.Store, tr *inFlightTracker, workers, total int,
+	sending func([]core.OutboxRow) ([]core.OutboxRow, error), stop <-chan struct{}) error {
 	t.Helper()
 	ctx := ctxT(t)
 	errs := make(chan error, workers)
@@ -392,10 +409,22 @@ func work(t *testing.T, st *store.Store, tr *inFlightTracker, workers, total int
 		errs <- err
 		once.Do(func() { close(failed) })
 	}
+	takeAll := func(msgs []core.OutboxRow) error {
+		for _, m := range msgs {
+			if err := tr.take(m); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
-			for tr.count() < total {
+			for {
+				changed := tr.changes() // before the count: the last row's notify is not missed
+				if tr.count() >= total {
+					return
+				}
 				select {
 				case <-stop:
 					return
@@ -404,18 +433,18 @@ func work(t *testing.T, st *store.Store, tr *inFlightTracker, workers, total int
 				default:
 				}
 				msgs, err := st.Claim(ctx, core.ToDiscord, 3, time.Minute)
+				if err == nil {
+					err = takeAll(msgs)
+				}
+				for batch := msgs; err == nil && len(batch) > 0 && sending != nil; {
+					if batch, err = sending(batch); err == nil {
+						err = takeAll(batch)
+						msgs = append(msgs, batch...)
+					}
+				}
 				if err != nil {
 					fail(err)
 					return
-				}
-				for _, m := range msgs {
-					if err := tr.take(m); err != nil {
-						fail(err)
-						return
-					}
-				}
-				if len(msgs) > 0 && sending > 0 {
-					time.Sleep(sending)
 				}
 				for _, m := range msgs {
 					tr.release(m)
@@ -424,8 +453,20 @@ func work(t *testing.T, st *store.Store, tr *inFlightTracker, workers, total int
 						return
 					}
 				}
-				if len(msgs) == 0 {
-					time.Sleep(time.Millisecond) // poll; the other workers hold the heads
+				if len(msgs) > 0 {
+					tr.notify()
+					continue
+				}
+				// Nothing to claim: the other workers hold the heads, or the rows are yet to come.
+				select {
+				case <-changed:
+				case <-stop:
+					return
+				case <-failed:
+					return
+				case <-ctx.Done():
+					fail(ctx.Err())
+					return
 				}
 			}
 		})
@@ -469,7 +510,7 @@ func TestClaimConcurrentKeepsPairingOrder(t *testing.T) {
 	}
 
 	tr := newTracker()
-	if err := work(t, st, tr, workers, len(rows), 0, nil); err != nil {
+	if err := work(t, st, tr, workers, len(rows), nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	for p, ids := range want {
@@ -501,33 +542,92 @@ func TestClaimConcurrentLateOlderRows(t *testing.T) {
 			enqueue(t, st, core.OutboxRow{Direction: core.ToDiscord, SourceID: fmt.Sprintf("R-%d-%d", i, k), PairingID: p, SourceTime: at(1000 + k)})
 		}
 	}
+	ctx := ctxT(t)
+	lateRow := func(k int) core.OutboxRow {
+		return core.OutboxRow{Direction: core.ToDiscord, SourceID: fmt.Sprint("late-", k), PairingID: ps[k%pairings], SourceTime: at(k)}
+	}
 	tr := newTracker()
+
+	// Half of the late rows (even k) land while a row of their pairing is out:
+	// the worker holding it enqueues one on every spacing-th row of the pairing
+	// it gets (the first perPairing come for sure, so every one is enqueued),
+	// and claims again in that same window, which must hold the late row back.
+	var mu sync.Mutex
+	inWindow := map[int64][]int{} // pairing → even k still to enqueue
+	seen := map[int64]int{}       // pairing → its rows handed out so far
+	most := 0
+	for k := 0; k < late; k += 2 {
+		p := ps[k%pairings]
+		inWindow[p] = append(inWindow[p], k)
+		most = max(most, len(inWindow[p]))
+	}
+	spacing := perPairing / most
+	sending := func(out []core.OutboxRow) ([]core.OutboxRow, error) {
+		var ks []int
+		mu.Lock()
+		for _, m := range out {
+			p := m.PairingID
+			if seen[p]%spacing == 0 && len(inWindow[p]) > 0 {
+				ks = append(ks, inWindow[p][0])
+				inWindow[p] = inWindow[p][1:]
+			}
+			seen[p]++
+		}
+		mu.Unlock()
+		if len(ks) == 0 {
+			return nil, nil
+		}
+		for _, k := range ks {
+			if _, _, err := st.Enqueue(ctx, lateRow(k)); err != nil {
+				return nil, fmt.Errorf("late enqueue in the window: %w", err)
+			}
+		}
+		tr.notify()
+		return st.Claim(ctx, core.ToDiscord, 3, time.Minute)
+	}
+
+	// The other half (odd k) land at any moment, also while another worker is
+	// claiming the pairing's previous head: one after every spread rows handed
+	// out, woken by the workers' progress.
+	const spread = pairings * perPairing / (late / 2)
 	stop := make(chan struct{})
 	done := make(chan error, 1)
-	ctx := ctxT(t)
 	go func() {
 		var err error
 		defer func() { done <- err }()
-		for k := range late {
-			p := ps[k%pairings]
-			// Half of them while a row of p is out (while p still has rows to give):
-			// Claim must hold them back. The others land at any moment, also while
-			// another worker is claiming p's previous head.
-			for k%2 == 0 && !tr.busy(p) && tr.count() < pairings*perPairing && ctx.Err() == nil {
-				time.Sleep(100 * time.Microsecond)
+		for j, k := 0, 1; k < late; j, k = j+1, k+2 {
+			for {
+				changed := tr.changes()
+				if tr.count() >= j*spread {
+					break
+				}
+				select {
+				case <-changed:
+				case <-ctx.Done():
+					err = ctx.Err()
+					close(stop)
+					return
+				}
 			}
-			_, _, err = st.Enqueue(ctx, core.OutboxRow{Direction: core.ToDiscord, SourceID: fmt.Sprint("late-", k), PairingID: p, SourceTime: at(k)})
-			if err != nil {
+			if _, _, err = st.Enqueue(ctx, lateRow(k)); err != nil {
 				close(stop)
 				return
 			}
+			tr.notify()
 		}
 	}()
-	if err := work(t, st, tr, workers, pairings*perPairing+late, 10*time.Millisecond, stop); err != nil {
+	if err := work(t, st, tr, workers, pairings*perPairing+late, sending, stop); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("late enqueue: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for p, ks := range inWindow {
+		if len(ks) > 0 {
+			t.Errorf("pairing %d: late rows %v never enqueued while a row of it was out", p, ks)
+		}
 	}
 }
 
@@ -845,18 +945,15 @@ func TestRescueExpiredTinyLease(t *testing.T) {
 	if _, err := st.Claim(ctx, core.ToResonite, 1, time.Microsecond); err != nil {
 		t.Fatal(err)
 	}
-	for {
-		n, err := st.RescueExpired(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n == 1 {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatal("a 1 µs lease never expired")
-		}
-		time.Sleep(time.Millisecond)
+	// The lease is 1 µs from the claim's now() (not rounded away to nothing), and the
+	// server's own clock says when it is over: wait for exactly that, then one rescue.
+	var lease time.Duration
+	if err := st.Pool().QueryRow(ctx, `select lease_until - updated_at from relay_messages where id = $1`, id).Scan(&lease); err != nil || lease != time.Microsecond {
+		t.Fatalf("lease stored as %v, %v; want 1µs", lease, err)
+	}
+	mustExec(t, st, `select pg_sleep_until(lease_until + interval '1 microsecond') from relay_messages where id = $1`, id)
+	if n, err := st.RescueExpired(ctx); err != nil || n != 1 {
+		t.Fatalf("RescueExpired after the 1 µs lease ran out = %d, %v; want 1", n, err)
 	}
 	if m := message(t, st, id); m.State != core.StatePending || m.Attempts != 0 {
 		t.Fatalf("rescued row = %+v", m)
@@ -1135,11 +1232,17 @@ func TestInstanceLockIsExclusive(t *testing.T) {
 		}
 		got <- l
 	}()
-	<-waiting
+	<-waiting // its first try failed, and it tries again until the lock is free
 	select {
 	case <-got:
 		t.Fatal("the second daemon got the lock while the first held it")
-	case <-time.After(100 * time.Millisecond):
+	default:
+	}
+	// PostgreSQL agrees: one session holds it.
+	var holders int
+	if err := first.Pool().QueryRow(ctxT(t), `select count(*) from pg_locks
+		where locktype = 'advisory' and granted and database = (select oid from pg_database where datname = current_database())`).Scan(&holders); err != nil || holders != 1 {
+		t.Fatalf("advisory lock holders = %d (%v); want 1", holders, err)
 	}
 	if err := lock.Check(ctxT(t)); err != nil {
 		t.Errorf("Check of a held lock: %v", err)
