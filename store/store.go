@@ -31,7 +31,9 @@ type Store struct {
 // Open connects to databaseURL with pool limits suited to a long-running
 // daemon and checks the connection. It does not migrate: call Migrate.
 // A pool_max_conns (and the other pool_* keys) in the URL win over the defaults.
-// The returned error never contains the password.
+// The returned error never contains the password. logger (nil: discard) is
+// used as given, so the caller names the component (log.With("component",
+// "store")); errors, should the store ever log one, go under the key "err".
 func Open(ctx context.Context, databaseURL string, logger *slog.Logger) (*Store, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
