@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/resonite-bridge/resonite-bridge/store"
+	"github.com/resonite-bridge/resonite-bridge/bridge/core"
 	"github.com/resonite-bridge/resonite-bridge/store/storetest"
 )
 
@@ -28,7 +28,7 @@ func BenchmarkOutboxRoundTrip(b *testing.B) {
 	seq := 0
 	enqueue := func() {
 		seq++
-		_, _, err := st.Enqueue(ctx, store.Message{Direction: store.ToResonite, SourceID: strconv.Itoa(seq),
+		_, _, err := st.Enqueue(ctx, core.OutboxRow{Direction: core.ToResonite, SourceID: strconv.Itoa(seq),
 			PairingID: pairings[seq%benchPairings], TargetID: "MSG-" + strconv.Itoa(seq), Payload: benchPayload,
 			SourceTime: time.Now()})
 		if err != nil {
@@ -40,7 +40,7 @@ func BenchmarkOutboxRoundTrip(b *testing.B) {
 	}
 	for b.Loop() {
 		enqueue()
-		msgs, err := st.Claim(ctx, store.ToResonite, 1, time.Minute)
+		msgs, err := st.Claim(ctx, core.ToResonite, 1, time.Minute)
 		if err != nil || len(msgs) != 1 {
 			b.Fatalf("Claim = %d rows, %v; want 1", len(msgs), err)
 		}
@@ -64,7 +64,7 @@ func BenchmarkInsertFloor(b *testing.B) {
 		seq++
 		_, err := st.Pool().Exec(ctx, `insert into floor_messages (direction, source_id, pairing_id, target_id, payload, source_time)
 			values ($1, $2, $3, $4, $5, $6)`,
-			store.ToResonite, strconv.Itoa(seq), p.ID, "MSG-"+strconv.Itoa(seq), benchPayload, time.Now())
+			core.ToResonite, strconv.Itoa(seq), p.ID, "MSG-"+strconv.Itoa(seq), benchPayload, time.Now())
 		if err != nil {
 			b.Fatal(err)
 		}

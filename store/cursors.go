@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/resonite-bridge/resonite-bridge/bridge/core"
 )
 
 // DiscordCursor returns the id of the last Discord message relayed from the
@@ -25,7 +27,7 @@ func (s *Store) DiscordCursor(ctx context.Context, pairingID int64) (string, err
 
 // AdvanceDiscordCursor moves the pairing's cursor to messageID if that is
 // newer; snowflakes are compared as numbers, so an older id is ignored.
-// ErrNotFound when the pairing does not exist.
+// core.ErrNotFound when the pairing does not exist.
 func (s *Store) AdvanceDiscordCursor(ctx context.Context, pairingID int64, messageID string) error {
 	if !isSnowflake(messageID) {
 		return fmt.Errorf("store: advance Discord cursor of pairing %d: %q is not a snowflake", pairingID, messageID)
@@ -34,7 +36,7 @@ func (s *Store) AdvanceDiscordCursor(ctx context.Context, pairingID int64, messa
 		on conflict (pairing_id) do update set message_id = excluded.message_id, updated_at = now()
 		where discord_cursors.message_id::numeric < excluded.message_id::numeric`, pairingID, messageID)
 	if isForeignKeyViolation(err) {
-		return fmt.Errorf("store: advance Discord cursor of pairing %d: %w", pairingID, ErrNotFound)
+		return fmt.Errorf("store: advance Discord cursor of pairing %d: %w", pairingID, core.ErrNotFound)
 	}
 	if err != nil {
 		return fmt.Errorf("store: advance Discord cursor of pairing %d: %w", pairingID, err)

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/resonite-bridge/resonite-bridge/store"
+	"github.com/resonite-bridge/resonite-bridge/bridge/core"
 	"github.com/resonite-bridge/resonite-bridge/store/storetest"
 )
 
@@ -41,7 +41,7 @@ func TestDiscordCursorOnlyMovesForward(t *testing.T) {
 			t.Errorf("advance to %q accepted, want an error", bad)
 		}
 	}
-	if err := st.AdvanceDiscordCursor(ctx, p.ID+1000, "5"); !errors.Is(err, store.ErrNotFound) {
+	if err := st.AdvanceDiscordCursor(ctx, p.ID+1000, "5"); !errors.Is(err, core.ErrNotFound) {
 		t.Fatalf("cursor of an unknown pairing = %v, want ErrNotFound", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/resonite-bridge/resonite-bridge/bridge/core"
 	"github.com/resonite-bridge/resonite-bridge/store"
 	"github.com/resonite-bridge/resonite-bridge/store/storetest"
 )
@@ -19,9 +20,9 @@ func ctxT(t testing.TB) context.Context {
 	return ctx
 }
 
-func mustPair(t testing.TB, st *store.Store, channelID string) store.Pairing {
+func mustPair(t testing.TB, st *store.Store, channelID string) core.Pairing {
 	t.Helper()
-	p, err := st.CreatePairing(ctxT(t), store.Pairing{GuildID: "g1", ChannelID: channelID, ContactID: "U-" + channelID, ContactUsername: "user " + channelID, CreatedBy: "admin"})
+	p, err := st.CreatePairing(ctxT(t), core.Pairing{GuildID: "g1", ChannelID: channelID, ContactID: "U-" + channelID, ContactUsername: "user " + channelID, CreatedBy: "admin"})
 	if err != nil {
 		t.Fatalf("CreatePairing(%s): %v", channelID, err)
 	}

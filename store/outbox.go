@@ -9,51 +9,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/resonite-bridge/resonite-bridge/bridge/core"
 )
-
-// Direction says which way a relayed message travels.
-type Direction string
-
-const (
-	ToResonite Direction = "to_resonite"
-	ToDiscord  Direction = "to_discord"
-)
-
-// State is a relayed message's place in the outbox.
-type State string
-
-const (
-	Pending   State = "pending"   // waiting for next_attempt_at
-	InFlight  State = "in_flight" // claimed by a worker, until delivered, retried or its lease runs out
-	Delivered State = "delivered" // done; the row stays as the id map
-	Failed    State = "failed"    // given up; LastError says why; no longer blocks its pairing
-)
-
-// Message is one relayed message: an outbox entry and, once delivered, the
-// mapping between its source id and the id it got on the other side.
-type Message struct {
-	ID        int64
-	Direction Direction
-	SourceID  string // id on the originating side; unique per direction (the idempotency key)
-	PairingID int64
-	// TargetID is the id on the other side: set at enqueue when the caller can
-	// derive it before sending, otherwise by MarkDelivered.
-	TargetID string
-	Payload  []byte // JSON owned by the bridge; nil after pruning
-	// SourceTime is the source's own timestamp (Discord message time, Resonite
-	// sendTime); a pairing's rows are delivered in (SourceTime, ID) order.
-	SourceTime time.Time
-	State      State
-	Attempts   int // failed attempts (Retry calls)
-	// Claims counts the times a worker took the row; above 1, an earlier try may have
-	// delivered it without the outcome being recorded (a crash, a timeout).
-	Claims        int
-	NextAttemptAt time.Time
-	LastError     string
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
-	DeliveredAt   *time.Time
-}
 
 // Retry backoff: 1 s · 2^(attempts-1), at most maxBackoff, then jittered by
 // ±20 % so that rows failing together do not retry together; the jittered
@@ -67,10 +25,10 @@ const (
 const messageColumns = `id, direction, source_id, pairing_id, coalesce(target_id, ''), payload, source_time, claims,
 	state, attempts, next_attempt_at, coalesce(last_error, ''), created_at, updated_at, delivered_at`
 
-func scanMessage(row pgx.CollectableRow) (Message, error) {
-	var m Message
+func scanMessage(row pgx.CollectableRow) (core.OutboxRow, error) {
+	var m core.OutboxRow
 	err := row.Scan(&m.ID, &m.Direction, &m.SourceID, &m.PairingID, &m.TargetID, &m.Payload, &m.SourceTime, &m.Claims,
-		&m.State, &m.Attempts, &m.NextAttemptAt, &m.LastError, &m.CreatedAt, &m.UpdatedAt, &m.DeliveredAt)
+		&m.State, &m.Attempts, &m.NextAttemptAt, &m.LastError, &m.EnqueuedAt, &m.UpdatedAt, &m.DeliveredAt)
 	return m, err
 }
 
@@ -98,9 +56,9 @@ const headsOf = `select h.id, h.next_attempt_at from pairings p
 // changes nothing. Rows of one pairing are delivered in (SourceTime, ID)
 // order, so a message enqueued late with an earlier source time (catch-up)
 // still goes before the rows behind it that are not yet claimed. An unknown
-// pairing is ErrNotFound.
-func (s *Store) Enqueue(ctx context.Context, m Message) (int64, bool, error) {
-	if m.Direction != ToResonite && m.Direction != ToDiscord {
+// pairing is core.ErrNotFound.
+func (s *Store) Enqueue(ctx context.Context, m core.OutboxRow) (int64, bool, error) {
+	if m.Direction != core.ToResonite && m.Direction != core.ToDiscord {
 		return 0, false, fmt.Errorf("store: enqueue %q: invalid direction %q", m.SourceID, m.Direction)
 	}
 	if m.SourceID == "" {
@@ -123,7 +81,7 @@ func (s *Store) Enqueue(ctx context.Context, m Message) (int64, bool, error) {
 		return id, true, nil
 	}
 	if isForeignKeyViolation(err) {
-		return 0, false, fmt.Errorf("store: enqueue %s %s: pairing %d: %w", m.Direction, m.SourceID, m.PairingID, ErrNotFound)
+		return 0, false, fmt.Errorf("store: enqueue %s %s: pairing %d: %w", m.Direction, m.SourceID, m.PairingID, core.ErrNotFound)
 	}
 	if !errors.Is(err, pgx.ErrNoRows) {
 		return 0, false, fmt.Errorf("store: enqueue %s %s: %w", m.Direction, m.SourceID, err)
@@ -148,7 +106,7 @@ func (s *Store) Enqueue(ctx context.Context, m Message) (int64, bool, error) {
 // MarkDelivered, Retry, Postpone or Fail, or until lease runs out and
 // RescueExpired returns them. Attempts are counted by Retry, not here.
 // Concurrent claimers never get the same row.
-func (s *Store) Claim(ctx context.Context, dir Direction, limit int, lease time.Duration) ([]Message, error) {
+func (s *Store) Claim(ctx context.Context, dir core.Direction, limit int, lease time.Duration) ([]core.OutboxRow, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
@@ -177,7 +135,7 @@ func (s *Store) Claim(ctx context.Context, dir Direction, limit int, lease time.
 	var err error
 	for range claimTries {
 		rows, _ := s.pool.Query(ctx, claimSQL, dir, limit, lease)
-		var msgs []Message
+		var msgs []core.OutboxRow
 		msgs, err = pgx.CollectRows(rows, scanMessage)
 		if err == nil {
 			return msgs, nil
@@ -210,7 +168,7 @@ func (s *Store) MarkDelivered(ctx context.Context, id int64, targetID string) er
 		return fmt.Errorf("store: mark message %d delivered: %w", id, err)
 	}
 	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("store: mark message %d delivered: %w", id, ErrNotFound)
+		return fmt.Errorf("store: mark message %d delivered: %w", id, core.ErrNotFound)
 	}
 	return nil
 }
@@ -262,19 +220,19 @@ func (s *Store) Fail(ctx context.Context, id int64, reason string) error {
 }
 
 // finalStateError explains why an update of an open row touched nothing:
-// ErrNotFound, or ErrConflict when the row is already delivered or failed.
+// core.ErrNotFound, or core.ErrConflict when the row is already delivered or failed.
 func (s *Store) finalStateError(ctx context.Context, err error, id int64, doing string) error {
 	if !errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("store: %s message %d: %w", doing, id, err)
 	}
-	var state State
+	var state core.State
 	if err := s.pool.QueryRow(ctx, `select state from relay_messages where id = $1`, id).Scan(&state); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("store: %s message %d: %w", doing, id, ErrNotFound)
+			return fmt.Errorf("store: %s message %d: %w", doing, id, core.ErrNotFound)
 		}
 		return fmt.Errorf("store: %s message %d: %w", doing, id, err)
 	}
-	return fmt.Errorf("store: %s message %d: it is already %s: %w", doing, id, state, ErrConflict)
+	return fmt.Errorf("store: %s message %d: it is already %s: %w", doing, id, state, core.ErrConflict)
 }
 
 // RescueExpired returns in-flight rows whose lease ran out (a worker crashed
@@ -345,23 +303,23 @@ func (s *Store) Prune(ctx context.Context, olderThan time.Duration) (int, error)
 	return int(n), nil
 }
 
-// MessageBySource finds a message by its source id, or ErrNotFound.
-func (s *Store) MessageBySource(ctx context.Context, dir Direction, sourceID string) (Message, error) {
+// MessageBySource finds a message by its source id, or core.ErrNotFound.
+func (s *Store) MessageBySource(ctx context.Context, dir core.Direction, sourceID string) (core.OutboxRow, error) {
 	rows, _ := s.pool.Query(ctx, `select `+messageColumns+` from relay_messages where direction = $1 and source_id = $2`, dir, sourceID)
 	return oneMessage(rows, fmt.Sprintf("find %s message by source %s", dir, sourceID))
 }
 
 // MessageByTarget finds a message by its id on the other side, in any state
-// (a target id set at enqueue is there before delivery), or ErrNotFound.
+// (a target id set at enqueue is there before delivery), or core.ErrNotFound.
 // Several rows can share one target id (coalesced posts); the newest wins.
-func (s *Store) MessageByTarget(ctx context.Context, dir Direction, targetID string) (Message, error) {
+func (s *Store) MessageByTarget(ctx context.Context, dir core.Direction, targetID string) (core.OutboxRow, error) {
 	rows, _ := s.pool.Query(ctx, `select `+messageColumns+` from relay_messages
 		where direction = $1 and target_id = $2 order by id desc limit 1`, dir, targetID)
 	return oneMessage(rows, fmt.Sprintf("find %s message by target %s", dir, targetID))
 }
 
-// MessageByID returns a message or ErrNotFound.
-func (s *Store) MessageByID(ctx context.Context, id int64) (Message, error) {
+// MessageByID returns a message or core.ErrNotFound.
+func (s *Store) MessageByID(ctx context.Context, id int64) (core.OutboxRow, error) {
 	rows, _ := s.pool.Query(ctx, `select `+messageColumns+` from relay_messages where id = $1`, id)
 	return oneMessage(rows, fmt.Sprintf("get message %d", id))
 }
@@ -371,7 +329,7 @@ func (s *Store) MessageByID(ctx context.Context, id int64) (Message, error) {
 // worker can sleep until then; ok is false when there is none. Rows held
 // back behind a head or an in-flight row do not count: their time comes
 // once the row before them settles, which the worker learns by itself.
-func (s *Store) NextDue(ctx context.Context, dir Direction) (time.Time, bool, error) {
+func (s *Store) NextDue(ctx context.Context, dir core.Direction) (time.Time, bool, error) {
 	var t *time.Time
 	err := s.pool.QueryRow(ctx, `select min(next_attempt_at) from (`+headsOf+`) heads`, dir).Scan(&t)
 	if err != nil {
@@ -385,7 +343,7 @@ func (s *Store) NextDue(ctx context.Context, dir Direction) (time.Time, bool, er
 
 // QueueStats is the outbox at a glance, for /status and metrics.
 type QueueStats struct {
-	Pending, InFlight, Failed map[Direction]int
+	Pending, InFlight, Failed map[core.Direction]int
 	LastError                 string     // the most recent error recorded on any row still holding one
 	LastErrorAt               *time.Time // when it was recorded
 }
@@ -393,24 +351,24 @@ type QueueStats struct {
 // QueueStats counts rows per state and direction and finds the latest error.
 func (s *Store) QueueStats(ctx context.Context) (QueueStats, error) {
 	st := QueueStats{
-		Pending:  map[Direction]int{ToResonite: 0, ToDiscord: 0},
-		InFlight: map[Direction]int{ToResonite: 0, ToDiscord: 0},
-		Failed:   map[Direction]int{ToResonite: 0, ToDiscord: 0},
+		Pending:  map[core.Direction]int{core.ToResonite: 0, core.ToDiscord: 0},
+		InFlight: map[core.Direction]int{core.ToResonite: 0, core.ToDiscord: 0},
+		Failed:   map[core.Direction]int{core.ToResonite: 0, core.ToDiscord: 0},
 	}
 	rows, _ := s.pool.Query(ctx, `select direction, state, count(*) from relay_messages
 		where state <> 'delivered' group by direction, state`)
 	var (
-		dir   Direction
-		state State
+		dir   core.Direction
+		state core.State
 		n     int
 	)
 	_, err := pgx.ForEachRow(rows, []any{&dir, &state, &n}, func() error {
 		switch state {
-		case Pending:
+		case core.StatePending:
 			st.Pending[dir] = n
-		case InFlight:
+		case core.StateInFlight:
 			st.InFlight[dir] = n
-		case Failed:
+		case core.StateFailed:
 			st.Failed[dir] = n
 		}
 		return nil
@@ -431,13 +389,13 @@ func (s *Store) QueueStats(ctx context.Context) (QueueStats, error) {
 	return st, nil
 }
 
-func oneMessage(rows pgx.Rows, doing string) (Message, error) {
+func oneMessage(rows pgx.Rows, doing string) (core.OutboxRow, error) {
 	m, err := pgx.CollectExactlyOneRow(rows, scanMessage)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Message{}, fmt.Errorf("store: %s: %w", doing, ErrNotFound)
+		return core.OutboxRow{}, fmt.Errorf("store: %s: %w", doing, core.ErrNotFound)
 	}
 	if err != nil {
-		return Message{}, fmt.Errorf("store: %s: %w", doing, err)
+		return core.OutboxRow{}, fmt.Errorf("store: %s: %w", doing, err)
 	}
 	return m, nil
 }

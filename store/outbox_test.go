@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resonite-bridge/resonite-bridge/bridge/core"
 	"github.com/resonite-bridge/resonite-bridge/store"
 	"github.com/resonite-bridge/resonite-bridge/store/storetest"
 )
@@ -20,10 +21,10 @@ var base = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func at(sec int) time.Time { return base.Add(time.Duration(sec) * time.Second) }
 
-func enqueue(t testing.TB, st *store.Store, m store.Message) int64 {
+func enqueue(t testing.TB, st *store.Store, m core.OutboxRow) int64 {
 	t.Helper()
 	if m.Direction == "" {
-		m.Direction = store.ToResonite
+		m.Direction = core.ToResonite
 	}
 	id, inserted, err := st.Enqueue(ctxT(t), m)
 	if err != nil || !inserted {
@@ -32,7 +33,7 @@ func enqueue(t testing.TB, st *store.Store, m store.Message) int64 {
 	return id
 }
 
-func claim(t testing.TB, st *store.Store, dir store.Direction, limit int) []int64 {
+func claim(t testing.TB, st *store.Store, dir core.Direction, limit int) []int64 {
 	t.Helper()
 	msgs, err := st.Claim(ctxT(t), dir, limit, time.Minute)
 	if err != nil {
@@ -40,7 +41,7 @@ func claim(t testing.TB, st *store.Store, dir store.Direction, limit int) []int6
 	}
 	ids := make([]int64, len(msgs))
 	for i, m := range msgs {
-		if m.State != store.InFlight {
+		if m.State != core.StateInFlight {
 			t.Fatalf("claimed row %d is %s, want in_flight", m.ID, m.State)
 		}
 		ids[i] = m.ID
@@ -49,7 +50,7 @@ func claim(t testing.TB, st *store.Store, dir store.Direction, limit int) []int6
 	return ids
 }
 
-func message(t testing.TB, st *store.Store, id int64) store.Message {
+func message(t testing.TB, st *store.Store, id int64) core.OutboxRow {
 	t.Helper()
 	m, err := st.MessageByID(ctxT(t), id)
 	if err != nil {
@@ -73,7 +74,7 @@ func TestEnqueueIdempotent(t *testing.T) {
 	st := storetest.New(t)
 	p := mustPair(t, st, "c1")
 
-	first := store.Message{Direction: store.ToResonite, SourceID: "111", PairingID: p.ID, TargetID: "MSG-111",
+	first := core.OutboxRow{Direction: core.ToResonite, SourceID: "111", PairingID: p.ID, TargetID: "MSG-111",
 		Payload: []byte(`{"text":"hello"}`), SourceTime: at(1)}
 	id := enqueue(t, st, first)
 	again := first
@@ -84,12 +85,12 @@ func TestEnqueueIdempotent(t *testing.T) {
 	}
 	got := message(t, st, id)
 	if string(got.Payload) != `{"text":"hello"}` || !got.SourceTime.Equal(at(1)) || got.TargetID != "MSG-111" ||
-		got.State != store.Pending || got.PairingID != p.ID || got.Attempts != 0 {
+		got.State != core.StatePending || got.PairingID != p.ID || got.Attempts != 0 {
 		t.Fatalf("row after a duplicate enqueue = %+v; want the first call's fields, pending", got)
 	}
 
 	other := first
-	other.Direction = store.ToDiscord
+	other.Direction = core.ToDiscord
 	if otherID := enqueue(t, st, other); otherID == id {
 		t.Fatalf("the same source id in the other direction got the same row %d", id)
 	}
@@ -100,21 +101,21 @@ func TestEnqueueIdempotent(t *testing.T) {
 
 	bad := []struct {
 		name     string
-		m        store.Message
+		m        core.OutboxRow
 		notFound bool
 	}{
-		{"unknown pairing", store.Message{Direction: store.ToResonite, SourceID: "x1", PairingID: p.ID + 1000}, true},
-		{"no pairing", store.Message{Direction: store.ToResonite, SourceID: "x2"}, true},
-		{"invalid direction", store.Message{Direction: "sideways", SourceID: "x3", PairingID: p.ID}, false},
-		{"empty source id", store.Message{Direction: store.ToDiscord, PairingID: p.ID}, false},
+		{"unknown pairing", core.OutboxRow{Direction: core.ToResonite, SourceID: "x1", PairingID: p.ID + 1000}, true},
+		{"no pairing", core.OutboxRow{Direction: core.ToResonite, SourceID: "x2"}, true},
+		{"invalid direction", core.OutboxRow{Direction: "sideways", SourceID: "x3", PairingID: p.ID}, false},
+		{"empty source id", core.OutboxRow{Direction: core.ToDiscord, PairingID: p.ID}, false},
 	}
 	for _, tt := range bad {
 		_, _, err := st.Enqueue(ctx, tt.m)
-		if err == nil || errors.Is(err, store.ErrNotFound) != tt.notFound {
+		if err == nil || errors.Is(err, core.ErrNotFound) != tt.notFound {
 			t.Errorf("%s: Enqueue = %v; want an error, ErrNotFound %v", tt.name, err, tt.notFound)
 		}
 	}
-	if _, err := st.MessageBySource(ctx, store.ToResonite, "x1"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := st.MessageBySource(ctx, core.ToResonite, "x1"); !errors.Is(err, core.ErrNotFound) {
 		t.Fatalf("a refused enqueue left a row: %v", err)
 	}
 }
@@ -125,21 +126,21 @@ func TestEnqueueDefaults(t *testing.T) {
 	st := storetest.New(t)
 	p := mustPair(t, st, "c1")
 
-	id := enqueue(t, st, store.Message{Direction: store.ToDiscord, SourceID: "R-1:1", PairingID: p.ID})
+	id := enqueue(t, st, core.OutboxRow{Direction: core.ToDiscord, SourceID: "R-1:1", PairingID: p.ID})
 	m := message(t, st, id)
 	// One statement, one now(): zero times become the insert's own time.
-	if m.SourceTime.IsZero() || !m.SourceTime.Equal(m.CreatedAt) || !m.NextAttemptAt.Equal(m.CreatedAt) {
-		t.Fatalf("zero SourceTime/NextAttemptAt stored as %v/%v, want now() = created_at %v", m.SourceTime, m.NextAttemptAt, m.CreatedAt)
+	if m.SourceTime.IsZero() || !m.SourceTime.Equal(m.EnqueuedAt) || !m.NextAttemptAt.Equal(m.EnqueuedAt) {
+		t.Fatalf("zero SourceTime/NextAttemptAt stored as %v/%v, want now() = created_at %v", m.SourceTime, m.NextAttemptAt, m.EnqueuedAt)
 	}
 	if m.TargetID != "" || m.Payload != nil || m.DeliveredAt != nil {
 		t.Fatalf("empty fields stored as %+v", m)
 	}
-	if _, err := st.MessageByTarget(ctx, store.ToDiscord, ""); !errors.Is(err, store.ErrNotFound) {
+	if _, err := st.MessageByTarget(ctx, core.ToDiscord, ""); !errors.Is(err, core.ErrNotFound) {
 		t.Fatalf("MessageByTarget(\"\") = %v, want ErrNotFound (empty target ids are not stored)", err)
 	}
 
 	later := time.Now().Add(time.Hour).Round(time.Microsecond)
-	id = enqueue(t, st, store.Message{Direction: store.ToDiscord, SourceID: "R-2:1", PairingID: p.ID, NextAttemptAt: later})
+	id = enqueue(t, st, core.OutboxRow{Direction: core.ToDiscord, SourceID: "R-2:1", PairingID: p.ID, NextAttemptAt: later})
 	if m := message(t, st, id); !m.NextAttemptAt.Equal(later) {
 		t.Fatalf("NextAttemptAt stored as %v, want %v", m.NextAttemptAt, later)
 	}
@@ -160,7 +161,7 @@ func TestEnqueueConcurrentSameSource(t *testing.T) {
 	for i := range callers {
 		wg.Go(func() {
 			<-start
-			ids[i], inserted[i], errs[i] = st.Enqueue(ctx, store.Message{Direction: store.ToResonite, SourceID: "same", PairingID: p.ID})
+			ids[i], inserted[i], errs[i] = st.Enqueue(ctx, core.OutboxRow{Direction: core.ToResonite, SourceID: "same", PairingID: p.ID})
 		})
 	}
 	close(start)
@@ -191,25 +192,25 @@ func TestClaimOrder(t *testing.T) {
 		run  func(t *testing.T, st *store.Store, p1, p2 int64)
 	}{
 		{"one head per pairing, by source time", func(t *testing.T, st *store.Store, p1, p2 int64) {
-			a2 := enqueue(t, st, store.Message{SourceID: "a2", PairingID: p1, SourceTime: at(2)})
-			a1 := enqueue(t, st, store.Message{SourceID: "a1", PairingID: p1, SourceTime: at(1)}) // enqueued late, older
-			b1 := enqueue(t, st, store.Message{SourceID: "b1", PairingID: p2, SourceTime: at(5)})
-			if got := claim(t, st, store.ToResonite, 10); !slices.Equal(got, sorted(a1, b1)) {
+			a2 := enqueue(t, st, core.OutboxRow{SourceID: "a2", PairingID: p1, SourceTime: at(2)})
+			a1 := enqueue(t, st, core.OutboxRow{SourceID: "a1", PairingID: p1, SourceTime: at(1)}) // enqueued late, older
+			b1 := enqueue(t, st, core.OutboxRow{SourceID: "b1", PairingID: p2, SourceTime: at(5)})
+			if got := claim(t, st, core.ToResonite, 10); !slices.Equal(got, sorted(a1, b1)) {
 				t.Fatalf("claimed %v, want the heads %v", got, sorted(a1, b1))
 			}
-			if got := claim(t, st, store.ToResonite, 10); len(got) != 0 {
+			if got := claim(t, st, core.ToResonite, 10); len(got) != 0 {
 				t.Fatalf("claimed %v while both pairings are in flight, want nothing", got)
 			}
 			deliver(t, st, a1)
-			if got := claim(t, st, store.ToResonite, 10); !slices.Equal(got, []int64{a2}) {
+			if got := claim(t, st, core.ToResonite, 10); !slices.Equal(got, []int64{a2}) {
 				t.Fatalf("after delivering a1 claimed %v, want a2 %d", got, a2)
 			}
 		}},
 		{"equal source times go by id", func(t *testing.T, st *store.Store, p1, _ int64) {
-			first := enqueue(t, st, store.Message{SourceID: "x", PairingID: p1, SourceTime: at(1)})
-			second := enqueue(t, st, store.Message{SourceID: "y", PairingID: p1, SourceTime: at(1)})
+			first := enqueue(t, st, core.OutboxRow{SourceID: "x", PairingID: p1, SourceTime: at(1)})
+			second := enqueue(t, st, core.OutboxRow{SourceID: "y", PairingID: p1, SourceTime: at(1)})
 			for _, want := range []int64{first, second} {
-				got := claim(t, st, store.ToResonite, 10)
+				got := claim(t, st, core.ToResonite, 10)
 				if !slices.Equal(got, []int64{want}) {
 					t.Fatalf("claimed %v, want %d", got, want)
 				}
@@ -217,87 +218,87 @@ func TestClaimOrder(t *testing.T) {
 			}
 		}},
 		{"a head not yet due holds back its pairing only", func(t *testing.T, st *store.Store, p1, p2 int64) {
-			head := enqueue(t, st, store.Message{SourceID: "h", PairingID: p1, SourceTime: at(1), NextAttemptAt: time.Now().Add(time.Hour)})
-			enqueue(t, st, store.Message{SourceID: "behind", PairingID: p1, SourceTime: at(2)})
-			other := enqueue(t, st, store.Message{SourceID: "o", PairingID: p2, SourceTime: at(3)})
-			if got := claim(t, st, store.ToResonite, 10); !slices.Equal(got, []int64{other}) {
+			head := enqueue(t, st, core.OutboxRow{SourceID: "h", PairingID: p1, SourceTime: at(1), NextAttemptAt: time.Now().Add(time.Hour)})
+			enqueue(t, st, core.OutboxRow{SourceID: "behind", PairingID: p1, SourceTime: at(2)})
+			other := enqueue(t, st, core.OutboxRow{SourceID: "o", PairingID: p2, SourceTime: at(3)})
+			if got := claim(t, st, core.ToResonite, 10); !slices.Equal(got, []int64{other}) {
 				t.Fatalf("claimed %v, want only the other pairing's row %d", got, other)
 			}
 			if err := st.Postpone(ctxT(t), head, time.Now().Add(-time.Second)); err != nil {
 				t.Fatal(err)
 			}
-			if got := claim(t, st, store.ToResonite, 10); !slices.Equal(got, []int64{head}) {
+			if got := claim(t, st, core.ToResonite, 10); !slices.Equal(got, []int64{head}) {
 				t.Fatalf("once due, claimed %v, want the head %d", got, head)
 			}
 		}},
 		{"a retried head holds back its pairing", func(t *testing.T, st *store.Store, p1, _ int64) {
-			head := enqueue(t, st, store.Message{SourceID: "h", PairingID: p1, SourceTime: at(1)})
-			enqueue(t, st, store.Message{SourceID: "behind", PairingID: p1, SourceTime: at(2)})
-			claim(t, st, store.ToResonite, 10)
+			head := enqueue(t, st, core.OutboxRow{SourceID: "h", PairingID: p1, SourceTime: at(1)})
+			enqueue(t, st, core.OutboxRow{SourceID: "behind", PairingID: p1, SourceTime: at(2)})
+			claim(t, st, core.ToResonite, 10)
 			// Enough attempts spent for a backoff of minutes: the test does not race the clock.
 			mustExec(t, st, `update relay_messages set attempts = 10 where id = $1`, head)
 			if _, err := st.Retry(ctxT(t), head, "boom"); err != nil {
 				t.Fatal(err)
 			}
-			if got := claim(t, st, store.ToResonite, 10); len(got) != 0 {
+			if got := claim(t, st, core.ToResonite, 10); len(got) != 0 {
 				t.Fatalf("claimed %v while the head waits for its retry, want nothing", got)
 			}
 		}},
 		{"a failed head no longer blocks", func(t *testing.T, st *store.Store, p1, _ int64) {
-			head := enqueue(t, st, store.Message{SourceID: "h", PairingID: p1, SourceTime: at(1)})
-			next := enqueue(t, st, store.Message{SourceID: "n", PairingID: p1, SourceTime: at(2)})
-			claim(t, st, store.ToResonite, 10)
+			head := enqueue(t, st, core.OutboxRow{SourceID: "h", PairingID: p1, SourceTime: at(1)})
+			next := enqueue(t, st, core.OutboxRow{SourceID: "n", PairingID: p1, SourceTime: at(2)})
+			claim(t, st, core.ToResonite, 10)
 			if err := st.Fail(ctxT(t), head, "permanent"); err != nil {
 				t.Fatal(err)
 			}
-			if got := claim(t, st, store.ToResonite, 10); !slices.Equal(got, []int64{next}) {
+			if got := claim(t, st, core.ToResonite, 10); !slices.Equal(got, []int64{next}) {
 				t.Fatalf("after failing the head claimed %v, want %d", got, next)
 			}
 		}},
 		{"a row delivered unclaimed is skipped", func(t *testing.T, st *store.Store, p1, _ int64) {
-			head := enqueue(t, st, store.Message{SourceID: "h", PairingID: p1, SourceTime: at(1)})
-			coalesced := enqueue(t, st, store.Message{SourceID: "c", PairingID: p1, SourceTime: at(2)})
-			last := enqueue(t, st, store.Message{SourceID: "l", PairingID: p1, SourceTime: at(3)})
-			claim(t, st, store.ToResonite, 10)
+			head := enqueue(t, st, core.OutboxRow{SourceID: "h", PairingID: p1, SourceTime: at(1)})
+			coalesced := enqueue(t, st, core.OutboxRow{SourceID: "c", PairingID: p1, SourceTime: at(2)})
+			last := enqueue(t, st, core.OutboxRow{SourceID: "l", PairingID: p1, SourceTime: at(3)})
+			claim(t, st, core.ToResonite, 10)
 			deliver(t, st, coalesced) // pending, never claimed: posted together with the head
 			deliver(t, st, head)
-			if got := claim(t, st, store.ToResonite, 10); !slices.Equal(got, []int64{last}) {
+			if got := claim(t, st, core.ToResonite, 10); !slices.Equal(got, []int64{last}) {
 				t.Fatalf("claimed %v, want %d", got, last)
 			}
 		}},
 		{"an older row enqueued while one is in flight waits for it", func(t *testing.T, st *store.Store, p1, _ int64) {
-			out := enqueue(t, st, store.Message{SourceID: "out", PairingID: p1, SourceTime: at(5)})
-			claim(t, st, store.ToResonite, 10)
-			late := enqueue(t, st, store.Message{SourceID: "late", PairingID: p1, SourceTime: at(1)})
-			if got := claim(t, st, store.ToResonite, 10); len(got) != 0 {
+			out := enqueue(t, st, core.OutboxRow{SourceID: "out", PairingID: p1, SourceTime: at(5)})
+			claim(t, st, core.ToResonite, 10)
+			late := enqueue(t, st, core.OutboxRow{SourceID: "late", PairingID: p1, SourceTime: at(1)})
+			if got := claim(t, st, core.ToResonite, 10); len(got) != 0 {
 				t.Fatalf("claimed %v while %d is in flight, want nothing: two rows of a pairing in flight", got, out)
 			}
 			deliver(t, st, out)
-			if got := claim(t, st, store.ToResonite, 10); !slices.Equal(got, []int64{late}) {
+			if got := claim(t, st, core.ToResonite, 10); !slices.Equal(got, []int64{late}) {
 				t.Fatalf("claimed %v, want %d", got, late)
 			}
 		}},
 		{"directions do not block each other", func(t *testing.T, st *store.Store, p1, _ int64) {
-			toR := enqueue(t, st, store.Message{Direction: store.ToResonite, SourceID: "r", PairingID: p1, SourceTime: at(2)})
-			toD := enqueue(t, st, store.Message{Direction: store.ToDiscord, SourceID: "d", PairingID: p1, SourceTime: at(1)})
-			if got := claim(t, st, store.ToResonite, 10); !slices.Equal(got, []int64{toR}) {
+			toR := enqueue(t, st, core.OutboxRow{Direction: core.ToResonite, SourceID: "r", PairingID: p1, SourceTime: at(2)})
+			toD := enqueue(t, st, core.OutboxRow{Direction: core.ToDiscord, SourceID: "d", PairingID: p1, SourceTime: at(1)})
+			if got := claim(t, st, core.ToResonite, 10); !slices.Equal(got, []int64{toR}) {
 				t.Fatalf("to_resonite claimed %v, want %d", got, toR)
 			}
-			if got := claim(t, st, store.ToDiscord, 10); !slices.Equal(got, []int64{toD}) {
+			if got := claim(t, st, core.ToDiscord, 10); !slices.Equal(got, []int64{toD}) {
 				t.Fatalf("to_discord claimed %v, want %d", got, toD)
 			}
 		}},
 		{"limit, earliest due first", func(t *testing.T, st *store.Store, p1, p2 int64) {
 			now := time.Now()
-			late := enqueue(t, st, store.Message{SourceID: "a", PairingID: p1, SourceTime: at(1), NextAttemptAt: now.Add(-time.Minute)})
-			early := enqueue(t, st, store.Message{SourceID: "b", PairingID: p2, SourceTime: at(2), NextAttemptAt: now.Add(-time.Hour)})
-			if got := claim(t, st, store.ToResonite, 0); len(got) != 0 {
+			late := enqueue(t, st, core.OutboxRow{SourceID: "a", PairingID: p1, SourceTime: at(1), NextAttemptAt: now.Add(-time.Minute)})
+			early := enqueue(t, st, core.OutboxRow{SourceID: "b", PairingID: p2, SourceTime: at(2), NextAttemptAt: now.Add(-time.Hour)})
+			if got := claim(t, st, core.ToResonite, 0); len(got) != 0 {
 				t.Fatalf("Claim(limit 0) = %v", got)
 			}
-			if got := claim(t, st, store.ToResonite, 1); !slices.Equal(got, []int64{early}) {
+			if got := claim(t, st, core.ToResonite, 1); !slices.Equal(got, []int64{early}) {
 				t.Fatalf("Claim(limit 1) = %v, want the earliest due %d", got, early)
 			}
-			if got := claim(t, st, store.ToResonite, 1); !slices.Equal(got, []int64{late}) {
+			if got := claim(t, st, core.ToResonite, 1); !slices.Equal(got, []int64{late}) {
 				t.Fatalf("second Claim(limit 1) = %v, want %d", got, late)
 			}
 		}},
@@ -315,32 +316,35 @@ func TestClaimReturnsFullRows(t *testing.T) {
 	t.Parallel()
 	st := storetest.New(t)
 	p := mustPair(t, st, "c1")
-	id := enqueue(t, st, store.Message{SourceID: "42", PairingID: p.ID, TargetID: "MSG-42", Payload: []byte(`{"a":1}`), SourceTime: at(7)})
-	msgs, err := st.Claim(ctxT(t), store.ToResonite, 5, time.Minute)
+	id := enqueue(t, st, core.OutboxRow{SourceID: "42", PairingID: p.ID, TargetID: "MSG-42", Payload: []byte(`{"a":1}`), SourceTime: at(7)})
+	msgs, err := st.Claim(ctxT(t), core.ToResonite, 5, time.Minute)
 	if err != nil || len(msgs) != 1 {
 		t.Fatalf("Claim = %v, %v", msgs, err)
 	}
 	m := msgs[0]
 	if m.ID != id || m.SourceID != "42" || m.TargetID != "MSG-42" || string(m.Payload) != `{"a":1}` ||
-		!m.SourceTime.Equal(at(7)) || m.PairingID != p.ID || m.Direction != store.ToResonite || m.Attempts != 0 {
+		!m.SourceTime.Equal(at(7)) || m.PairingID != p.ID || m.Direction != core.ToResonite || m.Attempts != 0 {
 		t.Fatalf("claimed row = %+v", m)
 	}
 }
 
 // inFlightTracker records, on the test's side, which pairing has a row out,
-// to catch two rows of one pairing handed out at once.
+// to catch two rows of one pairing handed out at once. It also tells waiting
+// workers when the outbox changed, so that nobody polls.
 type inFlightTracker struct {
 	mu      sync.Mutex
 	out     map[int64]int64 // pairing → row
 	claimed map[int64]bool  // every row ever handed out
 	order   map[int64][]int64
+	changed chan struct{} // closed (and replaced) by notify
 }
 
 func newTracker() *inFlightTracker {
-	return &inFlightTracker{out: map[int64]int64{}, claimed: map[int64]bool{}, order: map[int64][]int64{}}
+	return &inFlightTracker{out: map[int64]int64{}, claimed: map[int64]bool{}, order: map[int64][]int64{},
+		changed: make(chan struct{})}
 }
 
-func (tr *inFlightTracker) take(m store.Message) error {
+func (tr *inFlightTracker) take(m core.OutboxRow) error {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	if tr.claimed[m.ID] {
@@ -357,18 +361,10 @@ func (tr *inFlightTracker) take(m store.Message) error {
 
 // release is called just before MarkDelivered: from then on the store may
 // hand out the pairing's next row.
-func (tr *inFlightTracker) release(m store.Message) {
+func (tr *inFlightTracker) release(m core.OutboxRow) {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	delete(tr.out, m.PairingID)
-}
-
-// busy reports whether pairing has a row out.
-func (tr *inFlightTracker) busy(pairing int64) bool {
-	tr.mu.Lock()
-	defer tr.mu.Unlock()
-	_, ok := tr.out[pairing]
-	return ok
 }
 
 func (tr *inFlightTracker) count() int {
@@ -377,11 +373,33 @@ func (tr *inFlightTracker) count() int {
 	return len(tr.claimed)
 }
 
-// work runs claim/deliver loops until total rows were delivered or a worker
-// fails; it returns the first error. Each delivery takes at least sending
-// (a sleep standing for the other side), which is the window in which a
-// second row of the pairing must not be handed out.
-func work(t *testing.T, st *store.Store, tr *inFlightTracker, workers, total int, sending time.Duration, stop <-chan struct{}) error {
+// changes returns a channel closed by the next notify. Take it before looking
+// at the outbox, so that a change made in between is not missed.
+func (tr *inFlightTracker) changes() <-chan struct{} {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return tr.changed
+}
+
+// notify wakes everyone waiting on changes: rows were delivered (their pairing's
+// next row may be claimed now) or enqueued.
+func (tr *inFlightTracker) notify() {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	close(tr.changed)
+	tr.changed = make(chan struct{})
+}
+
+// work runs claim/deliver loops until total rows were claimed or a worker
+// fails; it returns the first error. sending, when not nil, stands for the
+// other side: it runs while the rows it is given are out (claimed, not yet
+// delivered), the window in which no second row of their pairings may be
+// handed out, and may return rows it claimed itself in that window, which are
+// then out too, go through sending in turn and are delivered with the rest.
+// A worker that finds nothing to claim waits until rows are delivered or
+// enqueued (tr.notify), never for a time.
+func work(t *testing.T, st *store.Store, tr *inFlightTracker, workers, total int,
+	sending func([]core.OutboxRow) ([]core.OutboxRow, error), stop <-chan struct{}) error {
 	t.Helper()
 	ctx := ctxT(t)
 	errs := make(chan error, workers)
@@ -391,10 +409,22 @@ func work(t *testing.T, st *store.Store, tr *inFlightTracker, workers, total int
 		errs <- err
 		once.Do(func() { close(failed) })
 	}
+	takeAll := func(msgs []core.OutboxRow) error {
+		for _, m := range msgs {
+			if err := tr.take(m); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
-			for tr.count() < total {
+			for {
+				changed := tr.changes() // before the count: the last row's notify is not missed
+				if tr.count() >= total {
+					return
+				}
 				select {
 				case <-stop:
 					return
@@ -402,19 +432,19 @@ func work(t *testing.T, st *store.Store, tr *inFlightTracker, workers, total int
 					return
 				default:
 				}
-				msgs, err := st.Claim(ctx, store.ToDiscord, 3, time.Minute)
+				msgs, err := st.Claim(ctx, core.ToDiscord, 3, time.Minute)
+				if err == nil {
+					err = takeAll(msgs)
+				}
+				for batch := msgs; err == nil && len(batch) > 0 && sending != nil; {
+					if batch, err = sending(batch); err == nil {
+						err = takeAll(batch)
+						msgs = append(msgs, batch...)
+					}
+				}
 				if err != nil {
 					fail(err)
 					return
-				}
-				for _, m := range msgs {
-					if err := tr.take(m); err != nil {
-						fail(err)
-						return
-					}
-				}
-				if len(msgs) > 0 && sending > 0 {
-					time.Sleep(sending)
 				}
 				for _, m := range msgs {
 					tr.release(m)
@@ -423,8 +453,20 @@ func work(t *testing.T, st *store.Store, tr *inFlightTracker, workers, total int
 						return
 					}
 				}
-				if len(msgs) == 0 {
-					time.Sleep(time.Millisecond) // poll; the other workers hold the heads
+				if len(msgs) > 0 {
+					tr.notify()
+					continue
+				}
+				// Nothing to claim: the other workers hold the heads, or the rows are yet to come.
+				select {
+				case <-changed:
+				case <-stop:
+					return
+				case <-failed:
+					return
+				case <-ctx.Done():
+					fail(ctx.Err())
+					return
 				}
 			}
 		})
@@ -457,7 +499,7 @@ func TestClaimConcurrentKeepsPairingOrder(t *testing.T) {
 	// Insert order is random, also within a pairing: ids do not follow source time.
 	rand.Shuffle(len(rows), func(i, j int) { rows[i], rows[j] = rows[j], rows[i] })
 	for _, r := range rows {
-		r.id = enqueue(t, st, store.Message{Direction: store.ToDiscord, SourceID: r.src, PairingID: r.pairing, SourceTime: r.time})
+		r.id = enqueue(t, st, core.OutboxRow{Direction: core.ToDiscord, SourceID: r.src, PairingID: r.pairing, SourceTime: r.time})
 	}
 	want := map[int64][]int64{}
 	slices.SortFunc(rows, func(a, b *row) int {
@@ -468,7 +510,7 @@ func TestClaimConcurrentKeepsPairingOrder(t *testing.T) {
 	}
 
 	tr := newTracker()
-	if err := work(t, st, tr, workers, len(rows), 0, nil); err != nil {
+	if err := work(t, st, tr, workers, len(rows), nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	for p, ids := range want {
@@ -477,7 +519,7 @@ func TestClaimConcurrentKeepsPairingOrder(t *testing.T) {
 		}
 	}
 	stats, err := st.QueueStats(ctx)
-	if err != nil || stats.Pending[store.ToDiscord] != 0 || stats.InFlight[store.ToDiscord] != 0 {
+	if err != nil || stats.Pending[core.ToDiscord] != 0 || stats.InFlight[core.ToDiscord] != 0 {
 		t.Fatalf("after the run: %+v, %v; want nothing left", stats, err)
 	}
 }
@@ -497,36 +539,95 @@ func TestClaimConcurrentLateOlderRows(t *testing.T) {
 	}
 	for k := range perPairing {
 		for i, p := range ps {
-			enqueue(t, st, store.Message{Direction: store.ToDiscord, SourceID: fmt.Sprintf("R-%d-%d", i, k), PairingID: p, SourceTime: at(1000 + k)})
+			enqueue(t, st, core.OutboxRow{Direction: core.ToDiscord, SourceID: fmt.Sprintf("R-%d-%d", i, k), PairingID: p, SourceTime: at(1000 + k)})
 		}
 	}
+	ctx := ctxT(t)
+	lateRow := func(k int) core.OutboxRow {
+		return core.OutboxRow{Direction: core.ToDiscord, SourceID: fmt.Sprint("late-", k), PairingID: ps[k%pairings], SourceTime: at(k)}
+	}
 	tr := newTracker()
+
+	// Half of the late rows (even k) land while a row of their pairing is out:
+	// the worker holding it enqueues one on every spacing-th row of the pairing
+	// it gets (the first perPairing come for sure, so every one is enqueued),
+	// and claims again in that same window, which must hold the late row back.
+	var mu sync.Mutex
+	inWindow := map[int64][]int{} // pairing → even k still to enqueue
+	seen := map[int64]int{}       // pairing → its rows handed out so far
+	most := 0
+	for k := 0; k < late; k += 2 {
+		p := ps[k%pairings]
+		inWindow[p] = append(inWindow[p], k)
+		most = max(most, len(inWindow[p]))
+	}
+	spacing := perPairing / most
+	sending := func(out []core.OutboxRow) ([]core.OutboxRow, error) {
+		var ks []int
+		mu.Lock()
+		for _, m := range out {
+			p := m.PairingID
+			if seen[p]%spacing == 0 && len(inWindow[p]) > 0 {
+				ks = append(ks, inWindow[p][0])
+				inWindow[p] = inWindow[p][1:]
+			}
+			seen[p]++
+		}
+		mu.Unlock()
+		if len(ks) == 0 {
+			return nil, nil
+		}
+		for _, k := range ks {
+			if _, _, err := st.Enqueue(ctx, lateRow(k)); err != nil {
+				return nil, fmt.Errorf("late enqueue in the window: %w", err)
+			}
+		}
+		tr.notify()
+		return st.Claim(ctx, core.ToDiscord, 3, time.Minute)
+	}
+
+	// The other half (odd k) land at any moment, also while another worker is
+	// claiming the pairing's previous head: one after every spread rows handed
+	// out, woken by the workers' progress.
+	const spread = pairings * perPairing / (late / 2)
 	stop := make(chan struct{})
 	done := make(chan error, 1)
-	ctx := ctxT(t)
 	go func() {
 		var err error
 		defer func() { done <- err }()
-		for k := range late {
-			p := ps[k%pairings]
-			// Half of them while a row of p is out (while p still has rows to give):
-			// Claim must hold them back. The others land at any moment, also while
-			// another worker is claiming p's previous head.
-			for k%2 == 0 && !tr.busy(p) && tr.count() < pairings*perPairing && ctx.Err() == nil {
-				time.Sleep(100 * time.Microsecond)
+		for j, k := 0, 1; k < late; j, k = j+1, k+2 {
+			for {
+				changed := tr.changes()
+				if tr.count() >= j*spread {
+					break
+				}
+				select {
+				case <-changed:
+				case <-ctx.Done():
+					err = ctx.Err()
+					close(stop)
+					return
+				}
 			}
-			_, _, err = st.Enqueue(ctx, store.Message{Direction: store.ToDiscord, SourceID: fmt.Sprint("late-", k), PairingID: p, SourceTime: at(k)})
-			if err != nil {
+			if _, _, err = st.Enqueue(ctx, lateRow(k)); err != nil {
 				close(stop)
 				return
 			}
+			tr.notify()
 		}
 	}()
-	if err := work(t, st, tr, workers, pairings*perPairing+late, 10*time.Millisecond, stop); err != nil {
+	if err := work(t, st, tr, workers, pairings*perPairing+late, sending, stop); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("late enqueue: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for p, ks := range inWindow {
+		if len(ks) > 0 {
+			t.Errorf("pairing %d: late rows %v never enqueued while a row of it was out", p, ks)
+		}
 	}
 }
 
@@ -542,18 +643,18 @@ func TestClaimRaceWithOlderEnqueue(t *testing.T) {
 	p := mustPair(t, st, "c1")
 	const rounds = 300
 	for round := range rounds {
-		enqueue(t, st, store.Message{SourceID: fmt.Sprint("head-", round), PairingID: p.ID, SourceTime: at(10)})
+		enqueue(t, st, core.OutboxRow{SourceID: fmt.Sprint("head-", round), PairingID: p.ID, SourceTime: at(10)})
 		start := make(chan struct{})
 		var wg sync.WaitGroup
 		errs := make([]error, 3)
 		wg.Go(func() {
 			<-start
-			_, _, errs[0] = st.Enqueue(ctx, store.Message{Direction: store.ToResonite, SourceID: fmt.Sprint("older-", round), PairingID: p.ID, SourceTime: at(1)})
+			_, _, errs[0] = st.Enqueue(ctx, core.OutboxRow{Direction: core.ToResonite, SourceID: fmt.Sprint("older-", round), PairingID: p.ID, SourceTime: at(1)})
 		})
 		for i := 1; i <= 2; i++ {
 			wg.Go(func() {
 				<-start
-				_, errs[i] = st.Claim(ctx, store.ToResonite, 10, time.Minute)
+				_, errs[i] = st.Claim(ctx, core.ToResonite, 10, time.Minute)
 			})
 		}
 		close(start)
@@ -592,7 +693,7 @@ func TestRetryBackoff(t *testing.T) {
 	}
 	var delays []time.Duration
 	for i, tt := range tests {
-		id := enqueue(t, st, store.Message{SourceID: fmt.Sprint("r", i), PairingID: p.ID})
+		id := enqueue(t, st, core.OutboxRow{SourceID: fmt.Sprint("r", i), PairingID: p.ID})
 		mustExec(t, st, `update relay_messages set attempts = $2 where id = $1`, id, tt.before)
 		if i%2 == 0 { // from in flight, and from pending
 			mustExec(t, st, `update relay_messages set state = 'in_flight', lease_until = now() + interval '1 minute' where id = $1`, id)
@@ -609,7 +710,7 @@ func TestRetryBackoff(t *testing.T) {
 		if d < lo || d > hi {
 			t.Errorf("attempt %d: delay %v, want within [%v, %v]", tt.before+1, d, lo, hi)
 		}
-		if !next.Equal(m.NextAttemptAt) || m.Attempts != tt.before+1 || m.State != store.Pending ||
+		if !next.Equal(m.NextAttemptAt) || m.Attempts != tt.before+1 || m.State != core.StatePending ||
 			m.LastError != fmt.Sprint("timeout ", i) {
 			t.Errorf("attempt %d: Retry returned %v, row %+v; want pending, attempts %d, the error kept", tt.before+1, next, m, tt.before+1)
 		}
@@ -618,7 +719,7 @@ func TestRetryBackoff(t *testing.T) {
 	// Jitter: ten first retries do not all wait the same.
 	seen := map[time.Duration]bool{}
 	for i := range 10 {
-		id := enqueue(t, st, store.Message{SourceID: fmt.Sprint("j", i), PairingID: p.ID})
+		id := enqueue(t, st, core.OutboxRow{SourceID: fmt.Sprint("j", i), PairingID: p.ID})
 		if _, err := st.Retry(ctx, id, "x"); err != nil {
 			t.Fatal(err)
 		}
@@ -636,27 +737,27 @@ func TestPostponeAndFail(t *testing.T) {
 	st := storetest.New(t)
 	p := mustPair(t, st, "c1")
 
-	id := enqueue(t, st, store.Message{SourceID: "a", PairingID: p.ID})
-	claim(t, st, store.ToResonite, 1)
+	id := enqueue(t, st, core.OutboxRow{SourceID: "a", PairingID: p.ID})
+	claim(t, st, core.ToResonite, 1)
 	until := time.Now().Add(90 * time.Second).Round(time.Microsecond)
 	if err := st.Postpone(ctx, id, until); err != nil {
 		t.Fatal(err)
 	}
 	m := message(t, st, id)
-	if m.State != store.Pending || m.Attempts != 0 || !m.NextAttemptAt.Equal(until) {
+	if m.State != core.StatePending || m.Attempts != 0 || !m.NextAttemptAt.Equal(until) {
 		t.Fatalf("postponed row = %+v; want pending, no attempt spent, due at %v", m, until)
 	}
-	if got := claim(t, st, store.ToResonite, 1); len(got) != 0 {
+	if got := claim(t, st, core.ToResonite, 1); len(got) != 0 {
 		t.Fatalf("claimed postponed row: %v", got)
 	}
-	if due, ok, err := st.NextDue(ctx, store.ToResonite); err != nil || !ok || !due.Equal(until) {
+	if due, ok, err := st.NextDue(ctx, core.ToResonite); err != nil || !ok || !due.Equal(until) {
 		t.Fatalf("NextDue = %v, %v, %v; want %v", due, ok, err, until)
 	}
 
 	if err := st.Fail(ctx, id, "contact blocked us"); err != nil {
 		t.Fatal(err)
 	}
-	if m := message(t, st, id); m.State != store.Failed || m.LastError != "contact blocked us" {
+	if m := message(t, st, id); m.State != core.StateFailed || m.LastError != "contact blocked us" {
 		t.Fatalf("failed row = %+v", m)
 	}
 }
@@ -666,9 +767,9 @@ func TestSettleFinishedOrMissingRow(t *testing.T) {
 	ctx := ctxT(t)
 	st := storetest.New(t)
 	p := mustPair(t, st, "c1")
-	delivered := enqueue(t, st, store.Message{SourceID: "d", PairingID: p.ID})
+	delivered := enqueue(t, st, core.OutboxRow{SourceID: "d", PairingID: p.ID})
 	deliver(t, st, delivered)
-	failed := enqueue(t, st, store.Message{SourceID: "f", PairingID: p.ID})
+	failed := enqueue(t, st, core.OutboxRow{SourceID: "f", PairingID: p.ID})
 	if err := st.Fail(ctx, failed, "gone"); err != nil {
 		t.Fatal(err)
 	}
@@ -683,9 +784,9 @@ func TestSettleFinishedOrMissingRow(t *testing.T) {
 		id   int64
 		want error
 	}{
-		{"delivered", delivered, store.ErrConflict},
-		{"failed", failed, store.ErrConflict},
-		{"missing", failed + 1000, store.ErrNotFound},
+		{"delivered", delivered, core.ErrConflict},
+		{"failed", failed, core.ErrConflict},
+		{"missing", failed + 1000, core.ErrNotFound},
 	}
 	for name, op := range ops {
 		for _, r := range rows {
@@ -694,13 +795,13 @@ func TestSettleFinishedOrMissingRow(t *testing.T) {
 			}
 		}
 	}
-	if m := message(t, st, delivered); m.State != store.Delivered || m.Attempts != 0 || m.LastError != "" {
+	if m := message(t, st, delivered); m.State != core.StateDelivered || m.Attempts != 0 || m.LastError != "" {
 		t.Fatalf("refused operations changed the delivered row: %+v", m)
 	}
-	if m := message(t, st, failed); m.State != store.Failed || m.LastError != "gone" {
+	if m := message(t, st, failed); m.State != core.StateFailed || m.LastError != "gone" {
 		t.Fatalf("refused operations changed the failed row: %+v", m)
 	}
-	if err := st.MarkDelivered(ctx, failed+1000, "x"); !errors.Is(err, store.ErrNotFound) {
+	if err := st.MarkDelivered(ctx, failed+1000, "x"); !errors.Is(err, core.ErrNotFound) {
 		t.Fatalf("MarkDelivered on a missing row = %v, want ErrNotFound", err)
 	}
 }
@@ -726,15 +827,15 @@ func TestMarkDelivered(t *testing.T) {
 		{"empty target after a real one", "", true, []string{"D-7", ""}, "D-7"},
 	}
 	for i, tt := range tests {
-		dir := store.ToDiscord
+		dir := core.ToDiscord
 		pairing := mustPair(t, st, fmt.Sprint("m", i)) // its own pairing, so each row is a head
-		id := enqueue(t, st, store.Message{Direction: dir, SourceID: fmt.Sprint("s", i), PairingID: pairing.ID, TargetID: tt.enqueued})
+		id := enqueue(t, st, core.OutboxRow{Direction: dir, SourceID: fmt.Sprint("s", i), PairingID: pairing.ID, TargetID: tt.enqueued})
 		if tt.claimFirst {
 			if got := claim(t, st, dir, 1); !slices.Equal(got, []int64{id}) {
 				t.Fatalf("%s: claimed %v, want %d", tt.name, got, id)
 			}
 		}
-		var first store.Message
+		var first core.OutboxRow
 		for j, target := range tt.marks {
 			if err := st.MarkDelivered(ctx, id, target); err != nil {
 				t.Fatalf("%s: MarkDelivered: %v", tt.name, err)
@@ -744,7 +845,7 @@ func TestMarkDelivered(t *testing.T) {
 			}
 		}
 		m := message(t, st, id)
-		if m.State != store.Delivered || m.TargetID != tt.wantTarget || m.DeliveredAt == nil {
+		if m.State != core.StateDelivered || m.TargetID != tt.wantTarget || m.DeliveredAt == nil {
 			t.Errorf("%s: row = %+v; want delivered as %q", tt.name, m, tt.wantTarget)
 		}
 		if !m.UpdatedAt.Equal(first.UpdatedAt) || !m.DeliveredAt.Equal(*first.DeliveredAt) {
@@ -763,11 +864,11 @@ func TestMessageLookups(t *testing.T) {
 	ctx := ctxT(t)
 	st := storetest.New(t)
 	p := mustPair(t, st, "c1")
-	toR := enqueue(t, st, store.Message{Direction: store.ToResonite, SourceID: "111", PairingID: p.ID, TargetID: "MSG-111"})
-	toD := enqueue(t, st, store.Message{Direction: store.ToDiscord, SourceID: "MSG-9:1", PairingID: p.ID})
+	toR := enqueue(t, st, core.OutboxRow{Direction: core.ToResonite, SourceID: "111", PairingID: p.ID, TargetID: "MSG-111"})
+	toD := enqueue(t, st, core.OutboxRow{Direction: core.ToDiscord, SourceID: "MSG-9:1", PairingID: p.ID})
 	// Two Resonite messages posted as one Discord message (coalesced).
-	c1 := enqueue(t, st, store.Message{Direction: store.ToDiscord, SourceID: "MSG-10:1", PairingID: p.ID, SourceTime: at(1)})
-	c2 := enqueue(t, st, store.Message{Direction: store.ToDiscord, SourceID: "MSG-11:1", PairingID: p.ID, SourceTime: at(2)})
+	c1 := enqueue(t, st, core.OutboxRow{Direction: core.ToDiscord, SourceID: "MSG-10:1", PairingID: p.ID, SourceTime: at(1)})
+	c2 := enqueue(t, st, core.OutboxRow{Direction: core.ToDiscord, SourceID: "MSG-11:1", PairingID: p.ID, SourceTime: at(2)})
 	deliver(t, st, c1)
 	if err := st.MarkDelivered(ctx, c2, "target-"+fmt.Sprint(c1)); err != nil {
 		t.Fatal(err)
@@ -775,32 +876,32 @@ func TestMessageLookups(t *testing.T) {
 
 	tests := []struct {
 		name   string
-		lookup func() (store.Message, error)
+		lookup func() (core.OutboxRow, error)
 		want   int64 // 0: ErrNotFound
 	}{
-		{"by source", func() (store.Message, error) { return st.MessageBySource(ctx, store.ToResonite, "111") }, toR},
-		{"by source, other direction", func() (store.Message, error) { return st.MessageBySource(ctx, store.ToDiscord, "111") }, 0},
-		{"by source, to_discord", func() (store.Message, error) { return st.MessageBySource(ctx, store.ToDiscord, "MSG-9:1") }, toD},
-		{"by unknown source", func() (store.Message, error) { return st.MessageBySource(ctx, store.ToResonite, "nope") }, 0},
-		{"by target while still pending", func() (store.Message, error) { return st.MessageByTarget(ctx, store.ToResonite, "MSG-111") }, toR},
-		{"by target, other direction", func() (store.Message, error) { return st.MessageByTarget(ctx, store.ToDiscord, "MSG-111") }, 0},
-		{"by shared target: the newest", func() (store.Message, error) {
-			return st.MessageByTarget(ctx, store.ToDiscord, "target-"+fmt.Sprint(c1))
+		{"by source", func() (core.OutboxRow, error) { return st.MessageBySource(ctx, core.ToResonite, "111") }, toR},
+		{"by source, other direction", func() (core.OutboxRow, error) { return st.MessageBySource(ctx, core.ToDiscord, "111") }, 0},
+		{"by source, to_discord", func() (core.OutboxRow, error) { return st.MessageBySource(ctx, core.ToDiscord, "MSG-9:1") }, toD},
+		{"by unknown source", func() (core.OutboxRow, error) { return st.MessageBySource(ctx, core.ToResonite, "nope") }, 0},
+		{"by target while still pending", func() (core.OutboxRow, error) { return st.MessageByTarget(ctx, core.ToResonite, "MSG-111") }, toR},
+		{"by target, other direction", func() (core.OutboxRow, error) { return st.MessageByTarget(ctx, core.ToDiscord, "MSG-111") }, 0},
+		{"by shared target: the newest", func() (core.OutboxRow, error) {
+			return st.MessageByTarget(ctx, core.ToDiscord, "target-"+fmt.Sprint(c1))
 		}, c2},
-		{"by unknown target", func() (store.Message, error) { return st.MessageByTarget(ctx, store.ToResonite, "MSG-0") }, 0},
-		{"by id", func() (store.Message, error) { return st.MessageByID(ctx, toD) }, toD},
-		{"by unknown id", func() (store.Message, error) { return st.MessageByID(ctx, c2+1000) }, 0},
+		{"by unknown target", func() (core.OutboxRow, error) { return st.MessageByTarget(ctx, core.ToResonite, "MSG-0") }, 0},
+		{"by id", func() (core.OutboxRow, error) { return st.MessageByID(ctx, toD) }, toD},
+		{"by unknown id", func() (core.OutboxRow, error) { return st.MessageByID(ctx, c2+1000) }, 0},
 	}
 	for _, tt := range tests {
 		m, err := tt.lookup()
 		switch {
-		case tt.want == 0 && !errors.Is(err, store.ErrNotFound):
+		case tt.want == 0 && !errors.Is(err, core.ErrNotFound):
 			t.Errorf("%s = %+v, %v; want ErrNotFound", tt.name, m, err)
 		case tt.want != 0 && (err != nil || m.ID != tt.want):
 			t.Errorf("%s = row %d, %v; want row %d", tt.name, m.ID, err, tt.want)
 		}
 	}
-	if m := message(t, st, toR); m.State != store.Pending || m.SourceID != "111" || m.Direction != store.ToResonite {
+	if m := message(t, st, toR); m.State != core.StatePending || m.SourceID != "111" || m.Direction != core.ToResonite {
 		t.Fatalf("row read back = %+v", m)
 	}
 }
@@ -810,10 +911,10 @@ func TestRescueExpired(t *testing.T) {
 	ctx := ctxT(t)
 	st := storetest.New(t)
 	p1, p2 := mustPair(t, st, "c1"), mustPair(t, st, "c2")
-	expired := enqueue(t, st, store.Message{SourceID: "e", PairingID: p1.ID})
-	live := enqueue(t, st, store.Message{SourceID: "l", PairingID: p2.ID})
+	expired := enqueue(t, st, core.OutboxRow{SourceID: "e", PairingID: p1.ID})
+	live := enqueue(t, st, core.OutboxRow{SourceID: "l", PairingID: p2.ID})
 	mustExec(t, st, `update relay_messages set attempts = 2 where id = $1`, expired)
-	claim(t, st, store.ToResonite, 10)
+	claim(t, st, core.ToResonite, 10)
 	mustExec(t, st, `update relay_messages set lease_until = now() - interval '1 second' where id = $1`, expired)
 
 	n, err := st.RescueExpired(ctx)
@@ -821,13 +922,13 @@ func TestRescueExpired(t *testing.T) {
 		t.Fatalf("RescueExpired = %d, %v; want 1", n, err)
 	}
 	m := message(t, st, expired)
-	if m.State != store.Pending || m.Attempts != 2 || m.NextAttemptAt.After(m.UpdatedAt) {
+	if m.State != core.StatePending || m.Attempts != 2 || m.NextAttemptAt.After(m.UpdatedAt) {
 		t.Fatalf("rescued row = %+v; want pending, due now, attempts unchanged", m)
 	}
-	if m := message(t, st, live); m.State != store.InFlight {
+	if m := message(t, st, live); m.State != core.StateInFlight {
 		t.Fatalf("row with a live lease = %s, want still in flight", m.State)
 	}
-	if got := claim(t, st, store.ToResonite, 10); !slices.Equal(got, []int64{expired}) {
+	if got := claim(t, st, core.ToResonite, 10); !slices.Equal(got, []int64{expired}) {
 		t.Fatalf("after rescue claimed %v, want %d again", got, expired)
 	}
 	if n, err := st.RescueExpired(ctx); err != nil || n != 0 {
@@ -840,24 +941,21 @@ func TestRescueExpiredTinyLease(t *testing.T) {
 	ctx := ctxT(t)
 	st := storetest.New(t)
 	p := mustPair(t, st, "c1")
-	id := enqueue(t, st, store.Message{SourceID: "a", PairingID: p.ID})
-	if _, err := st.Claim(ctx, store.ToResonite, 1, time.Microsecond); err != nil {
+	id := enqueue(t, st, core.OutboxRow{SourceID: "a", PairingID: p.ID})
+	if _, err := st.Claim(ctx, core.ToResonite, 1, time.Microsecond); err != nil {
 		t.Fatal(err)
 	}
-	for {
-		n, err := st.RescueExpired(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n == 1 {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatal("a 1 µs lease never expired")
-		}
-		time.Sleep(time.Millisecond)
+	// The lease is 1 µs from the claim's now() (not rounded away to nothing), and the
+	// server's own clock says when it is over: wait for exactly that, then one rescue.
+	var lease time.Duration
+	if err := st.Pool().QueryRow(ctx, `select lease_until - updated_at from relay_messages where id = $1`, id).Scan(&lease); err != nil || lease != time.Microsecond {
+		t.Fatalf("lease stored as %v, %v; want 1µs", lease, err)
 	}
-	if m := message(t, st, id); m.State != store.Pending || m.Attempts != 0 {
+	mustExec(t, st, `select pg_sleep_until(lease_until + interval '1 microsecond') from relay_messages where id = $1`, id)
+	if n, err := st.RescueExpired(ctx); err != nil || n != 1 {
+		t.Fatalf("RescueExpired after the 1 µs lease ran out = %d, %v; want 1", n, err)
+	}
+	if m := message(t, st, id); m.State != core.StatePending || m.Attempts != 0 {
 		t.Fatalf("rescued row = %+v", m)
 	}
 }
@@ -871,7 +969,7 @@ func TestPrune(t *testing.T) {
 
 	type row struct {
 		name         string
-		state        store.State
+		state        core.State
 		age          time.Duration
 		wantGone     bool
 		wantCleared  bool
@@ -879,14 +977,14 @@ func TestPrune(t *testing.T) {
 		payloadAfter string
 	}
 	rows := []*row{
-		{name: "ancient delivered, its source after the catch-up cursor", state: store.Delivered, age: 100 * time.Hour, wantCleared: true},
-		{name: "fresh delivered", state: store.Delivered, age: time.Minute},
-		{name: "old delivered", state: store.Delivered, age: 2 * time.Hour, wantCleared: true},
-		{name: "ancient delivered", state: store.Delivered, age: store.IDMapRetentionFactor*time.Hour + time.Minute, wantGone: true},
-		{name: "old failed", state: store.Failed, age: 2 * time.Hour, wantCleared: true},
-		{name: "ancient failed", state: store.Failed, age: 100 * time.Hour, wantGone: true},
-		{name: "ancient pending", state: store.Pending, age: 100 * time.Hour},
-		{name: "ancient in flight", state: store.InFlight, age: 100 * time.Hour},
+		{name: "ancient delivered, its source after the catch-up cursor", state: core.StateDelivered, age: 100 * time.Hour, wantCleared: true},
+		{name: "fresh delivered", state: core.StateDelivered, age: time.Minute},
+		{name: "old delivered", state: core.StateDelivered, age: 2 * time.Hour, wantCleared: true},
+		{name: "ancient delivered", state: core.StateDelivered, age: store.IDMapRetentionFactor*time.Hour + time.Minute, wantGone: true},
+		{name: "old failed", state: core.StateFailed, age: 2 * time.Hour, wantCleared: true},
+		{name: "ancient failed", state: core.StateFailed, age: 100 * time.Hour, wantGone: true},
+		{name: "ancient pending", state: core.StatePending, age: 100 * time.Hour},
+		{name: "ancient in flight", state: core.StateInFlight, age: 100 * time.Hour},
 	}
 	// Discord message ids 1000… are behind the pairing's cursor (2000), except the first row's.
 	mustExec(t, st, `insert into discord_cursors (pairing_id, message_id) values ($1, '2000')`, p.ID)
@@ -895,7 +993,7 @@ func TestPrune(t *testing.T) {
 		if i == 0 {
 			src = "99999"
 		}
-		r.id = enqueue(t, st, store.Message{SourceID: src, PairingID: p.ID, Payload: []byte(`{"n":1}`)})
+		r.id = enqueue(t, st, core.OutboxRow{SourceID: src, PairingID: p.ID, Payload: []byte(`{"n":1}`)})
 		mustExec(t, st, `update relay_messages set state = $2, last_error = 'err', target_id = 'T-'||id,
 			updated_at = now() - $3::interval where id = $1`, r.id, r.state, r.age)
 	}
@@ -907,7 +1005,7 @@ func TestPrune(t *testing.T) {
 		m, err := st.MessageByID(ctx, r.id)
 		switch {
 		case r.wantGone:
-			if !errors.Is(err, store.ErrNotFound) {
+			if !errors.Is(err, core.ErrNotFound) {
 				t.Errorf("%s: still there (%v)", r.name, err)
 			}
 		case err != nil:
@@ -916,7 +1014,7 @@ func TestPrune(t *testing.T) {
 			t.Errorf("%s: payload %q, error %q; want both cleared", r.name, m.Payload, m.LastError)
 		case r.wantCleared:
 			// The id map survives the payload.
-			if got, err := st.MessageByTarget(ctx, store.ToResonite, m.TargetID); err != nil || got.ID != r.id {
+			if got, err := st.MessageByTarget(ctx, core.ToResonite, m.TargetID); err != nil || got.ID != r.id {
 				t.Errorf("%s: MessageByTarget after clearing = %d, %v", r.name, got.ID, err)
 			}
 		case !r.wantCleared && (string(m.Payload) != `{"n":1}` || m.LastError != "err" || m.State != r.state):
@@ -943,7 +1041,7 @@ func TestQueueStats(t *testing.T) {
 	ctx := ctxT(t)
 	st := storetest.New(t)
 	empty, err := st.QueueStats(ctx)
-	if err != nil || empty.Pending[store.ToResonite] != 0 || empty.LastError != "" || empty.LastErrorAt != nil {
+	if err != nil || empty.Pending[core.ToResonite] != 0 || empty.LastError != "" || empty.LastErrorAt != nil {
 		t.Fatalf("QueueStats of an empty outbox = %+v, %v", empty, err)
 	}
 
@@ -953,16 +1051,16 @@ func TestQueueStats(t *testing.T) {
 	}
 	// to_resonite: 2 in flight (heads of p0, p1), 3 pending, 1 failed, 1 delivered.
 	for i, p := range []int64{ps[0], ps[0], ps[1], ps[1], ps[2]} {
-		enqueue(t, st, store.Message{Direction: store.ToResonite, SourceID: fmt.Sprint("r", i), PairingID: p, SourceTime: at(i)})
+		enqueue(t, st, core.OutboxRow{Direction: core.ToResonite, SourceID: fmt.Sprint("r", i), PairingID: p, SourceTime: at(i)})
 	}
-	claimed := claim(t, st, store.ToResonite, 2)
-	f := enqueue(t, st, store.Message{Direction: store.ToResonite, SourceID: "rf", PairingID: ps[3]})
+	claimed := claim(t, st, core.ToResonite, 2)
+	f := enqueue(t, st, core.OutboxRow{Direction: core.ToResonite, SourceID: "rf", PairingID: ps[3]})
 	if err := st.Fail(ctx, f, "older error"); err != nil {
 		t.Fatal(err)
 	}
-	deliver(t, st, enqueue(t, st, store.Message{Direction: store.ToResonite, SourceID: "rd", PairingID: ps[3]}))
+	deliver(t, st, enqueue(t, st, core.OutboxRow{Direction: core.ToResonite, SourceID: "rd", PairingID: ps[3]}))
 	// to_discord: 1 pending that failed an attempt, most recently.
-	d := enqueue(t, st, store.Message{Direction: store.ToDiscord, SourceID: "d", PairingID: ps[0]})
+	d := enqueue(t, st, core.OutboxRow{Direction: core.ToDiscord, SourceID: "d", PairingID: ps[0]})
 	mustExec(t, st, `update relay_messages set updated_at = now() - interval '1 minute' where id = $1`, f)
 	if _, err := st.Retry(ctx, d, "429 rate limited"); err != nil {
 		t.Fatal(err)
@@ -977,8 +1075,8 @@ func TestQueueStats(t *testing.T) {
 		"in_flight": {len(claimed), 0},
 		"failed":    {1, 0},
 	}
-	for state, counts := range map[string]map[store.Direction]int{"pending": got.Pending, "in_flight": got.InFlight, "failed": got.Failed} {
-		if counts[store.ToResonite] != want[state][0] || counts[store.ToDiscord] != want[state][1] {
+	for state, counts := range map[string]map[core.Direction]int{"pending": got.Pending, "in_flight": got.InFlight, "failed": got.Failed} {
+		if counts[core.ToResonite] != want[state][0] || counts[core.ToDiscord] != want[state][1] {
 			t.Errorf("%s = %v, want to_resonite %d, to_discord %d", state, counts, want[state][0], want[state][1])
 		}
 	}
@@ -995,15 +1093,15 @@ func TestNextDue(t *testing.T) {
 	ctx := ctxT(t)
 	st := storetest.New(t)
 	p1, p2 := mustPair(t, st, "c1"), mustPair(t, st, "c2")
-	if _, ok, err := st.NextDue(ctx, store.ToResonite); err != nil || ok {
+	if _, ok, err := st.NextDue(ctx, core.ToResonite); err != nil || ok {
 		t.Fatalf("NextDue of an empty outbox = %v, %v; want none", ok, err)
 	}
 	now := time.Now().Round(time.Microsecond)
 	inHour, inMinute := now.Add(time.Hour), now.Add(time.Minute)
-	head := enqueue(t, st, store.Message{SourceID: "h", PairingID: p1.ID, SourceTime: at(1), NextAttemptAt: inHour})
+	head := enqueue(t, st, core.OutboxRow{SourceID: "h", PairingID: p1.ID, SourceTime: at(1), NextAttemptAt: inHour})
 	// Due sooner, but held back behind the head: not a reason to wake up.
-	enqueue(t, st, store.Message{SourceID: "b", PairingID: p1.ID, SourceTime: at(2), NextAttemptAt: now})
-	enqueue(t, st, store.Message{Direction: store.ToDiscord, SourceID: "d", PairingID: p1.ID, NextAttemptAt: now})
+	enqueue(t, st, core.OutboxRow{SourceID: "b", PairingID: p1.ID, SourceTime: at(2), NextAttemptAt: now})
+	enqueue(t, st, core.OutboxRow{Direction: core.ToDiscord, SourceID: "d", PairingID: p1.ID, NextAttemptAt: now})
 
 	steps := []struct {
 		name string
@@ -1012,11 +1110,11 @@ func TestNextDue(t *testing.T) {
 	}{
 		{"head not due yet", func() {}, inHour},
 		{"another pairing due sooner", func() {
-			enqueue(t, st, store.Message{SourceID: "o", PairingID: p2.ID, NextAttemptAt: inMinute})
+			enqueue(t, st, core.OutboxRow{SourceID: "o", PairingID: p2.ID, NextAttemptAt: inMinute})
 		}, inMinute},
 		{"that pairing's head in flight", func() {
 			mustExec(t, st, `update relay_messages set next_attempt_at = now() - interval '1 second' where source_id = 'o'`)
-			claim(t, st, store.ToResonite, 1)
+			claim(t, st, core.ToResonite, 1)
 		}, inHour},
 		{"head failed", func() {
 			if err := st.Fail(ctx, head, "x"); err != nil {
@@ -1029,7 +1127,7 @@ func TestNextDue(t *testing.T) {
 	}
 	for _, s := range steps {
 		s.do()
-		due, ok, err := st.NextDue(ctx, store.ToResonite)
+		due, ok, err := st.NextDue(ctx, core.ToResonite)
 		if err != nil || ok != !s.want.IsZero() || (ok && !due.Equal(s.want)) {
 			t.Fatalf("%s: NextDue = %v, %v, %v; want %v", s.name, due, ok, err, s.want)
 		}
@@ -1042,9 +1140,9 @@ func TestDeletePairingTakesItsRows(t *testing.T) {
 	st := storetest.New(t)
 	gone, kept := mustPair(t, st, "c1"), mustPair(t, st, "c2")
 	for i, p := range []int64{gone.ID, gone.ID, kept.ID} {
-		enqueue(t, st, store.Message{SourceID: fmt.Sprint("m", i), PairingID: p})
+		enqueue(t, st, core.OutboxRow{SourceID: fmt.Sprint("m", i), PairingID: p})
 	}
-	claim(t, st, store.ToResonite, 10) // an in-flight row goes too
+	claim(t, st, core.ToResonite, 10) // an in-flight row goes too
 	if _, err := st.DeletePairing(ctx, "c1"); err != nil {
 		t.Fatal(err)
 	}
@@ -1063,7 +1161,7 @@ func TestDeletePairingTakesItsRows(t *testing.T) {
 	if err := rows.Err(); err != nil || !slices.Equal(left, []string{"m2"}) {
 		t.Fatalf("rows left after unpairing = %v, %v; want only the other pairing's m2", left, err)
 	}
-	if _, _, err := st.Enqueue(ctx, store.Message{Direction: store.ToResonite, SourceID: "m9", PairingID: gone.ID}); !errors.Is(err, store.ErrNotFound) {
+	if _, _, err := st.Enqueue(ctx, core.OutboxRow{Direction: core.ToResonite, SourceID: "m9", PairingID: gone.ID}); !errors.Is(err, core.ErrNotFound) {
 		t.Fatalf("Enqueue to a deleted pairing = %v, want ErrNotFound", err)
 	}
 }
@@ -1074,18 +1172,18 @@ func TestClaimsCountEveryTake(t *testing.T) {
 	t.Parallel()
 	st := storetest.New(t)
 	p := mustPair(t, st, "c-claims")
-	id := enqueue(t, st, store.Message{SourceID: "claims-1", PairingID: p.ID, SourceTime: at(1)})
+	id := enqueue(t, st, core.OutboxRow{SourceID: "claims-1", PairingID: p.ID, SourceTime: at(1)})
 	if m := message(t, st, id); m.Claims != 0 {
 		t.Fatalf("a new row has Claims=%d", m.Claims)
 	}
-	claim(t, st, store.ToResonite, 1)
+	claim(t, st, core.ToResonite, 1)
 	if m := message(t, st, id); m.Claims != 1 {
 		t.Errorf("after the first claim Claims=%d, want 1", m.Claims)
 	}
 	if err := st.Postpone(ctxT(t), id, time.Now().Add(-time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	claim(t, st, store.ToResonite, 1)
+	claim(t, st, core.ToResonite, 1)
 	// A crash: the next process takes every in-flight row back.
 	lock, err := st.AcquireInstanceLock(ctxT(t), time.Second, nil)
 	if err != nil {
@@ -1095,7 +1193,7 @@ func TestClaimsCountEveryTake(t *testing.T) {
 	if n, err := st.RescueAllInFlight(ctxT(t), lock); err != nil || n != 1 {
 		t.Fatalf("RescueAllInFlight = %d, %v; want the one row", n, err)
 	}
-	msgs, err := st.Claim(ctxT(t), store.ToResonite, 1, time.Minute)
+	msgs, err := st.Claim(ctxT(t), core.ToResonite, 1, time.Minute)
 	if err != nil || len(msgs) != 1 {
 		t.Fatalf("Claim after the rescue = %v, %v", msgs, err)
 	}
@@ -1134,11 +1232,17 @@ func TestInstanceLockIsExclusive(t *testing.T) {
 		}
 		got <- l
 	}()
-	<-waiting
+	<-waiting // its first try failed, and it tries again until the lock is free
 	select {
 	case <-got:
 		t.Fatal("the second daemon got the lock while the first held it")
-	case <-time.After(100 * time.Millisecond):
+	default:
+	}
+	// PostgreSQL agrees: one session holds it.
+	var holders int
+	if err := first.Pool().QueryRow(ctxT(t), `select count(*) from pg_locks
+		where locktype = 'advisory' and granted and database = (select oid from pg_database where datname = current_database())`).Scan(&holders); err != nil || holders != 1 {
+		t.Fatalf("advisory lock holders = %d (%v); want 1", holders, err)
 	}
 	if err := lock.Check(ctxT(t)); err != nil {
 		t.Errorf("Check of a held lock: %v", err)
@@ -1162,8 +1266,8 @@ func TestPruneKeepsWhatResoniteCatchUpCanSeeAgain(t *testing.T) {
 	st := storetest.New(t)
 	p := mustPair(t, st, "c-prune-r")
 	now := time.Now()
-	old := enqueue(t, st, store.Message{Direction: store.ToDiscord, SourceID: "MSG-old:1", PairingID: p.ID, SourceTime: now.Add(-72 * time.Hour), Payload: []byte(`{}`)})
-	recent := enqueue(t, st, store.Message{Direction: store.ToDiscord, SourceID: "MSG-recent:1", PairingID: p.ID, SourceTime: now.Add(-2 * time.Hour), Payload: []byte(`{}`)})
+	old := enqueue(t, st, core.OutboxRow{Direction: core.ToDiscord, SourceID: "MSG-old:1", PairingID: p.ID, SourceTime: now.Add(-72 * time.Hour), Payload: []byte(`{}`)})
+	recent := enqueue(t, st, core.OutboxRow{Direction: core.ToDiscord, SourceID: "MSG-recent:1", PairingID: p.ID, SourceTime: now.Add(-2 * time.Hour), Payload: []byte(`{}`)})
 	mustExec(t, st, `update relay_messages set state = 'delivered', updated_at = now() - interval '100 hours'`)
 	if n, err := st.Prune(ctx, time.Hour); err != nil || n != 2 {
 		t.Fatalf("Prune without a cursor = %d, %v; want only the two payloads cleared", n, err)
@@ -1179,7 +1283,7 @@ func TestPruneKeepsWhatResoniteCatchUpCanSeeAgain(t *testing.T) {
 	if _, err := st.Prune(ctx, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.MessageByID(ctx, old); !errors.Is(err, store.ErrNotFound) {
+	if _, err := st.MessageByID(ctx, old); !errors.Is(err, core.ErrNotFound) {
 		t.Errorf("the row a day and more behind the cursor is still there: %v", err)
 	}
 	if _, err := st.MessageByID(ctx, recent); err != nil {

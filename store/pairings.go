@@ -4,123 +4,99 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/resonite-bridge/resonite-bridge/bridge/core"
 )
-
-// Pairing links a Discord channel with a Resonite contact of the bridge account.
-type Pairing struct {
-	ID              int64
-	GuildID         string
-	ChannelID       string
-	ContactID       string
-	ContactUsername string
-	CreatedBy       string
-	CreatedAt       time.Time
-	WebhookID       string
-	WebhookToken    string // secret: never log it
-}
-
-// LogValue keeps the webhook token out of logs.
-func (p Pairing) LogValue() slog.Value {
-	return slog.GroupValue(
-		slog.Int64("id", p.ID),
-		slog.String("guild_id", p.GuildID),
-		slog.String("channel_id", p.ChannelID),
-		slog.String("contact_id", p.ContactID),
-		slog.String("webhook_id", p.WebhookID),
-	)
-}
 
 const pairingColumns = `id, guild_id, channel_id, contact_id, contact_username, created_by, created_at, webhook_id, webhook_token`
 
-func scanPairing(row pgx.CollectableRow) (Pairing, error) {
-	var p Pairing
+func scanPairing(row pgx.CollectableRow) (core.Pairing, error) {
+	var p core.Pairing
 	err := row.Scan(&p.ID, &p.GuildID, &p.ChannelID, &p.ContactID, &p.ContactUsername, &p.CreatedBy, &p.CreatedAt, &p.WebhookID, &p.WebhookToken)
 	return p, err
 }
 
 // CreatePairing stores p (ID and CreatedAt are assigned) and returns it as
-// stored. ErrConflict when the channel is already paired.
-func (s *Store) CreatePairing(ctx context.Context, p Pairing) (Pairing, error) {
+// stored. core.ErrConflict when the channel is already paired.
+func (s *Store) CreatePairing(ctx context.Context, p core.Pairing) (core.Pairing, error) {
 	rows, _ := s.pool.Query(ctx, `insert into pairings
 		(guild_id, channel_id, contact_id, contact_username, created_by, webhook_id, webhook_token)
 		values ($1, $2, $3, $4, $5, $6, $7) returning `+pairingColumns,
 		p.GuildID, p.ChannelID, p.ContactID, p.ContactUsername, p.CreatedBy, p.WebhookID, p.WebhookToken)
 	out, err := pgx.CollectExactlyOneRow(rows, scanPairing)
 	if isUniqueViolation(err) {
-		return Pairing{}, fmt.Errorf("store: pair channel %s: already paired: %w", p.ChannelID, ErrConflict)
+		return core.Pairing{}, fmt.Errorf("store: pair channel %s: already paired: %w", p.ChannelID, core.ErrConflict)
 	}
 	if err != nil {
-		return Pairing{}, fmt.Errorf("store: pair channel %s: %w", p.ChannelID, err)
+		return core.Pairing{}, fmt.Errorf("store: pair channel %s: %w", p.ChannelID, err)
 	}
 	return out, nil
 }
 
 // DeletePairing removes the channel's pairing with its queued messages and
-// cursor, and returns what was removed. ErrNotFound when it is not paired.
-func (s *Store) DeletePairing(ctx context.Context, channelID string) (Pairing, error) {
+// cursor, and returns what was removed. core.ErrNotFound when it is not paired.
+func (s *Store) DeletePairing(ctx context.Context, channelID string) (core.Pairing, error) {
 	rows, _ := s.pool.Query(ctx, `delete from pairings where channel_id = $1 returning `+pairingColumns, channelID)
 	return onePairing(rows, "unpair channel "+channelID)
 }
 
-// PairingByChannel returns the channel's pairing or ErrNotFound.
-func (s *Store) PairingByChannel(ctx context.Context, channelID string) (Pairing, error) {
+// PairingByChannel returns the channel's pairing or core.ErrNotFound.
+func (s *Store) PairingByChannel(ctx context.Context, channelID string) (core.Pairing, error) {
 	rows, _ := s.pool.Query(ctx, `select `+pairingColumns+` from pairings where channel_id = $1`, channelID)
 	return onePairing(rows, "get pairing of channel "+channelID)
 }
 
-// PairingByID returns the pairing or ErrNotFound.
-func (s *Store) PairingByID(ctx context.Context, id int64) (Pairing, error) {
+// PairingByID returns the pairing or core.ErrNotFound.
+func (s *Store) PairingByID(ctx context.Context, id int64) (core.Pairing, error) {
 	rows, _ := s.pool.Query(ctx, `select `+pairingColumns+` from pairings where id = $1`, id)
 	return onePairing(rows, fmt.Sprintf("get pairing %d", id))
 }
 
 // PairingsByGuild returns a guild's pairings, oldest first.
-func (s *Store) PairingsByGuild(ctx context.Context, guildID string) ([]Pairing, error) {
+func (s *Store) PairingsByGuild(ctx context.Context, guildID string) ([]core.Pairing, error) {
 	rows, _ := s.pool.Query(ctx, `select `+pairingColumns+` from pairings where guild_id = $1 order by id`, guildID)
 	return manyPairings(rows, "list pairings of guild "+guildID)
 }
 
 // PairingsByContact returns every pairing of a Resonite contact, oldest first.
-func (s *Store) PairingsByContact(ctx context.Context, contactID string) ([]Pairing, error) {
+func (s *Store) PairingsByContact(ctx context.Context, contactID string) ([]core.Pairing, error) {
 	rows, _ := s.pool.Query(ctx, `select `+pairingColumns+` from pairings where contact_id = $1 order by id`, contactID)
 	return manyPairings(rows, "list pairings of contact "+contactID)
 }
 
 // Pairings returns every pairing, oldest first.
-func (s *Store) Pairings(ctx context.Context) ([]Pairing, error) {
+func (s *Store) Pairings(ctx context.Context) ([]core.Pairing, error) {
 	rows, _ := s.pool.Query(ctx, `select `+pairingColumns+` from pairings order by id`)
 	return manyPairings(rows, "list pairings")
 }
 
 // SetPairingWebhook records the webhook used to post into the channel.
-// ErrNotFound when the channel is not paired.
+// core.ErrNotFound when the channel is not paired.
 func (s *Store) SetPairingWebhook(ctx context.Context, channelID, webhookID, webhookToken string) error {
 	tag, err := s.pool.Exec(ctx, `update pairings set webhook_id = $2, webhook_token = $3 where channel_id = $1`, channelID, webhookID, webhookToken)
 	if err != nil {
 		return fmt.Errorf("store: set webhook of channel %s: %w", channelID, err)
 	}
 	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("store: set webhook of channel %s: %w", channelID, ErrNotFound)
+		return fmt.Errorf("store: set webhook of channel %s: %w", channelID, core.ErrNotFound)
 	}
 	return nil
 }
 
-func onePairing(rows pgx.Rows, doing string) (Pairing, error) {
+func onePairing(rows pgx.Rows, doing string) (core.Pairing, error) {
 	p, err := pgx.CollectExactlyOneRow(rows, scanPairing)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Pairing{}, fmt.Errorf("store: %s: %w", doing, ErrNotFound)
+		return core.Pairing{}, fmt.Errorf("store: %s: %w", doing, core.ErrNotFound)
 	}
 	if err != nil {
-		return Pairing{}, fmt.Errorf("store: %s: %w", doing, err)
+		return core.Pairing{}, fmt.Errorf("store: %s: %w", doing, err)
 	}
 	return p, nil
 }
 
-func manyPairings(rows pgx.Rows, doing string) ([]Pairing, error) {
+func manyPairings(rows pgx.Rows, doing string) ([]core.Pairing, error) {
 	ps, err := pgx.CollectRows(rows, scanPairing)
 	if err != nil {
 		return nil, fmt.Errorf("store: %s: %w", doing, err)

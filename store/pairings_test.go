@@ -4,6 +4,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/resonite-bridge/resonite-bridge/bridge/core"
 	"github.com/resonite-bridge/resonite-bridge/store"
 	"github.com/resonite-bridge/resonite-bridge/store/storetest"
 )
@@ -13,29 +14,29 @@ func TestPairingsCRUD(t *testing.T) {
 	ctx := ctxT(t)
 	st := storetest.New(t)
 
-	p1, err := st.CreatePairing(ctx, store.Pairing{GuildID: "g1", ChannelID: "c1", ContactID: "U-alice", ContactUsername: "Alice", CreatedBy: "u1", WebhookID: "w1", WebhookToken: "tok1"})
+	p1, err := st.CreatePairing(ctx, core.Pairing{GuildID: "g1", ChannelID: "c1", ContactID: "U-alice", ContactUsername: "Alice", CreatedBy: "u1", WebhookID: "w1", WebhookToken: "tok1"})
 	if err != nil {
 		t.Fatalf("CreatePairing: %v", err)
 	}
 	if p1.ID == 0 || p1.CreatedAt.IsZero() || p1.ContactUsername != "Alice" || p1.WebhookToken != "tok1" {
 		t.Fatalf("created pairing = %+v, want id, time and fields set", p1)
 	}
-	if _, err := st.CreatePairing(ctx, store.Pairing{GuildID: "g1", ChannelID: "c1", ContactID: "U-bob"}); !errors.Is(err, store.ErrConflict) {
+	if _, err := st.CreatePairing(ctx, core.Pairing{GuildID: "g1", ChannelID: "c1", ContactID: "U-bob"}); !errors.Is(err, core.ErrConflict) {
 		t.Fatalf("pairing an already paired channel = %v, want ErrConflict", err)
 	}
-	p2 := mustPairWith(t, st, store.Pairing{GuildID: "g1", ChannelID: "c2", ContactID: "U-alice"})
-	p3 := mustPairWith(t, st, store.Pairing{GuildID: "g2", ChannelID: "c3", ContactID: "U-bob"})
+	p2 := mustPairWith(t, st, core.Pairing{GuildID: "g1", ChannelID: "c2", ContactID: "U-alice"})
+	p3 := mustPairWith(t, st, core.Pairing{GuildID: "g2", ChannelID: "c3", ContactID: "U-bob"})
 
 	tests := []struct {
 		name string
-		get  func() ([]store.Pairing, error)
+		get  func() ([]core.Pairing, error)
 		want []int64
 	}{
-		{"by guild g1", func() ([]store.Pairing, error) { return st.PairingsByGuild(ctx, "g1") }, []int64{p1.ID, p2.ID}},
-		{"by guild g2", func() ([]store.Pairing, error) { return st.PairingsByGuild(ctx, "g2") }, []int64{p3.ID}},
-		{"by unknown guild", func() ([]store.Pairing, error) { return st.PairingsByGuild(ctx, "nope") }, nil},
-		{"by contact alice", func() ([]store.Pairing, error) { return st.PairingsByContact(ctx, "U-alice") }, []int64{p1.ID, p2.ID}},
-		{"all", func() ([]store.Pairing, error) { return st.Pairings(ctx) }, []int64{p1.ID, p2.ID, p3.ID}},
+		{"by guild g1", func() ([]core.Pairing, error) { return st.PairingsByGuild(ctx, "g1") }, []int64{p1.ID, p2.ID}},
+		{"by guild g2", func() ([]core.Pairing, error) { return st.PairingsByGuild(ctx, "g2") }, []int64{p3.ID}},
+		{"by unknown guild", func() ([]core.Pairing, error) { return st.PairingsByGuild(ctx, "nope") }, nil},
+		{"by contact alice", func() ([]core.Pairing, error) { return st.PairingsByContact(ctx, "U-alice") }, []int64{p1.ID, p2.ID}},
+		{"all", func() ([]core.Pairing, error) { return st.Pairings(ctx) }, []int64{p1.ID, p2.ID, p3.ID}},
 	}
 	for _, tt := range tests {
 		got, err := tt.get()
@@ -64,12 +65,12 @@ func TestPairingsCRUD(t *testing.T) {
 	if got, _ := st.PairingByChannel(ctx, "c2"); got.WebhookID != "w2" || got.WebhookToken != "tok2" {
 		t.Fatalf("webhook not stored: %+v", got)
 	}
-	if err := st.SetPairingWebhook(ctx, "nope", "w", "t"); !errors.Is(err, store.ErrNotFound) {
+	if err := st.SetPairingWebhook(ctx, "nope", "w", "t"); !errors.Is(err, core.ErrNotFound) {
 		t.Fatalf("SetPairingWebhook(unpaired) = %v, want ErrNotFound", err)
 	}
 
 	// Unpairing takes the queued messages and cursor with it.
-	if _, _, err := st.Enqueue(ctx, store.Message{Direction: store.ToResonite, SourceID: "m1", PairingID: p1.ID}); err != nil {
+	if _, _, err := st.Enqueue(ctx, core.OutboxRow{Direction: core.ToResonite, SourceID: "m1", PairingID: p1.ID}); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.AdvanceDiscordCursor(ctx, p1.ID, "100"); err != nil {
@@ -79,7 +80,7 @@ func TestPairingsCRUD(t *testing.T) {
 	if err != nil || del.ID != p1.ID {
 		t.Fatalf("DeletePairing = %+v, %v", del, err)
 	}
-	if _, err := st.MessageBySource(ctx, store.ToResonite, "m1"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := st.MessageBySource(ctx, core.ToResonite, "m1"); !errors.Is(err, core.ErrNotFound) {
 		t.Fatalf("message of a deleted pairing still there: %v", err)
 	}
 	if c, err := st.DiscordCursor(ctx, p1.ID); err != nil || c != "" {
@@ -90,15 +91,15 @@ func TestPairingsCRUD(t *testing.T) {
 		"PairingByChannel":    func() error { _, err := st.PairingByChannel(ctx, "c1"); return err }(),
 		"PairingByID":         func() error { _, err := st.PairingByID(ctx, p1.ID); return err }(),
 	} {
-		if !errors.Is(err, store.ErrNotFound) {
+		if !errors.Is(err, core.ErrNotFound) {
 			t.Errorf("%s after delete = %v, want ErrNotFound", name, err)
 		}
 	}
 	// The channel can be paired again.
-	mustPairWith(t, st, store.Pairing{GuildID: "g1", ChannelID: "c1", ContactID: "U-carol"})
+	mustPairWith(t, st, core.Pairing{GuildID: "g1", ChannelID: "c1", ContactID: "U-carol"})
 }
 
-func mustPairWith(t *testing.T, st *store.Store, p store.Pairing) store.Pairing {
+func mustPairWith(t *testing.T, st *store.Store, p core.Pairing) core.Pairing {
 	t.Helper()
 	out, err := st.CreatePairing(ctxT(t), p)
 	if err != nil {
@@ -113,7 +114,7 @@ func TestSubscriptions(t *testing.T) {
 	st := storetest.New(t)
 	add := func(channel, contact string) bool {
 		t.Helper()
-		created, err := st.AddSubscription(ctx, store.Subscription{GuildID: "g", ChannelID: channel, ContactID: contact, CreatedBy: "u"})
+		created, err := st.AddSubscription(ctx, core.Subscription{GuildID: "g", ChannelID: channel, ContactID: contact, CreatedBy: "u"})
 		if err != nil {
 			t.Fatalf("AddSubscription(%s, %s): %v", channel, contact, err)
 		}
@@ -125,12 +126,12 @@ func TestSubscriptions(t *testing.T) {
 	if add("c1", "U-alice") {
 		t.Fatal("duplicate subscription reported as created")
 	}
-	add("c1", store.AllContacts) // c1 has both: must be announced once
-	add("c2", store.AllContacts)
+	add("c1", core.AllContacts) // c1 has both: must be announced once
+	add("c2", core.AllContacts)
 	add("c3", "U-bob")
 	add("c4", "U-alice")
 
-	channels := func(subs []store.Subscription) []string {
+	channels := func(subs []core.Subscription) []string {
 		var out []string
 		for _, s := range subs {
 			out = append(out, s.ChannelID+"/"+s.ContactID)
@@ -166,7 +167,7 @@ func TestSubscriptions(t *testing.T) {
 		}
 	}
 	subs, err := st.SubscriptionsByChannel(ctx, "c1")
-	if err != nil || len(subs) != 2 || subs[0].ContactID != "U-alice" || subs[1].ContactID != store.AllContacts || subs[0].CreatedAt.IsZero() {
+	if err != nil || len(subs) != 2 || subs[0].ContactID != "U-alice" || subs[1].ContactID != core.AllContacts || subs[0].CreatedAt.IsZero() {
 		t.Fatalf("SubscriptionsByChannel(c1) = %+v, %v", subs, err)
 	}
 	if removed, err := st.RemoveSubscription(ctx, "c1", "U-alice"); err != nil || !removed {

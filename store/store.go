@@ -2,7 +2,9 @@
 // subscriptions, the relay outbox (which doubles as the id map between
 // Discord and Resonite), catch-up cursors and the Resonite account state.
 // Every method takes a context first and wraps its errors with what it was
-// doing; ErrNotFound and ErrConflict are matched with errors.Is.
+// doing. It speaks the bridge's own types (bridge/core): rows that do not
+// exist are core.ErrNotFound, rows in the way core.ErrConflict, both matched
+// with errors.Is.
 package store
 
 import (
@@ -20,14 +22,6 @@ import (
 	"github.com/resonite-bridge/resonite-bridge/migrations"
 )
 
-var (
-	// ErrNotFound is returned when the addressed row does not exist.
-	ErrNotFound = errors.New("not found")
-	// ErrConflict is returned when a row already exists (a channel already
-	// paired) or is in a state that forbids the change (a delivered message).
-	ErrConflict = errors.New("conflict")
-)
-
 // Store is the bridge's database. It is safe for concurrent use.
 type Store struct {
 	pool   *pgxpool.Pool
@@ -37,7 +31,9 @@ type Store struct {
 // Open connects to databaseURL with pool limits suited to a long-running
 // daemon and checks the connection. It does not migrate: call Migrate.
 // A pool_max_conns (and the other pool_* keys) in the URL win over the defaults.
-// The returned error never contains the password.
+// The returned error never contains the password. logger (nil: discard) is
+// used as given, so the caller names the component (log.With("component",
+// "store")); errors, should the store ever log one, go under the key "err".
 func Open(ctx context.Context, databaseURL string, logger *slog.Logger) (*Store, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)

@@ -3,36 +3,23 @@ package store
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/resonite-bridge/resonite-bridge/bridge/core"
 )
-
-// AllContacts as a Subscription.ContactID announces every contact.
-const AllContacts = "all"
-
-// Subscription asks for friend-online announcements of one contact (or of
-// AllContacts) in a channel.
-type Subscription struct {
-	ID        int64
-	GuildID   string
-	ChannelID string
-	ContactID string // a Resonite user id (U-…) or AllContacts
-	CreatedBy string
-	CreatedAt time.Time
-}
 
 const subscriptionColumns = `id, guild_id, channel_id, contact_id, created_by, created_at`
 
-func scanSubscription(row pgx.CollectableRow) (Subscription, error) {
-	var s Subscription
+func scanSubscription(row pgx.CollectableRow) (core.Subscription, error) {
+	var s core.Subscription
 	err := row.Scan(&s.ID, &s.GuildID, &s.ChannelID, &s.ContactID, &s.CreatedBy, &s.CreatedAt)
 	return s, err
 }
 
 // AddSubscription stores sub; created is false when the channel already had
 // this contact (nothing changes then).
-func (s *Store) AddSubscription(ctx context.Context, sub Subscription) (bool, error) {
+func (s *Store) AddSubscription(ctx context.Context, sub core.Subscription) (bool, error) {
 	tag, err := s.pool.Exec(ctx, `insert into subscriptions (guild_id, channel_id, contact_id, created_by)
 		values ($1, $2, $3, $4) on conflict (channel_id, contact_id) do nothing`,
 		sub.GuildID, sub.ChannelID, sub.ContactID, sub.CreatedBy)
@@ -52,7 +39,7 @@ func (s *Store) RemoveSubscription(ctx context.Context, channelID, contactID str
 }
 
 // SubscriptionsByChannel lists a channel's subscriptions, oldest first.
-func (s *Store) SubscriptionsByChannel(ctx context.Context, channelID string) ([]Subscription, error) {
+func (s *Store) SubscriptionsByChannel(ctx context.Context, channelID string) ([]core.Subscription, error) {
 	rows, _ := s.pool.Query(ctx, `select `+subscriptionColumns+` from subscriptions where channel_id = $1 order by id`, channelID)
 	subs, err := pgx.CollectRows(rows, scanSubscription)
 	if err != nil {
@@ -62,14 +49,14 @@ func (s *Store) SubscriptionsByChannel(ctx context.Context, channelID string) ([
 }
 
 // SubscriptionsForContact returns the subscriptions that announce contactID:
-// its own and the AllContacts ones, one per channel (the specific one wins),
+// its own and the core.AllContacts ones, one per channel (the specific one wins),
 // so a channel subscribed both ways is announced once.
-func (s *Store) SubscriptionsForContact(ctx context.Context, contactID string) ([]Subscription, error) {
+func (s *Store) SubscriptionsForContact(ctx context.Context, contactID string) ([]core.Subscription, error) {
 	rows, _ := s.pool.Query(ctx, `select `+subscriptionColumns+` from (
 			select distinct on (channel_id) `+subscriptionColumns+` from subscriptions
 			where contact_id = $1 or contact_id = $2
 			order by channel_id, contact_id = $2, id
-		) s order by id`, contactID, AllContacts)
+		) s order by id`, contactID, core.AllContacts)
 	subs, err := pgx.CollectRows(rows, scanSubscription)
 	if err != nil {
 		return nil, fmt.Errorf("store: list subscriptions for contact %s: %w", contactID, err)

@@ -106,11 +106,59 @@ func check(ctx context.Context, dsn string) error {
 
 // cluster is a throwaway PostgreSQL server: a postgres child process (not
 // daemonised by pg_ctl, so the kernel can kill it with us via Pdeathsig) on
-// a data folder in a temporary directory.
+// a data folder in a temporary directory, which the next cluster's start
+// removes should we die before Main removes it.
 type cluster struct {
-	dir string
-	cmd *exec.Cmd
-	dsn string
+	dir   string
+	owner *os.File // holds the folder's owner lock while we live; see sweepStale
+	cmd   *exec.Cmd
+	dsn   string
+}
+
+// clusterPrefix names the throwaway clusters' folders in the temporary directory.
+const clusterPrefix = "storetest-pg-"
+
+// ownerLock is the file in a cluster folder that its test process holds an
+// exclusive flock on. The kernel drops the lock when that process dies however
+// it dies (SIGKILL, a test timeout's panic), so a folder whose lock can be taken
+// is a leftover: Main never got to remove it.
+const ownerLock = "owner.lock"
+
+// sweepStale removes the cluster folders that dead test processes left behind.
+// Their servers are gone already (Pdeathsig); a folder without an owner lock is
+// not touched (made before this check existed, or by someone else).
+func sweepStale() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), clusterPrefix+"*"))
+	for _, dir := range dirs {
+		f, err := os.OpenFile(filepath.Join(dir, ownerLock), os.O_RDWR, 0)
+		if err != nil {
+			continue
+		}
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+			_ = os.RemoveAll(dir)
+		}
+		_ = f.Close()
+	}
+}
+
+// lockOwner takes dir's owner lock for this process. The lock file is locked
+// under another name and only then renamed into place, so a concurrent
+// sweepStale never finds it unlocked.
+func lockOwner(dir string) (*os.File, error) {
+	tmp := filepath.Join(dir, ownerLock+".new")
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("create owner lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("take owner lock: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, ownerLock)); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("place owner lock: %w", err)
+	}
+	return f, nil
 }
 
 func startCluster(ctx context.Context) (*cluster, error) {
@@ -122,7 +170,8 @@ func startCluster(ctx context.Context) (*cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "storetest-pg-")
+	sweepStale()
+	dir, err := os.MkdirTemp("", clusterPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("create temp folder: %w", err)
 	}
@@ -133,6 +182,9 @@ func startCluster(ctx context.Context) (*cluster, error) {
 			_ = c.stop()
 		}
 	}()
+	if c.owner, err = lockOwner(dir); err != nil {
+		return nil, err
+	}
 	if cred != nil {
 		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
 			return nil, fmt.Errorf("give %s to the postgres user: %w", dir, err)
@@ -203,6 +255,10 @@ func (c *cluster) stop() error {
 	}
 	if err := os.RemoveAll(c.dir); err != nil {
 		errs = append(errs, fmt.Errorf("remove %s: %w", c.dir, err))
+	}
+	if c.owner != nil {
+		_ = c.owner.Close() // after the removal: until then the folder is ours
+		c.owner = nil
 	}
 	return errors.Join(errs...)
 }

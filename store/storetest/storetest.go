@@ -9,7 +9,8 @@
 //  3. a throwaway cluster started from the local PostgreSQL binaries (initdb
 //     and postgres, found in PATH or /usr/lib/postgresql/*/bin) in a temporary
 //     folder on a free port, once per test process. Wrap TestMain with Main so
-//     it is stopped and removed at the end; it also dies with the test process.
+//     it is stopped and removed at the end; it also dies with the test process,
+//     and a folder left by a process killed hard is removed by the next start.
 //
 // Each New or URL call creates its own database (CREATE DATABASE t_<random>)
 // and drops it at cleanup, so parallel tests never see each other's rows.
