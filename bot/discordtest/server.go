@@ -188,17 +188,33 @@ func (s *Server) notifyLocked() {
 	s.changed = make(chan struct{})
 }
 
-// waitFor blocks until cond (evaluated under mu) holds, failing the test after waitLimit.
-func (s *Server) waitFor(t testing.TB, what string, cond func() bool) {
+// Changed returns a channel that is closed on the fake's next recorded change: a REST call, a
+// stored, edited or deleted message, an interaction answer, a webhook or channel change, a
+// gateway connect or disconnect. Each change closes the current channel and installs a new
+// one, so take the channel before checking what it guards (Await does).
+func (s *Server) Changed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changed
+}
+
+// WaitUntil waits until cond holds, checking it again on every change of the fake (see
+// Changed); cond runs without the fake's lock, so it may call the fake's methods.
+func (s *Server) WaitUntil(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.NewTimer(waitLimit)
+	Await(t, what, s.Changed, cond)
+}
+
+// Await waits until cond holds, checking it first and then each time the channel that changed
+// returns is closed. It fails the test after WaitTimeout: a safety net for a broken bot, not an
+// assertion on speed.
+func Await(t testing.TB, what string, changed func() <-chan struct{}, cond func() bool) {
+	t.Helper()
+	deadline := time.NewTimer(WaitTimeout(t))
 	defer deadline.Stop()
 	for {
-		s.mu.Lock()
-		ok := cond()
-		ch := s.changed
-		s.mu.Unlock()
-		if ok {
+		ch := changed() // before cond: a change between the two still wakes the wait
+		if cond() {
 			return
 		}
 		select {
@@ -209,12 +225,35 @@ func (s *Server) waitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
+// WaitTimeout is the safety net of a wait in test t: waitLimit, or less when the test's
+// deadline (go test -timeout) comes sooner, leaving a second to report the failure.
+func WaitTimeout(t testing.TB) time.Duration {
+	limit := waitLimit
+	if d, ok := t.(interface{ Deadline() (time.Time, bool) }); ok {
+		if dl, ok := d.Deadline(); ok {
+			limit = min(limit, time.Until(dl)-time.Second)
+		}
+	}
+	return max(limit, 0)
+}
+
+// waitFor blocks until cond (evaluated under mu) holds, failing the test after waitLimit.
+func (s *Server) waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	s.WaitUntil(t, what, func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return cond()
+	})
+}
+
 // AddGuild adds a guild; a connected bot receives GUILD_CREATE.
 func (s *Server) AddGuild(id, name string) {
 	s.mu.Lock()
 	if _, ok := s.guilds[id]; !ok {
 		s.guilds[id] = &guild{id: id, name: name, roles: []*discordgo.Role{{ID: id, Name: "@everyone"}}}
 		s.guildOrder = append(s.guildOrder, id)
+		s.notifyLocked()
 	}
 	sess := s.gw.current
 	s.mu.Unlock()
@@ -229,6 +268,7 @@ func (s *Server) AddRole(guildID, roleID, name string) {
 	defer s.mu.Unlock()
 	if g := s.guilds[guildID]; g != nil {
 		g.roles = append(g.roles, &discordgo.Role{ID: roleID, Name: name})
+		s.notifyLocked()
 	}
 }
 
@@ -244,6 +284,7 @@ func (s *Server) AddChannel(guildID, channelID, name string) {
 	}
 	g.channels = append(g.channels, channelID)
 	s.channels[channelID] = &channel{id: channelID, guildID: guildID, name: name}
+	s.notifyLocked()
 	s.mu.Unlock()
 }
 
@@ -253,6 +294,7 @@ func (s *Server) DeleteChannel(channelID string) {
 	defer s.mu.Unlock()
 	if c := s.channels[channelID]; c != nil {
 		c.missing = true
+		s.notifyLocked()
 	}
 }
 
@@ -262,6 +304,7 @@ func (s *Server) SetManageWebhooks(channelID string, allowed bool) {
 	defer s.mu.Unlock()
 	if c := s.channels[channelID]; c != nil {
 		c.denyWebhooks = !allowed
+		s.notifyLocked()
 	}
 }
 
@@ -273,6 +316,7 @@ func (s *Server) FailNext429(l Limit) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.limits = append(s.limits, l)
+	s.notifyLocked()
 }
 
 // Calls returns a copy of every REST call so far.
@@ -358,6 +402,7 @@ func (s *Server) AddWebhook(channelID, name, appID string) discordgo.Webhook {
 		w.GuildID = c.guildID
 	}
 	s.webhooks[w.ID] = w
+	s.notifyLocked()
 	return w.Webhook
 }
 
@@ -366,6 +411,7 @@ func (s *Server) DeleteWebhook(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.webhooks, id)
+	s.notifyLocked()
 }
 
 // Commands returns the commands registered by bulk overwrite: guildID "" for global ones.
