@@ -45,6 +45,8 @@ type Options struct {
 	// APIURL replaces https://discord.com for every REST call (a REST proxy or a test fake);
 	// the gateway is whatever that origin answers to GET /api/v9/gateway.
 	APIURL string
+	// Logger gets every line of the bot; New adds component=discord to it (slog cannot tell
+	// whether a logger has an attribute already, so pass one without a component of its own).
 	Logger *slog.Logger
 
 	Resonite Resonite
@@ -86,12 +88,12 @@ type Bot struct {
 	gatewayDone chan struct{} // closed when the gateway loop returned
 	stopping    chan struct{} // closed by Stop
 	done        chan struct{} // closed when every goroutine of Start returned
-	appID      string
-	botUserID  string
-	gw         GatewayState
-	dialed     []interface{ Close() error } // raw connections of the connect in progress
-	appKnown   chan struct{}                // closed once READY gave the application id
-	disconnect chan struct{}                // signalled by the Disconnect event
+	appID       string
+	botUserID   string
+	gw          GatewayState
+	dialed      []interface{ Close() error } // raw connections of the connect in progress
+	appKnown    chan struct{}                // closed once READY gave the application id
+	disconnect  chan struct{}                // signalled by the Disconnect event
 }
 
 // lifeState is where a Bot is in its single run.

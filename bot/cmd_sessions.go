@@ -268,4 +268,3 @@ func sortSessions(all []core.Session) []core.Session {
 	})
 	return out
 }
-

@@ -193,27 +193,15 @@ func (s *syncBuffer) String() string {
 
 // recorder collects what the bot hands to the bridge.
 type recorder struct {
+	discordtest.Signal // notified after every callback
+
 	mu         sync.Mutex
 	msgs       []core.DiscordMessage
 	guilds     []string
 	reconnects int
-	changed    chan struct{} // closed and replaced on every callback
 }
 
-func newRecorder() *recorder { return &recorder{changed: make(chan struct{})} }
-
-// noteLocked wakes the waiters; callers hold mu.
-func (r *recorder) noteLocked() {
-	close(r.changed)
-	r.changed = make(chan struct{})
-}
-
-// Changed returns a channel closed on the next callback.
-func (r *recorder) Changed() <-chan struct{} {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.changed
-}
+func newRecorder() *recorder { return &recorder{} }
 
 // waitUntil waits until cond holds, checking it again after every callback.
 func (r *recorder) waitUntil(t testing.TB, what string, cond func() bool) {
@@ -225,21 +213,21 @@ func (r *recorder) handlers() bot.Handlers {
 	return bot.Handlers{
 		OnMessage: func(_ context.Context, m core.DiscordMessage) {
 			r.mu.Lock()
-			defer r.mu.Unlock()
 			r.msgs = append(r.msgs, m)
-			r.noteLocked()
+			r.mu.Unlock()
+			r.Notify()
 		},
 		OnGuildAvailable: func(_ context.Context, g string) {
 			r.mu.Lock()
-			defer r.mu.Unlock()
 			r.guilds = append(r.guilds, g)
-			r.noteLocked()
+			r.mu.Unlock()
+			r.Notify()
 		},
 		OnReconnect: func(context.Context) {
 			r.mu.Lock()
-			defer r.mu.Unlock()
 			r.reconnects++
-			r.noteLocked()
+			r.mu.Unlock()
+			r.Notify()
 		},
 	}
 }
@@ -316,7 +304,7 @@ func newEnv(t testing.TB, tweak ...func(*bot.Options)) *env {
 	e := &env{t: t, dc: dc, rf: rf, rc: rc, store: newMemStore(), presence: &fakePresence{}, rec: newRecorder(), logs: &syncBuffer{}}
 	e.opts = bot.Options{
 		Token: dc.Token, APIURL: dc.URL, GuildID: guildID,
-		Logger:   slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		// The commands only use the adapter's REST look-ups, which need no hub.
 		Resonite: resoniteadapter.New(rc, nil), Store: e.store, Presence: e.presence,
 		Status:      fakeStatus{bot.BridgeStatus{HubState: "connected", HubConnected: true, AccountUserID: bridgeID, AccountUsername: "BridgeBot", Pairings: 1, QueueDepth: 3}},

@@ -69,6 +69,18 @@ type Limit struct {
 	Cloudflare bool
 }
 
+// Failure describes injected error answers other than rate limits (a server error, a refusal).
+type Failure struct {
+	// PathContains selects the requests (empty: any request).
+	PathContains string
+	// Count is how many matching requests fail.
+	Count int
+	// Status is the HTTP status (e.g. 500, 503); Code and Message are Discord's JSON error.
+	Status  int
+	Code    int
+	Message string
+}
+
 type guild struct {
 	id, name string
 	channels []string
@@ -97,7 +109,7 @@ type Server struct {
 	hs *httptest.Server
 
 	mu           sync.Mutex
-	changed      chan struct{}
+	changes      Signal // notified on every change, under mu
 	nextID       uint64
 	calls        []Call
 	guildOrder   []string
@@ -108,6 +120,7 @@ type Server struct {
 	commands     map[string][]*discordgo.ApplicationCommand
 	interactions map[string]*Interaction // by token
 	limits       []Limit
+	failures     []Failure
 	closed       bool
 
 	gw gatewayState
@@ -131,7 +144,6 @@ func New(t testing.TB, opts ...Option) *Server {
 		AppID:        DefaultAppID,
 		BotUserID:    DefaultBotUserID,
 		t:            t,
-		changed:      make(chan struct{}),
 		guilds:       map[string]*guild{},
 		channels:     map[string]*channel{},
 		webhooks:     map[string]*webhook{},
@@ -183,58 +195,19 @@ func (s *Server) newIDLocked() string {
 }
 
 // notifyLocked wakes every waiter; callers hold mu.
-func (s *Server) notifyLocked() {
-	close(s.changed)
-	s.changed = make(chan struct{})
-}
+func (s *Server) notifyLocked() { s.changes.Notify() }
 
 // Changed returns a channel that is closed on the fake's next recorded change: a REST call, a
 // stored, edited or deleted message, an interaction answer, a webhook or channel change, a
 // gateway connect or disconnect. Each change closes the current channel and installs a new
 // one, so take the channel before checking what it guards (Await does).
-func (s *Server) Changed() <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.changed
-}
+func (s *Server) Changed() <-chan struct{} { return s.changes.Changed() }
 
 // WaitUntil waits until cond holds, checking it again on every change of the fake (see
 // Changed); cond runs without the fake's lock, so it may call the fake's methods.
 func (s *Server) WaitUntil(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	Await(t, what, s.Changed, cond)
-}
-
-// Await waits until cond holds, checking it first and then each time the channel that changed
-// returns is closed. It fails the test after WaitTimeout: a safety net for a broken bot, not an
-// assertion on speed.
-func Await(t testing.TB, what string, changed func() <-chan struct{}, cond func() bool) {
-	t.Helper()
-	deadline := time.NewTimer(WaitTimeout(t))
-	defer deadline.Stop()
-	for {
-		ch := changed() // before cond: a change between the two still wakes the wait
-		if cond() {
-			return
-		}
-		select {
-		case <-ch:
-		case <-deadline.C:
-			t.Fatalf("discordtest: gave up waiting for %s", what)
-		}
-	}
-}
-
-// WaitTimeout is the safety net of a wait in test t: waitLimit, or less when the test's
-// deadline (go test -timeout) comes sooner, leaving a second to report the failure.
-func WaitTimeout(t testing.TB) time.Duration {
-	limit := waitLimit
-	if d, ok := t.(interface{ Deadline() (time.Time, bool) }); ok {
-		if dl, ok := d.Deadline(); ok {
-			limit = min(limit, time.Until(dl)-time.Second)
-		}
-	}
-	return max(limit, 0)
 }
 
 // waitFor blocks until cond (evaluated under mu) holds, failing the test after waitLimit.
@@ -316,6 +289,17 @@ func (s *Server) FailNext429(l Limit) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.limits = append(s.limits, l)
+	s.notifyLocked()
+}
+
+// FailNext makes the next matching requests fail with f's status and error.
+func (s *Server) FailNext(f Failure) {
+	if f.Message == "" {
+		f.Message = http.StatusText(f.Status)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failures = append(s.failures, f)
 	s.notifyLocked()
 }
 
