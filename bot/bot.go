@@ -302,7 +302,7 @@ func (b *Bot) Stop(ctx context.Context) error {
 // refused token) when the bot cannot go on; the daemon should then stop.
 func (b *Bot) Failed() <-chan error { return b.failed }
 
-// running reports whether the bot takes Discord events; callers hold mu.
+// runningLocked reports whether the bot takes Discord events; callers hold mu.
 func (b *Bot) runningLocked() bool { return b.life == lifeRunning }
 
 // enqueue hands an event callback to the dispatcher, unless the bot is stopping.
