@@ -17,7 +17,13 @@ import (
 
 	"github.com/bwmarrin/discordgo"
 	"golang.org/x/time/rate"
+
+	"github.com/resonite-bridge/resonite-bridge/bridge"
+	"github.com/resonite-bridge/resonite-bridge/bridge/core"
 )
+
+// The bot is the bridge's Discord.
+var _ bridge.Discord = (*Bot)(nil)
 
 // DefaultAPIURL is Discord's own origin.
 const DefaultAPIURL = "https://discord.com"
@@ -39,6 +45,8 @@ type Options struct {
 	// APIURL replaces https://discord.com for every REST call (a REST proxy or a test fake);
 	// the gateway is whatever that origin answers to GET /api/v9/gateway.
 	APIURL string
+	// Logger gets every line of the bot; New adds component=discord to it (slog cannot tell
+	// whether a logger has an attribute already, so pass one without a component of its own).
 	Logger *slog.Logger
 
 	Resonite Resonite
@@ -52,10 +60,11 @@ type Options struct {
 	SessionsTTL  time.Duration // how long a /sessions listing is reused for paging; default 30 s
 	ContactsTTL  time.Duration // how long the contact list is reused for autocomplete; default 30 s
 	RequestRate  float64       // REST requests per second for the whole bot; default 45
-	DrainTimeout time.Duration // how long Run waits for running commands at shutdown; default 10 s
+	DrainTimeout time.Duration // how long Stop waits for running commands and queued events; default 10 s
 }
 
-// Bot is the Discord side of the bridge. Create it with New and run it with Run.
+// Bot is the Discord side of the bridge. Create it with New, run it with Start and end it with
+// Stop. It implements bridge.Discord.
 type Bot struct {
 	o       Options
 	log     *slog.Logger
@@ -69,17 +78,32 @@ type Bot struct {
 
 	// interactions tracks command goroutines so that shutdown waits for them.
 	interactions sync.WaitGroup
+	failed       chan error // the fatal gateway error, once
 
-	mu         sync.Mutex
-	running    bool
-	workCtx    context.Context // what commands and event callbacks run under; set by Run
-	appID      string
-	botUserID  string
-	gw         GatewayState
-	dialed     []interface{ Close() error } // raw connections of the connect in progress
-	appKnown   chan struct{}                // closed once READY gave the application id
-	disconnect chan struct{}                // signalled by the Disconnect event
+	mu          sync.Mutex
+	life        lifeState
+	workCtx     context.Context // what commands and event callbacks run under; set by Start
+	stopWork    context.CancelFunc
+	stopGateway context.CancelFunc
+	gatewayDone chan struct{} // closed when the gateway loop returned
+	stopping    chan struct{} // closed by Stop
+	done        chan struct{} // closed when every goroutine of Start returned
+	appID       string
+	botUserID   string
+	gw          GatewayState
+	dialed      []interface{ Close() error } // raw connections of the connect in progress
+	appKnown    chan struct{}                // closed once READY gave the application id
+	disconnect  chan struct{}                // signalled by the Disconnect event
 }
+
+// lifeState is where a Bot is in its single run.
+type lifeState int
+
+const (
+	lifeIdle    lifeState = iota // created, not started
+	lifeRunning                  // started: the gateway runs and events are handed over
+	lifeStopped                  // Stop was called
+)
 
 // GatewayState is the gateway connection for health checks and /status.
 type GatewayState struct {
@@ -89,7 +113,7 @@ type GatewayState struct {
 	Reconnects int // successful connects after the first
 }
 
-// New checks the options and builds the session; nothing connects before Run.
+// New checks the options and builds the session; nothing connects before Start.
 func New(o Options) (*Bot, error) {
 	var problems []string
 	o.Token = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(o.Token), "Bot "))
@@ -144,13 +168,14 @@ func New(o Options) (*Bot, error) {
 		contacts:   newContactCache(o.ContactsTTL),
 		disconnect: make(chan struct{}, 1),
 		appKnown:   make(chan struct{}),
+		failed:     make(chan error, 1),
 	}
 	if target.Host == "discord.com" && target.Scheme == "https" {
 		target = nil // no rewriting needed
 	}
 	s.Client = &http.Client{
 		Timeout: o.HTTPTimeout,
-		// A transport of its own, so that Run can close its idle connections at the end.
+		// A transport of its own, so that Stop can close its idle connections at the end.
 		Transport: &transport{base: http.DefaultTransport.(*http.Transport).Clone(), target: target, limiter: b.limiter,
 			unlimited: b.isInteractionPath, log: log},
 	}
@@ -159,7 +184,7 @@ func New(o Options) (*Bot, error) {
 	// Handlers run in gateway order on the reader goroutine; they only enqueue.
 	s.SyncEvents = true
 	// discordgo's own reconnect loop cannot be stopped and retries fatal close codes forever;
-	// Run owns reconnecting instead.
+	// the gateway loop of Start owns reconnecting instead.
 	s.ShouldReconnectOnError = false
 	s.ShouldReconnectVoiceOnSessionError = false
 	// discordgo prints through the standard logger; the bot logs what matters itself.
@@ -170,52 +195,124 @@ func New(o Options) (*Bot, error) {
 	return b, nil
 }
 
-// Run connects to the gateway, registers the commands and serves events until ctx ends; then
-// it closes the gateway, lets running commands finish (bounded by DrainTimeout) and returns nil.
-// A fatal gateway refusal (bad token, intents not enabled) returns a *FatalError that says what
-// to fix.
-func (b *Bot) Run(ctx context.Context) error {
+// errStarted is returned by a second Start: a Bot runs once.
+var errStarted = errors.New("bot: started already")
+
+// Start launches the gateway loop (connect, register the commands, reconnect) and the event
+// dispatcher, and returns once they are launched. They run until Stop, which the caller must
+// call; ctx only carries values. A fatal gateway refusal (bad token, intents not enabled) is
+// sent on Failed.
+func (b *Bot) Start(ctx context.Context) error {
 	b.mu.Lock()
-	if b.running {
-		b.mu.Unlock()
-		return errors.New("bot: Run called twice")
+	defer b.mu.Unlock()
+	if b.life != lifeIdle {
+		return errStarted
 	}
-	var wg sync.WaitGroup
-	// Work outlives ctx a little: at shutdown, running commands and queued events finish
-	// (bounded by DrainTimeout) before it ends.
-	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopWork()
-	b.running = true
-	b.workCtx = workCtx
-	b.mu.Unlock()
-	wg.Add(1)
+	base := context.WithoutCancel(ctx)
+	// Work outlives the gateway a little: at Stop, running commands and queued events finish
+	// (bounded by DrainTimeout) after the gateway closed.
+	workCtx, stopWork := context.WithCancel(base)
+	gwCtx, stopGateway := context.WithCancel(base)
+	b.life = lifeRunning
+	b.workCtx, b.stopWork, b.stopGateway = workCtx, stopWork, stopGateway
+	b.gatewayDone = make(chan struct{})
+	b.stopping = make(chan struct{})
+	b.done = make(chan struct{})
+
+	var gw, events sync.WaitGroup
+	events.Add(1)
 	go func() {
-		defer wg.Done()
+		defer events.Done()
 		b.events.run(workCtx, b.log)
 	}()
+	gw.Add(1)
+	go func() {
+		defer gw.Done()
+		defer close(b.gatewayDone)
+		if err := b.runGateway(gwCtx, &gw); err != nil {
+			select {
+			case b.failed <- err:
+			default:
+			}
+		}
+	}()
+	go b.shutdown(&gw, &events)
+	return nil
+}
 
-	err := b.runGateway(ctx, &wg)
-
+// shutdown waits for Stop, then drains and ends every goroutine of Start.
+func (b *Bot) shutdown(gw, events *sync.WaitGroup) {
+	<-b.stopping
 	// Drain: commands already running finish, queued events reach the bridge (whose store
-	// writes are quick), then the workers stop.
-	done := make(chan struct{})
+	// writes are quick), while the gateway closes; then the work stops.
+	drained := make(chan struct{})
 	go func() {
 		b.interactions.Wait()
 		b.events.drain()
-		close(done)
+		close(drained)
 	}()
 	t := time.NewTimer(b.o.DrainTimeout)
 	select {
-	case <-done:
+	case <-drained:
 	case <-t.C:
-		b.log.Warn("shutdown: running commands did not finish in time", "timeout", b.o.DrainTimeout)
+		b.log.Warn("shutdown: running commands or queued events did not finish in time; cancelling them", "timeout", b.o.DrainTimeout)
 	}
 	t.Stop()
-	stopWork()
-	wg.Wait()
-	<-done
+	b.stopWork()
+	gw.Wait()
+	events.Wait()
+	<-drained // the cancelled commands return, and the stopped queue ends drain
 	b.s.Client.CloseIdleConnections()
-	return err
+	close(b.done)
+}
+
+// Stop ends the bot: at once it closes the gateway and hands no further Discord event to the
+// bridge (interactions and messages that arrive now are dropped); it lets running commands
+// and already queued events finish, for at most DrainTimeout, then cancels them and returns
+// when every goroutine of Start has returned. If ctx ends first, the work is cancelled at once
+// and Stop returns ctx's error. Post, Reply and History keep working after Stop. A Bot that
+// was never started stops at once.
+func (b *Bot) Stop(ctx context.Context) error {
+	b.mu.Lock()
+	switch b.life {
+	case lifeIdle:
+		b.life = lifeStopped
+		b.mu.Unlock()
+		return nil
+	case lifeRunning:
+		b.life = lifeStopped
+		b.stopGateway()
+		close(b.stopping)
+	}
+	done, stopWork := b.done, b.stopWork
+	b.mu.Unlock()
+	if done == nil { // stopped without ever starting
+		return nil
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		stopWork()
+		return fmt.Errorf("bot: stopping: %w", ctx.Err())
+	}
+}
+
+// Failed receives the fatal gateway error (a *FatalError: close codes 4004, 4013, 4014, a
+// refused token) when the bot cannot go on; the daemon should then stop.
+func (b *Bot) Failed() <-chan error { return b.failed }
+
+// runningLocked reports whether the bot takes Discord events; callers hold mu.
+func (b *Bot) runningLocked() bool { return b.life == lifeRunning }
+
+// enqueue hands an event callback to the dispatcher, unless the bot is stopping.
+func (b *Bot) enqueue(f func(context.Context)) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.runningLocked() {
+		return
+	}
+	b.events.push(f)
 }
 
 // Ready reports whether the gateway is connected, for /readyz.
@@ -255,15 +352,32 @@ func (b *Bot) isInteractionPath(path string) bool {
 }
 
 // waitAppID waits for READY: webhooks are adopted by application id, so none may be created
-// before it is known.
+// before it is known. Without a running gateway (not started, stopping, or refused) it cannot
+// become known: that is an outage, core.Unavailable.
 func (b *Bot) waitAppID(ctx context.Context) (string, error) {
 	select {
 	case <-b.appKnown:
 		return b.AppID(), nil
+	default:
+	}
+	b.mu.Lock()
+	running, gwDone := b.runningLocked(), b.gatewayDone
+	b.mu.Unlock()
+	if !running {
+		return "", core.Unavailable(errNoGateway)
+	}
+	select {
+	case <-b.appKnown:
+		return b.AppID(), nil
+	case <-gwDone:
+		return "", core.Unavailable(errNoGateway)
 	case <-ctx.Done():
-		return "", fmt.Errorf("waiting for the Discord gateway's READY: %w", ctx.Err())
+		return "", core.Unavailable(fmt.Errorf("waiting for the Discord gateway's READY: %w", ctx.Err()))
 	}
 }
+
+// errNoGateway: the application id comes with the gateway's READY.
+var errNoGateway = errors.New("the Discord gateway is not connected, so the application id (needed for webhooks) is unknown")
 
 func (b *Bot) selfID() string {
 	b.mu.Lock()

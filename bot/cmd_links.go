@@ -9,7 +9,7 @@ import (
 	"github.com/bwmarrin/discordgo"
 
 	"github.com/resonite-bridge/resonite-bridge/bridge"
-	"github.com/resonite-bridge/resonite-bridge/resonite"
+	"github.com/resonite-bridge/resonite-bridge/bridge/core"
 )
 
 // accountName is how the bridge account is called in answers.
@@ -30,7 +30,7 @@ func (b *Bot) accountName(ctx context.Context) (name string, autoAccept bool) {
 }
 
 // befriendHint tells an admin how to make someone a contact of the bridge account.
-func (b *Bot) befriendHint(ctx context.Context, who string, c *resonite.Contact) string {
+func (b *Bot) befriendHint(ctx context.Context, who string, c *core.Contact) string {
 	account, auto := b.accountName(ctx)
 	then := "Then run /link again."
 	accept := "; " + account + " accepts it automatically. " + then
@@ -38,12 +38,12 @@ func (b *Bot) befriendHint(ctx context.Context, who string, c *resonite.Contact)
 		accept = ", and accept it on " + account + " (in Resonite, or set RESONITE_AUTO_ACCEPT_CONTACTS=true). " + then
 	}
 	switch {
-	case c != nil && c.ContactStatus == resonite.ContactRequested:
+	case c != nil && c.State == core.ContactRequested:
 		return fmt.Sprintf("**%s** asked %s to become a contact, but the request is not accepted yet: accept it on %s in Resonite (or set RESONITE_AUTO_ACCEPT_CONTACTS=true). %s",
-			bridge.EscapeMarkdown(c.ContactUsername), account, account, then)
-	case c != nil && c.ContactStatus == resonite.ContactAccepted && !c.IsAccepted:
+			bridge.EscapeMarkdown(c.Username), account, account, then)
+	case c != nil && c.State == core.ContactPending:
 		return fmt.Sprintf("%s has asked **%s** to become a contact; **%s** must accept the request in Resonite. %s",
-			account, bridge.EscapeMarkdown(c.ContactUsername), bridge.EscapeMarkdown(c.ContactUsername), then)
+			account, bridge.EscapeMarkdown(c.Username), bridge.EscapeMarkdown(c.Username), then)
 	}
 	return fmt.Sprintf("“%s” is not a contact of %s. In Resonite, send %s a contact request from that account%s",
 		bridge.Shorten(who, 64), account, account, accept)
@@ -51,17 +51,17 @@ func (b *Bot) befriendHint(ctx context.Context, who string, c *resonite.Contact)
 
 // resolveContact finds who among the bridge account's contacts; the list is refreshed when the
 // cached one does not have them (they may have just been accepted).
-func (b *Bot) resolveContact(ctx context.Context, who string) (resonite.Contact, bool, error) {
+func (b *Bot) resolveContact(ctx context.Context, who string) (core.Contact, bool, error) {
 	list, err := b.contacts.get(ctx, b.o.Resonite, false)
 	if err != nil {
-		return resonite.Contact{}, false, err
+		return core.Contact{}, false, err
 	}
 	if c, ok := findContact(list, who); ok && isFriend(c) {
 		return c, true, nil
 	}
 	list, err = b.contacts.get(ctx, b.o.Resonite, true)
 	if err != nil {
-		return resonite.Contact{}, false, err
+		return core.Contact{}, false, err
 	}
 	c, ok := findContact(list, who)
 	return c, ok, nil
@@ -76,7 +76,7 @@ func (b *Bot) cmdLink(ctx context.Context, ix *interaction, data discordgo.Appli
 	}
 	if p, err := b.o.Store.PairingByChannel(ctx, ix.ChannelID); err == nil {
 		return failure("This channel is already linked with **%s** (`%s`). Use /unlink first.", bridge.EscapeMarkdown(p.ContactUsername), p.ContactID)
-	} else if !errors.Is(err, bridge.ErrNotFound) {
+	} else if !errors.Is(err, core.ErrNotFound) {
 		b.log.Warn("/link: reading the pairing failed", "err", err)
 		return failure("The bridge's database is not answering; try again in a moment.")
 	}
@@ -86,17 +86,17 @@ func (b *Bot) cmdLink(ctx context.Context, ix *interaction, data discordgo.Appli
 		return apiFailure("listing the bridge account's contacts", err)
 	}
 	if !found || !isFriend(c) {
-		var cp *resonite.Contact
+		var cp *core.Contact
 		if found {
 			cp = &c
 		}
 		return failure("%s", b.befriendHint(ctx, who, cp))
 	}
-	p, err := b.o.Store.CreatePairing(ctx, bridge.Pairing{
-		GuildID: ix.GuildID, ChannelID: ix.ChannelID, ContactID: c.ID, ContactUsername: c.ContactUsername,
+	p, err := b.o.Store.CreatePairing(ctx, core.Pairing{
+		GuildID: ix.GuildID, ChannelID: ix.ChannelID, ContactID: c.ID, ContactUsername: c.Username,
 		CreatedBy: invokerID(ix.Interaction),
 	})
-	if errors.Is(err, ErrAlreadyPaired) {
+	if errors.Is(err, core.ErrConflict) {
 		return failure("This channel was linked a moment ago by someone else; see /links.")
 	}
 	if err != nil {
@@ -105,7 +105,7 @@ func (b *Bot) cmdLink(ctx context.Context, ix *interaction, data discordgo.Appli
 	}
 	b.log.Info("paired a channel", "channel", p.ChannelID, "guild", p.GuildID, "contact", p.ContactID, "by", p.CreatedBy)
 	msg := fmt.Sprintf("🔗 Linked %s with Resonite contact **%s** (`%s`). Messages now relay both ways.",
-		channelRef(ix.ChannelID), bridge.EscapeMarkdown(c.ContactUsername), c.ID)
+		channelRef(ix.ChannelID), bridge.EscapeMarkdown(c.Username), c.ID)
 	if _, err := b.hooks.resolve(ctx, ix.ChannelID); errors.Is(err, errNoWebhook) {
 		msg += "\n⚠ The bot lacks **Manage Webhooks** here, so Resonite messages will appear as the bot's own, prefixed with the sender's name. Grant it to show them under each sender's name and picture."
 	} else if err != nil {
@@ -116,7 +116,7 @@ func (b *Bot) cmdLink(ctx context.Context, ix *interaction, data discordgo.Appli
 
 func (b *Bot) cmdUnlink(ctx context.Context, ix *interaction, _ discordgo.ApplicationCommandInteractionData) answer {
 	p, err := b.o.Store.DeletePairing(ctx, ix.ChannelID)
-	if errors.Is(err, bridge.ErrNotFound) {
+	if errors.Is(err, core.ErrNotFound) {
 		return failure("This channel is not linked with anyone.")
 	}
 	if err != nil {
@@ -162,22 +162,22 @@ func (b *Bot) cmdNotify(ctx context.Context, ix *interaction, data discordgo.App
 		if who == "" {
 			return failure("Name the contact (username or U- id), or all.")
 		}
-		id, name := AllContacts, "every contact"
-		if !strings.EqualFold(who, AllContacts) {
+		id, name := core.AllContacts, "every contact"
+		if !strings.EqualFold(who, core.AllContacts) {
 			c, found, err := b.resolveContact(ctx, who)
 			if err != nil {
 				return apiFailure("listing the bridge account's contacts", err)
 			}
 			if !found || !isFriend(c) {
-				var cp *resonite.Contact
+				var cp *core.Contact
 				if found {
 					cp = &c
 				}
 				return failure("%s", strings.Replace(b.befriendHint(ctx, who, cp), "/link", "/notify add", 1))
 			}
-			id, name = c.ID, "**"+bridge.EscapeMarkdown(c.ContactUsername)+"**"
+			id, name = c.ID, "**"+bridge.EscapeMarkdown(c.Username)+"**"
 		}
-		created, err := b.o.Store.AddSubscription(ctx, bridge.Subscription{
+		created, err := b.o.Store.AddSubscription(ctx, core.Subscription{
 			GuildID: ix.GuildID, ChannelID: ix.ChannelID, ContactID: id, CreatedBy: invokerID(ix.Interaction),
 		})
 		if err != nil {
@@ -193,13 +193,13 @@ func (b *Bot) cmdNotify(ctx context.Context, ix *interaction, data discordgo.App
 			return failure("Name the contact (username or U- id), or all.")
 		}
 		id := who
-		if !strings.EqualFold(who, AllContacts) && !strings.HasPrefix(strings.ToUpper(who), "U-") {
+		if !strings.EqualFold(who, core.AllContacts) && !strings.HasPrefix(strings.ToUpper(who), "U-") {
 			if c, found, err := b.resolveContact(ctx, who); err == nil && found {
 				id = c.ID
 			}
 		}
-		if strings.EqualFold(id, AllContacts) {
-			id = AllContacts
+		if strings.EqualFold(id, core.AllContacts) {
+			id = core.AllContacts
 		}
 		removed, err := b.o.Store.RemoveSubscription(ctx, ix.ChannelID, id)
 		if err != nil {
@@ -227,10 +227,10 @@ func (b *Bot) notifyList(ctx context.Context, ix *interaction) answer {
 	sb.WriteString("This channel announces when these come online:\n")
 	for _, s := range subs {
 		name := "`" + s.ContactID + "`"
-		if s.ContactID == AllContacts {
+		if s.ContactID == core.AllContacts {
 			name = "every contact"
 		} else if c, ok := findContact(list, s.ContactID); ok {
-			name = "**" + bridge.EscapeMarkdown(c.ContactUsername) + "** (`" + c.ID + "`)"
+			name = "**" + bridge.EscapeMarkdown(c.Username) + "** (`" + c.ID + "`)"
 		}
 		line := "• " + name + "\n"
 		if sb.Len()+len(line) > 1900 {

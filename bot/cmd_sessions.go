@@ -15,9 +15,11 @@ import (
 	"github.com/bwmarrin/discordgo"
 
 	"github.com/resonite-bridge/resonite-bridge/bridge"
-
-	"github.com/resonite-bridge/resonite-bridge/resonite"
+	"github.com/resonite-bridge/resonite-bridge/bridge/core"
 )
+
+// resoniteColor is the colour of the embeds that show Resonite things (/sessions, /whois).
+const resoniteColor = 0x2f80ed
 
 // sessionsPerPage is how many sessions one page shows (one embed each).
 const sessionsPerPage = 5
@@ -33,8 +35,8 @@ type sessionFilter struct {
 	IncludeEmpty int // -1: not set (the cloud's default, yes), 0 no, 1 yes
 }
 
-func (f sessionFilter) query() resonite.SessionQuery {
-	q := resonite.SessionQuery{Name: f.Name, HostName: f.Host}
+func (f sessionFilter) query() core.SessionQuery {
+	q := core.SessionQuery{Name: f.Name, Host: f.Host}
 	if f.MinUsers >= 0 {
 		n := f.MinUsers
 		q.MinActiveUsers = &n
@@ -132,7 +134,7 @@ type listingCache struct {
 
 type listing struct {
 	ready    chan struct{} // closed when sessions/err are set
-	sessions []resonite.SessionInfo
+	sessions []core.Session
 	err      error
 	at       time.Time
 }
@@ -157,7 +159,7 @@ func (c *listingCache) warm(f sessionFilter) bool {
 	}
 }
 
-func (c *listingCache) get(ctx context.Context, f sessionFilter, fetch func(context.Context) ([]resonite.SessionInfo, error)) ([]resonite.SessionInfo, time.Time, error) {
+func (c *listingCache) get(ctx context.Context, f sessionFilter, fetch func(context.Context) ([]core.Session, error)) ([]core.Session, time.Time, error) {
 	c.mu.Lock()
 	now := time.Now()
 	for k, e := range c.entries { // keep the map small: drop what expired
@@ -208,7 +210,7 @@ func (b *Bot) cmdSessions(ctx context.Context, ix *interaction, data discordgo.A
 
 // sessionsPage renders one page of a listing, fetching it when it is not cached.
 func (b *Bot) sessionsPage(ctx context.Context, f sessionFilter, page int) answer {
-	list, at, err := b.sessions.get(ctx, f, func(ctx context.Context) ([]resonite.SessionInfo, error) {
+	list, at, err := b.sessions.get(ctx, f, func(ctx context.Context) ([]core.Session, error) {
 		all, err := b.o.Resonite.Sessions(ctx, f.query())
 		if err != nil {
 			return nil, err
@@ -231,7 +233,9 @@ func (b *Bot) sessionsPage(ctx context.Context, f sessionFilter, page int) answe
 	shown := list[page*sessionsPerPage : min(len(list), (page+1)*sessionsPerPage)]
 	embeds := make([]*discordgo.MessageEmbed, 0, len(shown))
 	for _, s := range shown {
-		embeds = append(embeds, sessionEmbed(s))
+		e := embed(bridge.SessionEmbed(s))
+		e.Color = resoniteColor
+		embeds = append(embeds, e)
 	}
 	embeds[len(embeds)-1].Footer = &discordgo.MessageEmbedFooter{
 		Text: fmt.Sprintf("Page %d/%d · %d sessions · listed %s UTC", page+1, pages, len(list), at.UTC().Format("15:04:05")),
@@ -251,9 +255,9 @@ func (b *Bot) sessionsPage(ctx context.Context, f sessionFilter, page int) answe
 }
 
 // sortSessions drops ended and unlisted sessions and puts the busiest first.
-func sortSessions(all []resonite.SessionInfo) []resonite.SessionInfo {
-	out := slices.DeleteFunc(all, func(s resonite.SessionInfo) bool { return s.HasEnded || s.HideFromListing })
-	slices.SortStableFunc(out, func(a, b resonite.SessionInfo) int {
+func sortSessions(all []core.Session) []core.Session {
+	out := slices.DeleteFunc(all, func(s core.Session) bool { return s.Ended || s.Hidden })
+	slices.SortStableFunc(out, func(a, b core.Session) int {
 		if c := cmp.Compare(b.ActiveUsers, a.ActiveUsers); c != 0 {
 			return c
 		}
@@ -263,52 +267,4 @@ func sortSessions(all []resonite.SessionInfo) []resonite.SessionInfo {
 		return cmp.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name))
 	})
 	return out
-}
-
-// sessionEmbed shows one session: plain name, host, users, access level, headless or not,
-// thumbnail, and the go.resonite.com link.
-func sessionEmbed(s resonite.SessionInfo) *discordgo.MessageEmbed {
-	name := strings.TrimSpace(resonite.StripRichText(s.Name))
-	if name == "" {
-		name = "Unnamed session"
-	}
-	e := &discordgo.MessageEmbed{
-		Type:  discordgo.EmbedTypeRich,
-		Title: bridge.Shorten(strings.ReplaceAll(name, "\n", " "), 256),
-		Color: 0x2f80ed,
-	}
-	if s.SessionID != "" {
-		e.URL = resonite.SessionURL(s.SessionID)
-	}
-	host := strings.TrimSpace(resonite.StripRichText(s.HostUsername))
-	if host == "" {
-		host = "unknown"
-	}
-	users := strconv.Itoa(s.ActiveUsers)
-	if s.MaxUsers > 0 {
-		users += "/" + strconv.Itoa(s.MaxUsers)
-	}
-	if away := s.JoinedUsers - s.ActiveUsers; away > 0 {
-		users += fmt.Sprintf(" (+%d away)", away)
-	}
-	headless := "no"
-	if s.HeadlessHost {
-		headless = "yes"
-	}
-	access := string(s.AccessLevel)
-	if access == "" {
-		access = "unknown"
-	}
-	e.Fields = []*discordgo.MessageEmbedField{
-		{Name: "Host", Value: bridge.Shorten(bridge.EscapeMarkdown(host), 1024), Inline: true},
-		{Name: "Users", Value: users, Inline: true},
-		{Name: "Access", Value: access, Inline: true},
-		{Name: "Headless", Value: headless, Inline: true},
-	}
-	if s.ThumbnailURL != nil {
-		if u := avatarURL(*s.ThumbnailURL); u != "" {
-			e.Thumbnail = &discordgo.MessageEmbedThumbnail{URL: u}
-		}
-	}
-	return e
 }

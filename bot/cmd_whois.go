@@ -12,22 +12,21 @@ import (
 	"github.com/bwmarrin/discordgo"
 
 	"github.com/resonite-bridge/resonite-bridge/bridge"
-
-	"github.com/resonite-bridge/resonite-bridge/resonite"
+	"github.com/resonite-bridge/resonite-bridge/bridge/core"
 )
 
 // contactCache keeps the bridge account's contact list briefly for autocomplete and lookups.
 type contactCache struct {
 	ttl  time.Duration
 	mu   sync.Mutex
-	list []resonite.Contact
+	list []core.Contact
 	at   time.Time
 }
 
 func newContactCache(ttl time.Duration) *contactCache { return &contactCache{ttl: ttl} }
 
 // get returns the contacts, from the cache unless it is older than the TTL or fresh is asked.
-func (c *contactCache) get(ctx context.Context, r Resonite, fresh bool) ([]resonite.Contact, error) {
+func (c *contactCache) get(ctx context.Context, r Resonite, fresh bool) ([]core.Contact, error) {
 	c.mu.Lock()
 	if !fresh && c.list != nil && time.Since(c.at) < c.ttl {
 		list := c.list
@@ -40,7 +39,7 @@ func (c *contactCache) get(ctx context.Context, r Resonite, fresh bool) ([]reson
 		return nil, err
 	}
 	if list == nil {
-		list = []resonite.Contact{}
+		list = []core.Contact{}
 	}
 	c.mu.Lock()
 	c.list, c.at = list, time.Now()
@@ -48,28 +47,19 @@ func (c *contactCache) get(ctx context.Context, r Resonite, fresh bool) ([]reson
 	return list, nil
 }
 
-// findContact matches a U- id, a username or an alternate username, case-insensitively.
-func findContact(list []resonite.Contact, who string) (resonite.Contact, bool) {
+// findContact matches a U- id or a username, case-insensitively.
+func findContact(list []core.Contact, who string) (core.Contact, bool) {
 	who = strings.TrimSpace(who)
 	for _, c := range list {
-		if strings.EqualFold(c.ID, who) || strings.EqualFold(c.ContactUsername, who) {
+		if strings.EqualFold(c.ID, who) || strings.EqualFold(c.Username, who) {
 			return c, true
 		}
 	}
-	for _, c := range list {
-		for _, alt := range c.AlternateUsernames {
-			if strings.EqualFold(alt, who) {
-				return c, true
-			}
-		}
-	}
-	return resonite.Contact{}, false
+	return core.Contact{}, false
 }
 
 // isFriend: both sides accepted, so messages can flow.
-func isFriend(c resonite.Contact) bool {
-	return c.ContactStatus == resonite.ContactAccepted && c.IsAccepted
-}
+func isFriend(c core.Contact) bool { return c.State == core.ContactFriend }
 
 func choice(name, value string) *discordgo.ApplicationCommandOptionChoice {
 	return &discordgo.ApplicationCommandOptionChoice{Name: bridge.Shorten(name, 100), Value: bridge.Shorten(value, 100)}
@@ -100,12 +90,12 @@ func (b *Bot) suggestContacts(ctx context.Context, typed string, withAll bool) [
 		return out
 	}
 	list = slices.Clone(list)
-	slices.SortFunc(list, func(a, b resonite.Contact) int {
-		return strings.Compare(strings.ToLower(a.ContactUsername), strings.ToLower(b.ContactUsername))
+	slices.SortFunc(list, func(a, b core.Contact) int {
+		return strings.Compare(strings.ToLower(a.Username), strings.ToLower(b.Username))
 	})
 	for _, c := range list {
-		if isFriend(c) && matches(typed, c.ContactUsername, c.ID) {
-			out = append(out, choice(c.ContactUsername+" ("+c.ID+")", c.ID))
+		if isFriend(c) && matches(typed, c.Username, c.ID) {
+			out = append(out, choice(c.Username+" ("+c.ID+")", c.ID))
 		}
 		if len(out) == 25 {
 			break
@@ -120,8 +110,9 @@ func (b *Bot) suggestUsers(ctx context.Context, typed string) []*discordgo.Appli
 	var out []*discordgo.ApplicationCommandOptionChoice
 	if list, err := b.contacts.get(ctx, b.o.Resonite, false); err == nil {
 		for _, c := range list {
-			if c.ContactStatus == resonite.ContactAccepted && matches(typed, c.ContactUsername, c.ID) && len(out) < 25 {
-				out = append(out, choice(c.ContactUsername+" ("+c.ID+")", c.ID))
+			// Contacts the bridge accepted: friends, and those who have not accepted back yet.
+			if (c.State == core.ContactFriend || c.State == core.ContactPending) && matches(typed, c.Username, c.ID) && len(out) < 25 {
+				out = append(out, choice(c.Username+" ("+c.ID+")", c.ID))
 				seen[c.ID] = true
 			}
 		}
@@ -157,10 +148,10 @@ func (b *Bot) suggestSubscriptions(ctx context.Context, channelID, typed string)
 	var out []*discordgo.ApplicationCommandOptionChoice
 	for _, s := range subs {
 		name := s.ContactID
-		if s.ContactID == AllContacts {
+		if s.ContactID == core.AllContacts {
 			name = "all (every contact)"
 		} else if c, ok := findContact(list, s.ContactID); ok {
-			name = c.ContactUsername + " (" + c.ID + ")"
+			name = c.Username + " (" + c.ID + ")"
 		}
 		if matches(typed, name, s.ContactID) && len(out) < 25 {
 			out = append(out, choice(name, s.ContactID))
@@ -168,9 +159,6 @@ func (b *Bot) suggestSubscriptions(ctx context.Context, channelID, typed string)
 	}
 	return out
 }
-
-// AllContacts is the contact value of a subscription to every contact.
-const AllContacts = "all"
 
 func notFound(format string, args ...any) answer {
 	return answer{content: "🔍 " + fmt.Sprintf(format, args...), ephemeral: true, failed: true}
@@ -182,7 +170,7 @@ func (b *Bot) cmdWhois(ctx context.Context, _ *interaction, data discordgo.Appli
 		return failure("Give a username or a U- id.")
 	}
 	var (
-		u   resonite.User
+		u   core.User
 		err error
 	)
 	if strings.HasPrefix(strings.ToUpper(who), "U-") {
@@ -190,7 +178,7 @@ func (b *Bot) cmdWhois(ctx context.Context, _ *interaction, data discordgo.Appli
 	} else {
 		u, err = b.o.Resonite.UserByName(ctx, who)
 	}
-	if errors.Is(err, resonite.ErrNotFound) {
+	if errors.Is(err, core.ErrNotFound) {
 		return notFound("No Resonite user “%s”. Check the spelling, or pick a name from the suggestions.", bridge.Shorten(who, 64))
 	}
 	if err != nil {
@@ -200,25 +188,21 @@ func (b *Bot) cmdWhois(ctx context.Context, _ *interaction, data discordgo.Appli
 	e := &discordgo.MessageEmbed{
 		Type:  discordgo.EmbedTypeRich,
 		Title: bridge.Shorten(u.Username, 256),
-		Color: 0x2f80ed,
+		Color: resoniteColor,
 		Fields: []*discordgo.MessageEmbedField{
 			{Name: "User ID", Value: "`" + u.ID + "`", Inline: true},
 		},
 	}
-	if !u.RegistrationDate.IsZero() && u.RegistrationDate.Year() > 1 {
+	if !u.RegisteredAt.IsZero() {
 		e.Fields = append(e.Fields, &discordgo.MessageEmbedField{
-			Name: "Registered", Value: fmt.Sprintf("<t:%d:D>", u.RegistrationDate.Unix()), Inline: true,
+			Name: "Registered", Value: fmt.Sprintf("<t:%d:D>", u.RegisteredAt.Unix()), Inline: true,
 		})
 	}
-	if u.Profile != nil {
-		if icon := avatarURL(u.Profile.IconURL); icon != "" {
-			e.Thumbnail = &discordgo.MessageEmbedThumbnail{URL: icon}
-		}
-		if u.Profile.Tagline != nil {
-			if t := strings.TrimSpace(resonite.StripRichText(*u.Profile.Tagline)); t != "" {
-				e.Description = bridge.Shorten(t, 300)
-			}
-		}
+	if icon := httpsOnly(u.IconURL); icon != "" {
+		e.Thumbnail = &discordgo.MessageEmbedThumbnail{URL: icon}
+	}
+	if t := strings.TrimSpace(u.Tagline); t != "" {
+		e.Description = bridge.Shorten(t, 300)
 	}
 	if list, err := b.contacts.get(ctx, b.o.Resonite, false); err == nil {
 		if c, ok := findContact(list, u.ID); ok {
@@ -229,14 +213,16 @@ func (b *Bot) cmdWhois(ctx context.Context, _ *interaction, data discordgo.Appli
 }
 
 // addPresenceFields shows a contact's relation to the bridge account, its status and session.
-func (b *Bot) addPresenceFields(e *discordgo.MessageEmbed, c resonite.Contact) {
-	relation := "contact of the bridge"
-	switch {
-	case c.ContactStatus == resonite.ContactRequested:
+func (b *Bot) addPresenceFields(e *discordgo.MessageEmbed, c core.Contact) {
+	var relation string
+	switch c.State {
+	case core.ContactFriend:
+		relation = "contact of the bridge"
+	case core.ContactRequested:
 		relation = "asked to become a contact"
-	case c.ContactStatus == resonite.ContactAccepted && !c.IsAccepted:
+	case core.ContactPending:
 		relation = "contact request pending on their side"
-	case c.ContactStatus != resonite.ContactAccepted:
+	default:
 		return
 	}
 	e.Fields = append(e.Fields, &discordgo.MessageEmbedField{Name: "Contact", Value: relation, Inline: true})
@@ -248,17 +234,18 @@ func (b *Bot) addPresenceFields(e *discordgo.MessageEmbed, c resonite.Contact) {
 		return
 	}
 	if status == "" {
-		status = resonite.StatusOffline
+		status = core.StatusOffline
 	}
 	e.Fields = append(e.Fields, &discordgo.MessageEmbedField{Name: "Status", Value: bridge.StatusEmoji(status) + " " + string(status), Inline: true})
 	if session != nil {
-		name := strings.TrimSpace(resonite.StripRichText(session.Name))
+		name := strings.TrimSpace(session.Name)
 		if name == "" {
 			name = "a session"
 		}
-		e.Fields = append(e.Fields, &discordgo.MessageEmbedField{
-			Name:  "Session",
-			Value: fmt.Sprintf("[%s](%s)", bridge.EscapeMarkdown(bridge.Shorten(name, 200)), resonite.SessionURL(session.SessionID)),
-		})
+		value := bridge.EscapeMarkdown(bridge.Shorten(name, 200))
+		if u := httpsOnly(session.URL); u != "" {
+			value = fmt.Sprintf("[%s](%s)", value, u)
+		}
+		e.Fields = append(e.Fields, &discordgo.MessageEmbedField{Name: "Session", Value: value})
 	}
 }

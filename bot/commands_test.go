@@ -11,8 +11,7 @@ import (
 
 	"github.com/resonite-bridge/resonite-bridge/bot"
 	"github.com/resonite-bridge/resonite-bridge/bot/discordtest"
-	"github.com/resonite-bridge/resonite-bridge/bridge"
-	"github.com/resonite-bridge/resonite-bridge/resonite"
+	"github.com/resonite-bridge/resonite-bridge/bridge/core"
 )
 
 func choiceValues(r discordtest.Reply) []string {
@@ -34,7 +33,7 @@ func fieldMap(em *discordgo.MessageEmbed) map[string]string {
 func TestWhois(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t).start()
-	e.presence.set("U-Alice", resonite.StatusOnline, &resonite.SessionInfo{SessionID: "S-abc", Name: "<b>Cozy</b> Cafe"})
+	e.presence.set("U-Alice", core.StatusOnline, &core.Session{ID: "S-abc", Name: "Cozy *Cafe*", URL: "https://go.resonite.com/session/S-abc"})
 	for _, tc := range []struct {
 		name, user string
 		fields     map[string]string
@@ -42,7 +41,7 @@ func TestWhois(t *testing.T) {
 	}{
 		{"contact by name, online in a session", "alice", map[string]string{
 			"User ID": "`U-Alice`", "Registered": "<t:1682899200:D>", "Contact": "contact of the bridge",
-			"Status": "🟢 Online", "Session": "[Cozy Cafe](https://go.resonite.com/session/S-abc)"}, nil},
+			"Status": "🟢 Online", "Session": `[Cozy \*Cafe\*](https://go.resonite.com/session/S-abc)`}, nil},
 		{"by U- id, not a contact", "U-Stranger", map[string]string{"User ID": "`U-Stranger`"}, []string{"Status", "Contact"}},
 		{"pending request", "Carol", map[string]string{"Contact": "asked to become a contact"}, []string{"Status"}},
 	} {
@@ -86,8 +85,8 @@ func TestWhois(t *testing.T) {
 func TestAutocomplete(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t).start()
-	_, _ = e.store.AddSubscription(t.Context(), bridge.Subscription{ChannelID: channelID, ContactID: "U-Bob"})
-	_, _ = e.store.AddSubscription(t.Context(), bridge.Subscription{ChannelID: channelID, ContactID: "all"})
+	_, _ = e.store.AddSubscription(t.Context(), core.Subscription{ChannelID: channelID, ContactID: "U-Bob"})
+	_, _ = e.store.AddSubscription(t.Context(), core.Subscription{ChannelID: channelID, ContactID: "all"})
 	for _, tc := range []struct {
 		name string
 		in   discordtest.Invoke
@@ -310,4 +309,4 @@ func TestCommandPanicAnswersTheUser(t *testing.T) {
 
 type panicky struct{ bot.Resonite }
 
-func (panicky) UserByName(context.Context, string) (resonite.User, error) { panic("boom") }
+func (panicky) UserByName(context.Context, string) (core.User, error) { panic("boom") }

@@ -2,42 +2,39 @@ package bot
 
 import (
 	"context"
-	"errors"
 	"time"
 
-	"github.com/resonite-bridge/resonite-bridge/bridge"
-	"github.com/resonite-bridge/resonite-bridge/resonite"
+	"github.com/resonite-bridge/resonite-bridge/bridge/core"
 )
 
-// Resonite is what the commands read from the Resonite REST API; *resonite.Client has it all.
+// Resonite is what the commands read from the Resonite REST API, in core types;
+// *resoniteadapter.Adapter has it. A missing user is an error matching core.ErrNotFound.
 type Resonite interface {
-	Sessions(ctx context.Context, q resonite.SessionQuery) ([]resonite.SessionInfo, error)
-	User(ctx context.Context, id string) (resonite.User, error)
-	UserByName(ctx context.Context, name string) (resonite.User, error)
-	SearchUsers(ctx context.Context, name string) ([]resonite.User, error)
-	Contacts(ctx context.Context) ([]resonite.Contact, error)
+	Sessions(ctx context.Context, q core.SessionQuery) ([]core.Session, error)
+	User(ctx context.Context, id string) (core.User, error)
+	UserByName(ctx context.Context, name string) (core.User, error)
+	SearchUsers(ctx context.Context, name string) ([]core.User, error)
+	Contacts(ctx context.Context) ([]core.Contact, error)
 }
 
-// ErrAlreadyPaired is what Store.CreatePairing returns (wrapped or not) for a channel that has a
-// pairing already. Lookups of missing rows return bridge.ErrNotFound.
-var ErrAlreadyPaired = errors.New("bot: the channel is paired already")
-
 // Store keeps the pairings and friend-online subscriptions the admin commands manage.
+// Lookups of missing rows return core.ErrNotFound (wrapped or not); CreatePairing returns
+// core.ErrConflict for a channel that has a pairing already.
 type Store interface {
-	CreatePairing(ctx context.Context, p bridge.Pairing) (bridge.Pairing, error)
-	DeletePairing(ctx context.Context, channelID string) (bridge.Pairing, error)
-	PairingByChannel(ctx context.Context, channelID string) (bridge.Pairing, error)
-	PairingsByGuild(ctx context.Context, guildID string) ([]bridge.Pairing, error)
+	CreatePairing(ctx context.Context, p core.Pairing) (core.Pairing, error)
+	DeletePairing(ctx context.Context, channelID string) (core.Pairing, error)
+	PairingByChannel(ctx context.Context, channelID string) (core.Pairing, error)
+	PairingsByGuild(ctx context.Context, guildID string) ([]core.Pairing, error)
 	SetPairingWebhook(ctx context.Context, channelID, webhookID, webhookToken string) error
-	AddSubscription(ctx context.Context, s bridge.Subscription) (created bool, err error)
+	AddSubscription(ctx context.Context, s core.Subscription) (created bool, err error)
 	RemoveSubscription(ctx context.Context, channelID, contactID string) (removed bool, err error)
-	SubscriptionsByChannel(ctx context.Context, channelID string) ([]bridge.Subscription, error)
+	SubscriptionsByChannel(ctx context.Context, channelID string) ([]core.Subscription, error)
 }
 
 // Presence answers the online status of a contact and the session it is in when that is known;
 // *bridge.Bridge has it.
 type Presence interface {
-	ContactPresence(userID string) (status resonite.OnlineStatus, session *resonite.SessionInfo, known bool)
+	ContactPresence(userID string) (status core.OnlineStatus, session *core.Session, known bool)
 }
 
 // BridgeStatus is what /status shows besides the bot's own gateway state.
@@ -63,7 +60,7 @@ type StatusSource interface {
 // Handlers are the bridge's callbacks. They run one after another on one goroutine, in gateway
 // order; a slow handler delays the next event, never the gateway.
 type Handlers struct {
-	OnMessage        func(ctx context.Context, m bridge.DiscordMessage)
+	OnMessage        func(ctx context.Context, m core.DiscordMessage)
 	OnGuildAvailable func(ctx context.Context, guildID string)
 	// OnReconnect runs after the gateway came back (resumed or identified again).
 	OnReconnect func(ctx context.Context)

@@ -15,7 +15,8 @@ import (
 
 	"github.com/resonite-bridge/resonite-bridge/bot"
 	"github.com/resonite-bridge/resonite-bridge/bot/discordtest"
-	"github.com/resonite-bridge/resonite-bridge/bridge"
+	"github.com/resonite-bridge/resonite-bridge/bridge/core"
+	"github.com/resonite-bridge/resonite-bridge/bridge/resoniteadapter"
 	"github.com/resonite-bridge/resonite-bridge/resonite"
 	"github.com/resonite-bridge/resonite-bridge/resonite/resonitetest"
 )
@@ -34,17 +35,17 @@ const (
 type memStore struct {
 	mu       sync.Mutex
 	nextID   int64
-	pairings map[string]bridge.Pairing // by channel
-	subs     []bridge.Subscription
+	pairings map[string]core.Pairing // by channel
+	subs     []core.Subscription
 }
 
-func newMemStore() *memStore { return &memStore{pairings: map[string]bridge.Pairing{}} }
+func newMemStore() *memStore { return &memStore{pairings: map[string]core.Pairing{}} }
 
-func (s *memStore) CreatePairing(_ context.Context, p bridge.Pairing) (bridge.Pairing, error) {
+func (s *memStore) CreatePairing(_ context.Context, p core.Pairing) (core.Pairing, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.pairings[p.ChannelID]; ok {
-		return bridge.Pairing{}, fmt.Errorf("pair %s: %w", p.ChannelID, bot.ErrAlreadyPaired)
+		return core.Pairing{}, fmt.Errorf("pair %s: %w", p.ChannelID, core.ErrConflict)
 	}
 	s.nextID++
 	p.ID, p.CreatedAt = s.nextID, time.Now()
@@ -52,37 +53,37 @@ func (s *memStore) CreatePairing(_ context.Context, p bridge.Pairing) (bridge.Pa
 	return p, nil
 }
 
-func (s *memStore) DeletePairing(_ context.Context, ch string) (bridge.Pairing, error) {
+func (s *memStore) DeletePairing(_ context.Context, ch string) (core.Pairing, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p, ok := s.pairings[ch]
 	if !ok {
-		return bridge.Pairing{}, fmt.Errorf("unpair %s: %w", ch, bridge.ErrNotFound)
+		return core.Pairing{}, fmt.Errorf("unpair %s: %w", ch, core.ErrNotFound)
 	}
 	delete(s.pairings, ch)
 	return p, nil
 }
 
-func (s *memStore) PairingByChannel(_ context.Context, ch string) (bridge.Pairing, error) {
+func (s *memStore) PairingByChannel(_ context.Context, ch string) (core.Pairing, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p, ok := s.pairings[ch]
 	if !ok {
-		return bridge.Pairing{}, fmt.Errorf("pairing of %s: %w", ch, bridge.ErrNotFound)
+		return core.Pairing{}, fmt.Errorf("pairing of %s: %w", ch, core.ErrNotFound)
 	}
 	return p, nil
 }
 
-func (s *memStore) PairingsByGuild(_ context.Context, g string) ([]bridge.Pairing, error) {
+func (s *memStore) PairingsByGuild(_ context.Context, g string) ([]core.Pairing, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []bridge.Pairing
+	var out []core.Pairing
 	for _, p := range s.pairings {
 		if p.GuildID == g {
 			out = append(out, p)
 		}
 	}
-	slices.SortFunc(out, func(a, b bridge.Pairing) int { return int(a.ID - b.ID) })
+	slices.SortFunc(out, func(a, b core.Pairing) int { return int(a.ID - b.ID) })
 	return out, nil
 }
 
@@ -91,14 +92,14 @@ func (s *memStore) SetPairingWebhook(_ context.Context, ch, id, tok string) erro
 	defer s.mu.Unlock()
 	p, ok := s.pairings[ch]
 	if !ok {
-		return bridge.ErrNotFound
+		return core.ErrNotFound
 	}
 	p.WebhookID, p.WebhookToken = id, tok
 	s.pairings[ch] = p
 	return nil
 }
 
-func (s *memStore) AddSubscription(_ context.Context, sub bridge.Subscription) (bool, error) {
+func (s *memStore) AddSubscription(_ context.Context, sub core.Subscription) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, x := range s.subs {
@@ -122,10 +123,10 @@ func (s *memStore) RemoveSubscription(_ context.Context, ch, contact string) (bo
 	return false, nil
 }
 
-func (s *memStore) SubscriptionsByChannel(_ context.Context, ch string) ([]bridge.Subscription, error) {
+func (s *memStore) SubscriptionsByChannel(_ context.Context, ch string) ([]core.Subscription, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []bridge.Subscription
+	var out []core.Subscription
 	for _, x := range s.subs {
 		if x.ChannelID == ch {
 			out = append(out, x)
@@ -134,7 +135,7 @@ func (s *memStore) SubscriptionsByChannel(_ context.Context, ch string) ([]bridg
 	return out, nil
 }
 
-func (s *memStore) pairing(ch string) (bridge.Pairing, bool) {
+func (s *memStore) pairing(ch string) (core.Pairing, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p, ok := s.pairings[ch]
@@ -148,11 +149,11 @@ type fakePresence struct {
 }
 
 type presenceEntry struct {
-	status  resonite.OnlineStatus
-	session *resonite.SessionInfo
+	status  core.OnlineStatus
+	session *core.Session
 }
 
-func (p *fakePresence) set(id string, st resonite.OnlineStatus, s *resonite.SessionInfo) {
+func (p *fakePresence) set(id string, st core.OnlineStatus, s *core.Session) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.byID == nil {
@@ -161,7 +162,7 @@ func (p *fakePresence) set(id string, st resonite.OnlineStatus, s *resonite.Sess
 	p.byID[id] = presenceEntry{st, s}
 }
 
-func (p *fakePresence) ContactPresence(id string) (resonite.OnlineStatus, *resonite.SessionInfo, bool) {
+func (p *fakePresence) ContactPresence(id string) (core.OnlineStatus, *core.Session, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	e, ok := p.byID[id]
@@ -192,46 +193,46 @@ func (s *syncBuffer) String() string {
 
 // recorder collects what the bot hands to the bridge.
 type recorder struct {
+	discordtest.Signal // notified after every callback
+
 	mu         sync.Mutex
-	msgs       []bridge.DiscordMessage
+	msgs       []core.DiscordMessage
 	guilds     []string
 	reconnects int
-	changed    chan struct{}
 }
 
-func newRecorder() *recorder { return &recorder{changed: make(chan struct{}, 1)} }
+func newRecorder() *recorder { return &recorder{} }
 
-func (r *recorder) note() {
-	select {
-	case r.changed <- struct{}{}:
-	default:
-	}
+// waitUntil waits until cond holds, checking it again after every callback.
+func (r *recorder) waitUntil(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	discordtest.Await(t, what, r.Changed, cond)
 }
 
 func (r *recorder) handlers() bot.Handlers {
 	return bot.Handlers{
-		OnMessage: func(_ context.Context, m bridge.DiscordMessage) {
+		OnMessage: func(_ context.Context, m core.DiscordMessage) {
 			r.mu.Lock()
 			r.msgs = append(r.msgs, m)
 			r.mu.Unlock()
-			r.note()
+			r.Notify()
 		},
 		OnGuildAvailable: func(_ context.Context, g string) {
 			r.mu.Lock()
 			r.guilds = append(r.guilds, g)
 			r.mu.Unlock()
-			r.note()
+			r.Notify()
 		},
 		OnReconnect: func(context.Context) {
 			r.mu.Lock()
 			r.reconnects++
 			r.mu.Unlock()
-			r.note()
+			r.Notify()
 		},
 	}
 }
 
-func (r *recorder) messages() []bridge.DiscordMessage {
+func (r *recorder) messages() []core.DiscordMessage {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.msgs)
@@ -243,19 +244,8 @@ func (r *recorder) snapshot() ([]string, int) {
 	return slices.Clone(r.guilds), r.reconnects
 }
 
-// waitFor polls cond; the limit is a safety net for a broken bot, not a speed assertion.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// env is one bot against the Discord fake and the Resonite fake.
+// env is one bot against the Discord fake and the Resonite fake (through the real client and
+// the Resonite adapter, as in the daemon).
 type env struct {
 	t        testing.TB
 	dc       *discordtest.Server
@@ -267,8 +257,7 @@ type env struct {
 	logs     *syncBuffer
 	opts     bot.Options
 	bot      *bot.Bot
-	runErr   chan error
-	stop     context.CancelFunc
+	started  bool // Stop is still due
 }
 
 // seedResonite gives the fake cloud the bridge account, contacts and users.
@@ -315,8 +304,9 @@ func newEnv(t testing.TB, tweak ...func(*bot.Options)) *env {
 	e := &env{t: t, dc: dc, rf: rf, rc: rc, store: newMemStore(), presence: &fakePresence{}, rec: newRecorder(), logs: &syncBuffer{}}
 	e.opts = bot.Options{
 		Token: dc.Token, APIURL: dc.URL, GuildID: guildID,
-		Logger:   slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Resonite: rc, Store: e.store, Presence: e.presence,
+		Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		// The commands only use the adapter's REST look-ups, which need no hub.
+		Resonite: resoniteadapter.New(rc, nil), Store: e.store, Presence: e.presence,
 		Status:      fakeStatus{bot.BridgeStatus{HubState: "connected", HubConnected: true, AccountUserID: bridgeID, AccountUsername: "BridgeBot", Pairings: 1, QueueDepth: 3}},
 		Handlers:    e.rec.handlers(),
 		OpenTimeout: 5 * time.Second,
@@ -330,10 +320,18 @@ func newEnv(t testing.TB, tweak ...func(*bot.Options)) *env {
 // start runs the bot until the test ends and waits for the gateway and the commands.
 func (e *env) start() *env {
 	e.t.Helper()
+	isRegistration := func(c discordtest.Call) bool {
+		return c.Method == "PUT" && strings.HasSuffix(c.Path, "/commands") && c.Status == 200
+	}
+	registered := len(slices.DeleteFunc(e.dc.Calls(), func(c discordtest.Call) bool { return !isRegistration(c) }))
 	e.startNoWait()
 	e.dc.WaitConnected(e.t)
-	e.dc.WaitCommands(e.t, e.opts.GuildID)
-	waitFor(e.t, "the bot to report ready", func() bool { ok, _ := e.bot.Ready(); return ok })
+	// This bot's own registration (after a restart the fake still has the previous one's).
+	e.dc.WaitCalls(e.t, registered+1, isRegistration)
+	// The bot registers the commands only after it marked the gateway connected.
+	if ok, why := e.bot.Ready(); !ok {
+		e.t.Fatalf("the bot registered its commands but is not ready: %s", why)
+	}
 	return e
 }
 
@@ -344,39 +342,38 @@ func (e *env) startNoWait() {
 		e.t.Fatalf("bot.New: %v", err)
 	}
 	e.bot = b
-	ctx, cancel := context.WithCancel(context.Background())
-	e.stop = cancel
-	e.runErr = make(chan error, 1)
-	go func() { e.runErr <- b.Run(ctx) }()
-	e.t.Cleanup(func() { e.shutdown() })
+	if err := b.Start(context.Background()); err != nil {
+		e.t.Fatalf("Start: %v", err)
+	}
+	e.started = true
+	e.t.Cleanup(func() {
+		if err := e.shutdown(); err != nil {
+			e.t.Errorf("Stop: %v", err)
+		}
+	})
 }
 
-// shutdown stops the bot and returns what Run returned (once; later calls return nil).
+// shutdown stops the bot and returns what Stop returned (once; later calls return nil).
 func (e *env) shutdown() error {
-	if e.stop == nil {
+	if !e.started {
 		return nil
 	}
-	e.stop()
-	e.stop = nil
-	select {
-	case err := <-e.runErr:
-		return err
-	case <-time.After(30 * time.Second):
-		e.t.Fatalf("Run did not return after cancel")
-		return nil
-	}
+	e.started = false
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return e.bot.Stop(ctx)
 }
 
 // restart stops the bot and starts a new one on the same store and fakes.
 func (e *env) restart() {
 	e.t.Helper()
 	if err := e.shutdown(); err != nil {
-		e.t.Fatalf("Run: %v", err)
+		e.t.Fatalf("Stop: %v", err)
 	}
 	e.start()
 }
 
-// interact dispatches an interaction as an administrator in the test channel.
+// command dispatches a slash command as an administrator in the test channel.
 func (e *env) command(name string, opts ...discordtest.Opt) *discordtest.Interaction {
 	e.t.Helper()
 	return e.dc.Interact(e.t, discordtest.Command(guildID, channelID, name, opts...))
@@ -393,8 +390,14 @@ func (e *env) secretsInLogs(secrets ...string) []string {
 	return found
 }
 
-// timeAfter is the safety net of select-based waits.
-func timeAfter(t testing.TB) <-chan time.Time {
-	t.Helper()
-	return time.After(30 * time.Second)
+// failure waits for the error the bot reports on Failed.
+func (e *env) failure() error {
+	e.t.Helper()
+	select {
+	case err := <-e.bot.Failed():
+		return err
+	case <-time.After(discordtest.WaitTimeout(e.t)):
+		e.t.Fatal("the bot reported no fatal error on Failed (it kept reconnecting?)")
+		return nil
+	}
 }

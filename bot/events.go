@@ -13,7 +13,7 @@ import (
 
 	"github.com/bwmarrin/discordgo"
 
-	"github.com/resonite-bridge/resonite-bridge/bridge"
+	"github.com/resonite-bridge/resonite-bridge/bridge/core"
 )
 
 // eventQueue runs the bridge's callbacks one after another in gateway order. push never blocks
@@ -122,9 +122,9 @@ var relayedTypes = map[discordgo.MessageType]bool{
 
 // convert turns a Discord message into what the bridge relays; ok is false for messages that
 // are not chat (system messages, DMs).
-func (b *Bot) convert(m *discordgo.Message) (bridge.DiscordMessage, bool) {
+func (b *Bot) convert(m *discordgo.Message) (core.DiscordMessage, bool) {
 	if m.GuildID == "" && m.ChannelID == "" || !relayedTypes[m.Type] || m.Author == nil {
-		return bridge.DiscordMessage{}, false
+		return core.DiscordMessage{}, false
 	}
 	guildID := m.GuildID
 	if guildID == "" {
@@ -132,7 +132,7 @@ func (b *Bot) convert(m *discordgo.Message) (bridge.DiscordMessage, bool) {
 			guildID = ch.GuildID
 		}
 	}
-	out := bridge.DiscordMessage{
+	out := core.DiscordMessage{
 		ID:              m.ID,
 		ChannelID:       m.ChannelID,
 		GuildID:         guildID,
@@ -155,7 +155,7 @@ func (b *Bot) convert(m *discordgo.Message) (bridge.DiscordMessage, bool) {
 		}
 	}
 	if r := m.ReferencedMessage; r != nil && r.Author != nil {
-		out.ReplyTo = &bridge.DiscordReply{
+		out.ReplyTo = &core.DiscordReply{
 			AuthorName: b.displayName(guildID, r.Author, r.Member),
 			Content:    b.renderContent(guildID, r),
 		}

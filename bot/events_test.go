@@ -8,12 +8,12 @@ import (
 	"github.com/bwmarrin/discordgo"
 
 	"github.com/resonite-bridge/resonite-bridge/bot/discordtest"
-	"github.com/resonite-bridge/resonite-bridge/bridge"
+	"github.com/resonite-bridge/resonite-bridge/bridge/core"
 )
 
-func (e *env) waitMessages(n int) []bridge.DiscordMessage {
+func (e *env) waitMessages(n int) []core.DiscordMessage {
 	e.t.Helper()
-	waitFor(e.t, fmt.Sprintf("%d messages handed to the bridge", n), func() bool { return len(e.rec.messages()) >= n })
+	e.rec.waitUntil(e.t, fmt.Sprintf("%d messages handed to the bridge", n), func() bool { return len(e.rec.messages()) >= n })
 	return e.rec.messages()
 }
 
@@ -64,7 +64,7 @@ func TestOwnMessagesAreMarked(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t).start()
 	e.pair(channelID, "U-Alice")
-	e.post(channelID, bridge.Post{Username: "Alice", Content: "from Resonite"})
+	e.post(channelID, core.Post{Username: "Alice", Content: "from Resonite"})
 	hook := e.dc.Webhooks(channelID)[0]
 	e.dc.DispatchMessage(discordtest.UserMessage{ChannelID: channelID, WebhookID: hook.ID, Username: "Alice", Content: "echo of the webhook post"})
 	e.dc.DispatchMessage(discordtest.UserMessage{ChannelID: channelID, AuthorID: e.dc.BotUserID, Bot: true, Content: "the bot itself"})

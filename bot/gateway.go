@@ -141,7 +141,7 @@ func (b *Bot) runGateway(ctx context.Context, wg *sync.WaitGroup) error {
 		if err != nil {
 			if fatal := classifyOpenError(err); fatal != nil {
 				b.setGateway(false, fatal)
-				b.log.Error("Discord refused the bot; stopping", "fix", fatal.Hint)
+				b.log.Error("Discord refused the bot; stopping", "err", redact(fatal.Err.Error()), "fix", fatal.Hint)
 				return fatal
 			}
 			b.setGateway(false, wrap("connecting to the Discord gateway", err))
@@ -160,7 +160,7 @@ func (b *Bot) runGateway(ctx context.Context, wg *sync.WaitGroup) error {
 				b.registerCommandsUntilDone(ctx)
 			}()
 		} else if f := b.o.Handlers.OnReconnect; f != nil {
-			b.events.push(func(ctx context.Context) { f(ctx) })
+			b.enqueue(func(ctx context.Context) { f(ctx) })
 		}
 
 		select {
@@ -201,6 +201,7 @@ func (b *Bot) setGateway(connected bool, err error) {
 
 // addHandlers installs the gateway handlers before the first Open: with SyncEvents they run on
 // discordgo's reader (READY even inside Open, under its lock), so they only record and enqueue.
+// Once Stop was called they hand nothing more to the bridge.
 func (b *Bot) addHandlers() {
 	b.s.AddHandler(func(_ *discordgo.Session, r *discordgo.Ready) {
 		b.mu.Lock()
@@ -225,7 +226,7 @@ func (b *Bot) addHandlers() {
 		}
 		if f := b.o.Handlers.OnGuildAvailable; f != nil {
 			id := g.ID
-			b.events.push(func(ctx context.Context) { f(ctx, id) })
+			b.enqueue(func(ctx context.Context) { f(ctx, id) })
 		}
 	})
 	b.s.AddHandler(func(_ *discordgo.Session, m *discordgo.MessageCreate) {
@@ -237,7 +238,7 @@ func (b *Bot) addHandlers() {
 			return
 		}
 		f := b.o.Handlers.OnMessage
-		b.events.push(func(ctx context.Context) { f(ctx, dm) })
+		b.enqueue(func(ctx context.Context) { f(ctx, dm) })
 	})
 	b.s.AddHandler(func(_ *discordgo.Session, i *discordgo.InteractionCreate) {
 		if i.Interaction == nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/resonite-bridge/resonite-bridge/bot"
 	"github.com/resonite-bridge/resonite-bridge/bot/discordtest"
+	"github.com/resonite-bridge/resonite-bridge/bridge/core"
 )
 
 func TestConnectsWithIntentsAndRegistersCommands(t *testing.T) {
@@ -102,16 +103,10 @@ func TestFatalCloseCodes(t *testing.T) {
 			e := newEnv(t)
 			tc.setup(e)
 			e.startNoWait()
-			var err error
-			select {
-			case err = <-e.runErr:
-			case <-timeAfter(t):
-				t.Fatal("Run kept reconnecting instead of stopping on a fatal close code")
-			}
-			e.stop = nil
+			err := e.failure()
 			var fatal *bot.FatalError
 			if !errors.As(err, &fatal) {
-				t.Fatalf("Run returned %v, want a *bot.FatalError", err)
+				t.Fatalf("Failed delivered %v, want a *bot.FatalError", err)
 			}
 			if fatal.Code != tc.code || !strings.Contains(fatal.Error(), tc.hint) {
 				t.Errorf("fatal error = %d %q, want code %d mentioning %q", fatal.Code, fatal.Error(), tc.code, tc.hint)
@@ -127,15 +122,12 @@ func TestFatalCloseCodeDuringSession(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t).start()
 	e.dc.CloseGateway(4004) // e.g. the token was reset in the portal while running
-	select {
-	case err := <-e.runErr:
-		e.stop = nil
-		var fatal *bot.FatalError
-		if !errors.As(err, &fatal) || fatal.Code != 4004 {
-			t.Fatalf("Run returned %v, want a fatal 4004", err)
-		}
-	case <-timeAfter(t):
-		t.Fatal("Run did not stop after the session was closed with 4004")
+	var fatal *bot.FatalError
+	if err := e.failure(); !errors.As(err, &fatal) || fatal.Code != 4004 {
+		t.Fatalf("Failed delivered %v, want a fatal 4004", err)
+	}
+	if ok, _ := e.bot.Ready(); ok {
+		t.Error("Ready() = true after the session was closed with 4004")
 	}
 }
 
@@ -143,36 +135,26 @@ func TestBadTokenIsFatal(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, func(o *bot.Options) { o.Token = "not-the-token" })
 	e.startNoWait()
-	select {
-	case err := <-e.runErr:
-		e.stop = nil
-		var fatal *bot.FatalError
-		if !errors.As(err, &fatal) || !strings.Contains(fatal.Error(), "DISCORD_TOKEN") {
-			t.Fatalf("Run returned %v, want a fatal error naming DISCORD_TOKEN", err)
-		}
-		if strings.Contains(err.Error(), "not-the-token") {
-			t.Errorf("the error shows the token: %v", err)
-		}
-	case <-timeAfter(t):
-		t.Fatal("Run did not stop with a refused token")
+	err := e.failure()
+	var fatal *bot.FatalError
+	if !errors.As(err, &fatal) || !strings.Contains(fatal.Error(), "DISCORD_TOKEN") {
+		t.Fatalf("Failed delivered %v, want a fatal error naming DISCORD_TOKEN", err)
+	}
+	if strings.Contains(err.Error(), "not-the-token") {
+		t.Errorf("the error shows the token: %v", err)
 	}
 }
 
 func TestReconnectResumesAndSignals(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t).start()
-	waitFor(t, "GUILD_CREATE handed over", func() bool { g, _ := e.rec.snapshot(); return slices.Contains(g, guildID) })
+	e.rec.waitUntil(t, "GUILD_CREATE handed over", func() bool { g, _ := e.rec.snapshot(); return slices.Contains(g, guildID) })
 	e.dc.DropGateway()
 	// A message sent while the socket is down is replayed on resume.
 	e.dc.DispatchMessage(discordtest.UserMessage{ChannelID: channelID, Content: "sent during the outage"})
-	waitFor(t, "the reconnect callback", func() bool { _, n := e.rec.snapshot(); return n >= 1 })
-	waitFor(t, "the message sent during the outage", func() bool {
-		for _, m := range e.rec.messages() {
-			if m.Content == "sent during the outage" {
-				return true
-			}
-		}
-		return false
+	e.rec.waitUntil(t, "the reconnect callback", func() bool { _, n := e.rec.snapshot(); return n >= 1 })
+	e.rec.waitUntil(t, "the message sent during the outage", func() bool {
+		return slices.ContainsFunc(e.rec.messages(), func(m core.DiscordMessage) bool { return m.Content == "sent during the outage" })
 	})
 	if st := e.dc.Gateway(); st.Resumes < 1 {
 		t.Errorf("the bot identified again (%d identifies) instead of resuming", st.Identifies)

@@ -31,16 +31,18 @@ func failure(format string, args ...any) answer {
 	return answer{content: "⚠ " + fmt.Sprintf(format, args...), ephemeral: true, failed: true}
 }
 
-// dispatchInteraction runs every interaction on its own goroutine (Run waits for them), so a
-// slow command never holds up the gateway.
+// dispatchInteraction runs every interaction on its own goroutine (Stop waits for them), so a
+// slow command never holds up the gateway. Once Stop was called, interactions are dropped.
 func (b *Bot) dispatchInteraction(i *discordgo.Interaction) {
 	b.mu.Lock()
-	ctx := b.workCtx
-	b.mu.Unlock()
-	if ctx == nil {
+	if !b.runningLocked() {
+		b.mu.Unlock()
 		return
 	}
+	ctx := b.workCtx
+	// Added under mu: Stop marks the bot stopped under mu before it waits for interactions.
 	b.interactions.Add(1)
+	b.mu.Unlock()
 	go func() {
 		defer b.interactions.Done()
 		b.handleInteraction(ctx, i)

@@ -3,6 +3,7 @@ package bot_test
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -208,13 +209,8 @@ func TestSessionsNoneAndAPIError(t *testing.T) {
 		t.Errorf("API failure answered %q (ephemeral=%v), want a private short reason", f.Content, f.Ephemeral())
 	}
 	// The public "thinking…" placeholder is replaced, not left hanging.
-	waitFor(t, "the deferred placeholder to be removed", func() bool {
-		for _, r := range ix.Replies() {
-			if r.Kind == "delete" {
-				return true
-			}
-		}
-		return false
+	e.dc.WaitUntil(t, "the deferred placeholder to be removed", func() bool {
+		return slices.ContainsFunc(ix.Replies(), func(r discordtest.Reply) bool { return r.Kind == "delete" })
 	})
 }
 

@@ -18,21 +18,24 @@ import (
 
 	"github.com/bwmarrin/discordgo"
 	"golang.org/x/time/rate"
+
+	"github.com/resonite-bridge/resonite-bridge/bridge/core"
 )
 
-// RateLimitedError is returned by Post when Discord rate limits the channel's webhook, so that
-// the caller can coalesce messages instead of waiting. Everything else waits out 429s.
-type RateLimitedError struct {
-	RetryAfter time.Duration
+// rateLimitedError is what the transport returns when Discord rate limits a request marked
+// withoutWaiting (the channel's webhook), so that the bridge can coalesce messages instead of
+// waiting; classify turns it into core.RetryAfter. Everything else waits out 429s.
+type rateLimitedError struct {
+	retryAfter time.Duration
 }
 
-func (e *RateLimitedError) Error() string {
-	return fmt.Sprintf("discord: rate limited, retry after %s", e.RetryAfter)
+func (e *rateLimitedError) Error() string {
+	return fmt.Sprintf("discord: rate limited, retry after %s", e.retryAfter)
 }
 
 type noWaitKey struct{}
 
-// withoutWaiting marks a request whose 429 must come back as a *RateLimitedError.
+// withoutWaiting marks a request whose 429 must come back as a *rateLimitedError.
 func withoutWaiting(ctx context.Context) context.Context {
 	return context.WithValue(ctx, noWaitKey{}, true)
 }
@@ -94,7 +97,7 @@ func (t *transport) RoundTrip(r *http.Request) (*http.Response, error) {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		_ = resp.Body.Close()
 		if v, _ := ctx.Value(noWaitKey{}).(bool); v && !global {
-			return nil, &RateLimitedError{RetryAfter: wait}
+			return nil, &rateLimitedError{retryAfter: wait}
 		}
 		t.log.Warn("discord rate limit, waiting", "method", r.Method, "path", redact(r.URL.Path), "retry_after", wait, "global", global)
 		timer := time.NewTimer(wait)
@@ -169,12 +172,6 @@ func wrap(op string, err error, secrets ...string) error {
 	return &redactedError{msg: msg, err: err}
 }
 
-// permanentError marks failures that retrying cannot fix.
-type permanentError struct{ err error }
-
-func (e *permanentError) Error() string { return e.err.Error() }
-func (e *permanentError) Unwrap() error { return e.err }
-
 // restCode returns Discord's JSON error code and the HTTP status of a REST error; zeros when
 // err is not one.
 func restCode(err error) (code, status int) {
@@ -191,42 +188,34 @@ func restCode(err error) (code, status int) {
 	return code, status
 }
 
-// IsPermanent reports errors that retrying will not fix: an unknown channel, missing access,
-// or content Discord refuses (400). Rate limits and server errors are not permanent.
-func IsPermanent(err error) bool {
-	if err == nil {
-		return false
+// classify turns a failed REST call into core's delivery outcomes, so that the bridge knows
+// what to do with the message: a webhook rate limit is core.RetryAfter with Discord's wait;
+// refusals that retrying cannot fix (unknown channel or webhook, missing access, content
+// refused: 400, 403, 404) are core.Permanent; server errors and network failures are
+// core.Unavailable; anything else (and an error classified already) is returned as it is.
+func classify(err error) error {
+	if err == nil || core.IsPermanent(err) {
+		return err
 	}
-	var pe *permanentError
-	if errors.As(err, &pe) {
-		return true
+	if _, ok := core.Wait(err); ok {
+		return err
 	}
-	switch _, status := restCode(err); status {
-	case http.StatusBadRequest, http.StatusForbidden, http.StatusNotFound:
-		return true
-	}
-	return false
-}
-
-// RetryAfter reports a webhook rate limit and how long Discord asked to wait.
-func RetryAfter(err error) (time.Duration, bool) {
-	var rl *RateLimitedError
+	var rl *rateLimitedError
 	if errors.As(err, &rl) {
-		return rl.RetryAfter, true
+		return core.RetryAfter(rl.retryAfter, err)
 	}
-	return 0, false
-}
-
-// IsUnavailable reports that Discord could not be reached or answered with a server error: an
-// outage, not a problem of the message.
-func IsUnavailable(err error) bool {
-	if err == nil || IsPermanent(err) {
-		return false
-	}
-	if _, status := restCode(err); status >= 500 {
-		return true
+	switch _, status := restCode(err); {
+	case status == http.StatusBadRequest, status == http.StatusForbidden, status == http.StatusNotFound:
+		return core.Permanent(err)
+	case status >= 500:
+		return core.Unavailable(err)
+	case status != 0:
+		return err
 	}
 	var ue *url.Error
 	var ne net.Error
-	return errors.As(err, &ue) || errors.As(err, &ne)
+	if errors.As(err, &ue) || errors.As(err, &ne) {
+		return core.Unavailable(err)
+	}
+	return err
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/bwmarrin/discordgo"
 
 	"github.com/resonite-bridge/resonite-bridge/bridge"
-	"github.com/resonite-bridge/resonite-bridge/resonite"
+	"github.com/resonite-bridge/resonite-bridge/bridge/core"
 )
 
 // Discord's JSON error codes the bot reacts to.
@@ -113,7 +113,7 @@ func (w *webhooks) resolve(ctx context.Context, channelID string) (hook, error) 
 	b := w.b
 	p, perr := b.o.Store.PairingByChannel(ctx, channelID)
 	paired := perr == nil
-	if perr != nil && !errors.Is(perr, bridge.ErrNotFound) {
+	if perr != nil && !errors.Is(perr, core.ErrNotFound) {
 		return hook{}, fmt.Errorf("looking up the pairing of channel %s: %w", channelID, perr)
 	}
 	if paired && p.WebhookID != "" && p.WebhookToken != "" {
@@ -127,7 +127,7 @@ func (w *webhooks) resolve(ctx context.Context, channelID string) (hook, error) 
 		return hook{}, err
 	}
 	if paired {
-		if err := b.o.Store.SetPairingWebhook(ctx, channelID, h.id, h.token); err != nil && !errors.Is(err, bridge.ErrNotFound) {
+		if err := b.o.Store.SetPairingWebhook(ctx, channelID, h.id, h.token); err != nil && !errors.Is(err, core.ErrNotFound) {
 			b.log.Warn("storing the webhook of a paired channel failed; it is adopted again next start", "channel", channelID, "err", err)
 		}
 	}
@@ -198,10 +198,16 @@ func noMentions() *discordgo.MessageAllowedMentions {
 }
 
 // Post sends a message into a channel through its webhook, under the post's name and avatar,
-// and returns the new message's id. A rate-limited webhook returns a *RateLimitedError at once
-// (the bridge postpones and coalesces); without Manage Webhooks the bot posts "**Name**: text"
-// itself.
-func (b *Bot) Post(ctx context.Context, channelID string, p bridge.Post) (string, error) {
+// and returns the new message's id; without Manage Webhooks the bot posts "**Name**: text"
+// itself. Failures come back as core's delivery outcomes: a rate-limited webhook is
+// core.RetryAfter at once (the bridge postpones and coalesces), a refusal core.Permanent, an
+// outage core.Unavailable.
+func (b *Bot) Post(ctx context.Context, channelID string, p core.Post) (string, error) {
+	id, err := b.post(ctx, channelID, p)
+	return id, classify(err)
+}
+
+func (b *Bot) post(ctx context.Context, channelID string, p core.Post) (string, error) {
 	for attempt := 0; ; attempt++ {
 		h, err := b.hooks.resolve(ctx, channelID)
 		if errors.Is(err, errNoWebhook) {
@@ -213,7 +219,7 @@ func (b *Bot) Post(ctx context.Context, channelID string, p bridge.Post) (string
 		params := &discordgo.WebhookParams{
 			Content:         p.Content,
 			Username:        SanitizeWebhookName(p.Username),
-			AvatarURL:       avatarURL(p.AvatarURL),
+			AvatarURL:       httpsOnly(p.AvatarURL),
 			Embeds:          embeds(p.Embeds),
 			AllowedMentions: noMentions(),
 		}
@@ -235,7 +241,7 @@ func (b *Bot) Post(ctx context.Context, channelID string, p bridge.Post) (string
 }
 
 // postAsBot is the fallback without a webhook: the bot's own message, the name in bold.
-func (b *Bot) postAsBot(ctx context.Context, channelID string, p bridge.Post) (string, error) {
+func (b *Bot) postAsBot(ctx context.Context, channelID string, p core.Post) (string, error) {
 	content := p.Content
 	if name := strings.TrimSpace(p.Username); name != "" {
 		content = "**" + bridge.EscapeMarkdown(name) + "**: " + content
@@ -259,6 +265,7 @@ func (b *Bot) postAsBot(ctx context.Context, channelID string, p bridge.Post) (s
 }
 
 // Reply leaves a short answer under a message (the bridge's ⚠ notes), pinging nobody.
+// Failures are core's delivery outcomes, as with Post.
 func (b *Bot) Reply(ctx context.Context, channelID, messageID, content string) error {
 	no := false
 	am := noMentions()
@@ -269,20 +276,21 @@ func (b *Bot) Reply(ctx context.Context, channelID, messageID, content string) e
 		Reference:       &discordgo.MessageReference{MessageID: messageID, ChannelID: channelID, FailIfNotExists: &no},
 	}, discordgo.WithContext(ctx))
 	if err != nil {
-		return wrap("replying in channel "+channelID, err)
+		return classify(wrap("replying in channel "+channelID, err))
 	}
 	return nil
 }
 
 // History returns up to limit messages of a channel after afterID, oldest first. Messages that
 // are not chat (joins, pins) come back without content, so paging still sees every id.
-func (b *Bot) History(ctx context.Context, channelID, afterID string, limit int) ([]bridge.DiscordMessage, error) {
+// Failures are core's delivery outcomes, as with Post.
+func (b *Bot) History(ctx context.Context, channelID, afterID string, limit int) ([]core.DiscordMessage, error) {
 	limit = max(1, min(limit, 100))
 	msgs, err := b.s.ChannelMessages(channelID, limit, "", afterID, "", discordgo.WithContext(ctx))
 	if err != nil {
-		return nil, wrap("reading the history of channel "+channelID, err)
+		return nil, classify(wrap("reading the history of channel "+channelID, err))
 	}
-	out := make([]bridge.DiscordMessage, 0, len(msgs))
+	out := make([]core.DiscordMessage, 0, len(msgs))
 	for i := len(msgs) - 1; i >= 0; i-- { // Discord answers newest first
 		m := msgs[i]
 		if m == nil {
@@ -293,45 +301,45 @@ func (b *Bot) History(ctx context.Context, channelID, afterID string, limit int)
 		}
 		dm, ok := b.convert(m)
 		if !ok {
-			dm = bridge.DiscordMessage{ID: m.ID, ChannelID: channelID, Timestamp: m.Timestamp}
+			dm = core.DiscordMessage{ID: m.ID, ChannelID: channelID, Timestamp: m.Timestamp}
 		}
 		out = append(out, dm)
 	}
 	return out, nil
 }
 
-func embeds(in []bridge.Embed) []*discordgo.MessageEmbed {
+// embeds converts core embeds for Discord, within Discord's limits (10 embeds, 25 fields).
+func embeds(in []core.Embed) []*discordgo.MessageEmbed {
 	if len(in) == 0 {
 		return nil
 	}
-	out := make([]*discordgo.MessageEmbed, 0, len(in))
-	for _, e := range in {
-		me := &discordgo.MessageEmbed{
-			Type:        discordgo.EmbedTypeRich,
-			Title:       bridge.Shorten(e.Title, 256),
-			Description: bridge.Shorten(e.Description, 4096),
-			URL:         httpsOnly(e.URL),
-		}
-		if u := avatarURL(e.ThumbnailURL); u != "" {
-			me.Thumbnail = &discordgo.MessageEmbedThumbnail{URL: u}
-		}
-		if u := avatarURL(e.ImageURL); u != "" {
-			me.Image = &discordgo.MessageEmbedImage{URL: u}
-		}
-		for _, f := range e.Fields {
-			if len(me.Fields) == 25 {
-				break
-			}
-			me.Fields = append(me.Fields, &discordgo.MessageEmbedField{
-				Name: bridge.Shorten(orDash(f.Name), 256), Value: bridge.Shorten(orDash(f.Value), 1024), Inline: f.Inline,
-			})
-		}
-		out = append(out, me)
-		if len(out) == 10 {
-			break
-		}
+	out := make([]*discordgo.MessageEmbed, 0, min(len(in), 10))
+	for _, e := range in[:min(len(in), 10)] {
+		out = append(out, embed(e))
 	}
 	return out
+}
+
+// embed converts one core embed; only http(s) links and images are kept.
+func embed(e core.Embed) *discordgo.MessageEmbed {
+	me := &discordgo.MessageEmbed{
+		Type:        discordgo.EmbedTypeRich,
+		Title:       bridge.Shorten(e.Title, 256),
+		Description: bridge.Shorten(e.Description, 4096),
+		URL:         httpsOnly(e.URL),
+	}
+	if u := httpsOnly(e.ThumbnailURL); u != "" {
+		me.Thumbnail = &discordgo.MessageEmbedThumbnail{URL: u}
+	}
+	if u := httpsOnly(e.ImageURL); u != "" {
+		me.Image = &discordgo.MessageEmbedImage{URL: u}
+	}
+	for _, f := range e.Fields[:min(len(e.Fields), 25)] {
+		me.Fields = append(me.Fields, &discordgo.MessageEmbedField{
+			Name: bridge.Shorten(orDash(f.Name), 256), Value: bridge.Shorten(orDash(f.Value), 1024), Inline: f.Inline,
+		})
+	}
+	return me
 }
 
 func orDash(s string) string {
@@ -341,12 +349,8 @@ func orDash(s string) string {
 	return s
 }
 
-// avatarURL makes an image URL Discord can fetch: resdb:/// becomes the asset CDN's https URL;
-// anything that is not http(s) is dropped.
-func avatarURL(u string) string {
-	return httpsOnly(resonite.AssetURL(u))
-}
-
+// httpsOnly keeps a link Discord can open or fetch: anything that is not http(s) is dropped
+// (the Resonite adapter already turned resdb:/// links into https).
 func httpsOnly(u string) string {
 	u = strings.TrimSpace(u)
 	l := strings.ToLower(u)

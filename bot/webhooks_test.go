@@ -14,17 +14,17 @@ import (
 
 	"github.com/resonite-bridge/resonite-bridge/bot"
 	"github.com/resonite-bridge/resonite-bridge/bot/discordtest"
-	"github.com/resonite-bridge/resonite-bridge/bridge"
+	"github.com/resonite-bridge/resonite-bridge/bridge/core"
 )
 
 func (e *env) pair(ch, contact string) {
 	e.t.Helper()
-	if _, err := e.store.CreatePairing(context.Background(), bridge.Pairing{GuildID: guildID, ChannelID: ch, ContactID: contact, ContactUsername: contact}); err != nil {
+	if _, err := e.store.CreatePairing(context.Background(), core.Pairing{GuildID: guildID, ChannelID: ch, ContactID: contact, ContactUsername: contact}); err != nil {
 		e.t.Fatal(err)
 	}
 }
 
-func (e *env) post(ch string, p bridge.Post) string {
+func (e *env) post(ch string, p core.Post) string {
 	e.t.Helper()
 	id, err := e.bot.Post(context.Background(), ch, p)
 	if err != nil {
@@ -53,7 +53,7 @@ func TestPostThroughWebhook(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t).start()
 	e.pair(channelID, "U-Alice")
-	id := e.post(channelID, bridge.Post{Username: "Alice", AvatarURL: "resdb:///abc123.webp", Content: "hi @everyone and @here <@&1>"})
+	id := e.post(channelID, core.Post{Username: "Alice", AvatarURL: "https://assets.resonite.com/abc123", Content: "hi @everyone and @here <@&1>"})
 	msgs := e.dc.ChannelMessages(channelID)
 	if len(msgs) != 1 || msgs[0].ID != id {
 		t.Fatalf("channel holds %d messages, want the posted one %s", len(msgs), id)
@@ -74,31 +74,42 @@ func TestPostThroughWebhook(t *testing.T) {
 	if p.WebhookID != m.WebhookID || p.WebhookToken == "" {
 		t.Errorf("the webhook is not stored with the pairing: %+v", p)
 	}
-	e.post(channelID, bridge.Post{Username: "Alice", Content: "again"})
+	// A link Discord cannot fetch (the adapter sends https only; this one slipped through) is
+	// left out rather than refused.
+	e.post(channelID, core.Post{Username: "Alice", AvatarURL: "resdb:///abc123.webp", Content: "again"})
+	if a := e.dc.ChannelMessages(channelID)[0].Author.Avatar; a != "" {
+		t.Errorf("a resdb:/// avatar was sent as %q, want it left out", a)
+	}
 	if n := webhookCreates(e); n != 1 {
 		t.Errorf("%d webhooks created for two posts, want 1", n)
 	}
-	// Messages of the bot's own webhook come back as FromSelf, so they are never relayed back.
-	waitFor(t, "the webhook's messages seen on the gateway", func() bool { return len(e.dc.ChannelMessages(channelID)) == 2 })
+	// Messages of the bot's own webhook come back on the gateway as FromSelf, so they are
+	// never relayed back.
+	e.rec.waitUntil(t, "the webhook's messages seen on the gateway", func() bool { return len(e.rec.messages()) >= 2 })
+	for _, m := range e.rec.messages() {
+		if !m.FromSelf || m.WebhookID != p.WebhookID {
+			t.Errorf("the echo of a webhook post %q came back with FromSelf=%v webhook %q", m.Content, m.FromSelf, m.WebhookID)
+		}
+	}
 }
 
 func TestWebhookAdoptedAfterRestart(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t).start()
 	// A notification channel is not paired: its webhook lives only on Discord.
-	e.post(otherChan, bridge.Post{Username: "Resonite", Content: "Alice is online"})
+	e.post(otherChan, core.Post{Username: "Resonite", Content: "Alice is online"})
 	if n := len(e.dc.Webhooks(otherChan)); n != 1 {
 		t.Fatalf("%d webhooks after the first post", n)
 	}
 	// Someone else's webhook in the channel must not be taken over.
 	foreign := e.dc.AddWebhook(channelID, "Other App", "555")
 	e.pair(channelID, "U-Alice")
-	e.post(channelID, bridge.Post{Username: "Alice", Content: "one"})
+	e.post(channelID, core.Post{Username: "Alice", Content: "one"})
 
 	for i := 0; i < 3; i++ {
 		e.restart()
-		e.post(otherChan, bridge.Post{Username: "Resonite", Content: "Bob is online"})
-		e.post(channelID, bridge.Post{Username: "Alice", Content: "after restart"})
+		e.post(otherChan, core.Post{Username: "Resonite", Content: "Bob is online"})
+		e.post(channelID, core.Post{Username: "Alice", Content: "after restart"})
 	}
 	if n := len(e.dc.Webhooks(otherChan)); n != 1 {
 		t.Errorf("%d webhooks in the notification channel after 3 restarts, want the adopted one", n)
@@ -121,10 +132,10 @@ func TestWebhookRecreatedAfterDeletion(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t).start()
 	e.pair(channelID, "U-Alice")
-	e.post(channelID, bridge.Post{Username: "Alice", Content: "one"})
+	e.post(channelID, core.Post{Username: "Alice", Content: "one"})
 	old, _ := e.store.pairing(channelID)
 	e.dc.DeleteWebhook(old.WebhookID) // an admin deleted it
-	id := e.post(channelID, bridge.Post{Username: "Alice", Content: "two"})
+	id := e.post(channelID, core.Post{Username: "Alice", Content: "two"})
 	now, _ := e.store.pairing(channelID)
 	if now.WebhookID == "" || now.WebhookID == old.WebhookID {
 		t.Errorf("pairing webhook %q after recreation (old %q)", now.WebhookID, old.WebhookID)
@@ -145,7 +156,7 @@ func TestFallbackWithoutManageWebhooks(t *testing.T) {
 	if !strings.Contains(f.Content, "lacks **Manage Webhooks**") {
 		t.Errorf("/link did not warn about the fallback: %q", f.Content)
 	}
-	e.post(channelID, bridge.Post{Username: "Al*ce", Content: "hello @everyone"})
+	e.post(channelID, core.Post{Username: "Al*ce", Content: "hello @everyone"})
 	msgs := e.dc.ChannelMessages(channelID)
 	last := msgs[0]
 	if last.WebhookID != "" || last.Content != `**Al\*ce**: hello @everyone` || last.MentionEveryone {
@@ -193,7 +204,7 @@ func TestReservedNamesAreAccepted(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t).start()
 	for _, name := range []string{"Discord", "clyde", "everyone", strings.Repeat("n", 120)} {
-		if _, err := e.bot.Post(t.Context(), otherChan, bridge.Post{Username: name, Content: "x"}); err != nil {
+		if _, err := e.bot.Post(t.Context(), otherChan, core.Post{Username: name, Content: "x"}); err != nil {
 			t.Errorf("posting as %q: %v", name, err)
 		}
 	}
@@ -203,16 +214,19 @@ func TestRateLimits(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t).start()
 	e.pair(channelID, "U-Alice")
-	e.post(channelID, bridge.Post{Username: "Alice", Content: "first"})
+	e.post(channelID, core.Post{Username: "Alice", Content: "first"})
 
 	// A rate-limited webhook comes back at once, with the wait, so the bridge can coalesce.
 	e.dc.FailNext429(discordtest.Limit{PathContains: "/webhooks/", Count: 1, RetryAfter: 700 * time.Millisecond})
-	_, err := e.bot.Post(t.Context(), channelID, bridge.Post{Username: "Alice", Content: "limited"})
-	d, ok := bot.RetryAfter(err)
-	if !ok || d != 700*time.Millisecond {
-		t.Fatalf("Post under a webhook 429 returned %v (retry after %v, %v)", err, d, ok)
+	_, err := e.bot.Post(t.Context(), channelID, core.Post{Username: "Alice", Content: "limited"})
+	var rl *core.RetryAfterError
+	if !errors.As(err, &rl) || rl.After != 700*time.Millisecond {
+		t.Fatalf("Post under a webhook 429 returned %v, want core.RetryAfter of 700ms", err)
 	}
-	if bot.IsPermanent(err) {
+	if d, ok := core.Wait(err); !ok || d != 700*time.Millisecond {
+		t.Errorf("core.Wait(%v) = %v, %v; want Discord's 700ms", err, d, ok)
+	}
+	if core.IsPermanent(err) {
 		t.Error("a rate limit counts as permanent")
 	}
 	if n := len(e.dc.ChannelMessages(channelID)); n != 1 {
@@ -259,22 +273,22 @@ func TestWebhookTokensNeverLogged(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t).start()
 	e.pair(channelID, "U-Alice")
-	e.post(channelID, bridge.Post{Username: "Alice", Content: "one"})
+	e.post(channelID, core.Post{Username: "Alice", Content: "one"})
 	p, _ := e.store.pairing(channelID)
 	tokens := []string{p.WebhookToken}
 	e.dc.DeleteWebhook(p.WebhookID)
-	e.post(channelID, bridge.Post{Username: "Alice", Content: "two"})
+	e.post(channelID, core.Post{Username: "Alice", Content: "two"})
 	p2, _ := e.store.pairing(channelID)
 	tokens = append(tokens, p2.WebhookToken)
 	// A global 429 on the webhook is waited out and logged with its path.
 	e.dc.FailNext429(discordtest.Limit{PathContains: "/webhooks/", Count: 1, Global: true})
-	e.post(channelID, bridge.Post{Username: "Alice", Content: "after a global limit"})
+	e.post(channelID, core.Post{Username: "Alice", Content: "after a global limit"})
 	// Errors that carry the webhook URL: a 429 and a dead channel.
 	e.dc.FailNext429(discordtest.Limit{PathContains: "/webhooks/", Count: 1})
-	_, err429 := e.bot.Post(t.Context(), channelID, bridge.Post{Content: "x"})
+	_, err429 := e.bot.Post(t.Context(), channelID, core.Post{Content: "x"})
 	e.dc.DeleteChannel(channelID)
-	_, errGone := e.bot.Post(t.Context(), channelID, bridge.Post{Content: "y"})
-	if errGone == nil || !bot.IsPermanent(errGone) {
+	_, errGone := e.bot.Post(t.Context(), channelID, core.Post{Content: "y"})
+	if errGone == nil || !core.IsPermanent(errGone) {
 		t.Errorf("posting into a deleted channel: %v, want a permanent error", errGone)
 	}
 	for _, err := range []error{err429, errGone} {
@@ -314,7 +328,7 @@ func TestHistoryOldestFirst(t *testing.T) {
 		t.Errorf("next page = %+v", rest)
 	}
 	_, err = e.bot.History(t.Context(), "999", "", 10)
-	if err == nil || !bot.IsPermanent(err) {
+	if err == nil || !core.IsPermanent(err) {
 		t.Errorf("history of an unknown channel: %v, want a permanent error", err)
 	}
 	var rerr *discordgo.RESTError

@@ -106,6 +106,7 @@ func (s *Server) DenyPrivilegedIntents(deny bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.gw.denyPrivileged = deny
+	s.notifyLocked()
 }
 
 // DropGateway cuts the TCP connection without a close frame; the session stays resumable.
@@ -129,6 +130,7 @@ func (s *Server) CloseGateway(code int) {
 	if (isFatal(code) || code == 4007 || code == 4009) && s.gw.current != nil {
 		s.gw.current.invalid = true
 	}
+	s.notifyLocked()
 	conns := s.liveConnsLocked()
 	s.mu.Unlock()
 	for _, c := range conns {
@@ -141,6 +143,7 @@ func (s *Server) ClearFatal() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.gw.fatal = 0
+	s.notifyLocked()
 }
 
 func isFatal(code int) bool { return code == 4004 || (code >= 4010 && code <= 4014) }

@@ -84,6 +84,10 @@ func (s *Server) handler() http.Handler {
 			write429(rec, l)
 			return
 		}
+		if f, ok := s.takeFailure(r.URL.Path); ok {
+			apiError(rec, f.Status, f.Code, f.Message)
+			return
+		}
 		if !tokenRoute(r.URL.Path) && r.Header.Get("Authorization") != "Bot "+s.Token {
 			apiError(rec, http.StatusUnauthorized, 0, "401: Unauthorized")
 			return
@@ -106,18 +110,31 @@ func tokenRoute(p string) bool {
 func (s *Server) take429(path string) (Limit, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i := range s.limits {
-		l := &s.limits[i]
-		if l.Count > 0 && strings.Contains(path, l.PathContains) {
-			l.Count--
-			out := *l
-			if l.Count == 0 {
-				s.limits = append(s.limits[:i], s.limits[i+1:]...)
+	return takeNext(&s.limits, path, func(l *Limit) (string, *int) { return l.PathContains, &l.Count })
+}
+
+func (s *Server) takeFailure(path string) (Failure, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return takeNext(&s.failures, path, func(f *Failure) (string, *int) { return f.PathContains, &f.Count })
+}
+
+// takeNext uses up one answer of the first injection whose path part matches, and drops it
+// when none is left.
+func takeNext[T any](list *[]T, path string, sel func(*T) (pathContains string, count *int)) (T, bool) {
+	for i := range *list {
+		contains, count := sel(&(*list)[i])
+		if *count > 0 && strings.Contains(path, contains) {
+			*count--
+			out := (*list)[i]
+			if *count == 0 {
+				*list = append((*list)[:i], (*list)[i+1:]...)
 			}
 			return out, true
 		}
 	}
-	return Limit{}, false
+	var zero T
+	return zero, false
 }
 
 func write429(w http.ResponseWriter, l Limit) {

@@ -69,6 +69,18 @@ type Limit struct {
 	Cloudflare bool
 }
 
+// Failure describes injected error answers other than rate limits (a server error, a refusal).
+type Failure struct {
+	// PathContains selects the requests (empty: any request).
+	PathContains string
+	// Count is how many matching requests fail.
+	Count int
+	// Status is the HTTP status (e.g. 500, 503); Code and Message are Discord's JSON error.
+	Status  int
+	Code    int
+	Message string
+}
+
 type guild struct {
 	id, name string
 	channels []string
@@ -97,7 +109,7 @@ type Server struct {
 	hs *httptest.Server
 
 	mu           sync.Mutex
-	changed      chan struct{}
+	changes      Signal // notified on every change, under mu
 	nextID       uint64
 	calls        []Call
 	guildOrder   []string
@@ -108,6 +120,7 @@ type Server struct {
 	commands     map[string][]*discordgo.ApplicationCommand
 	interactions map[string]*Interaction // by token
 	limits       []Limit
+	failures     []Failure
 	closed       bool
 
 	gw gatewayState
@@ -131,7 +144,6 @@ func New(t testing.TB, opts ...Option) *Server {
 		AppID:        DefaultAppID,
 		BotUserID:    DefaultBotUserID,
 		t:            t,
-		changed:      make(chan struct{}),
 		guilds:       map[string]*guild{},
 		channels:     map[string]*channel{},
 		webhooks:     map[string]*webhook{},
@@ -183,30 +195,29 @@ func (s *Server) newIDLocked() string {
 }
 
 // notifyLocked wakes every waiter; callers hold mu.
-func (s *Server) notifyLocked() {
-	close(s.changed)
-	s.changed = make(chan struct{})
+func (s *Server) notifyLocked() { s.changes.Notify() }
+
+// Changed returns a channel that is closed on the fake's next recorded change: a REST call, a
+// stored, edited or deleted message, an interaction answer, a webhook or channel change, a
+// gateway connect or disconnect. Each change closes the current channel and installs a new
+// one, so take the channel before checking what it guards (Await does).
+func (s *Server) Changed() <-chan struct{} { return s.changes.Changed() }
+
+// WaitUntil waits until cond holds, checking it again on every change of the fake (see
+// Changed); cond runs without the fake's lock, so it may call the fake's methods.
+func (s *Server) WaitUntil(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	Await(t, what, s.Changed, cond)
 }
 
 // waitFor blocks until cond (evaluated under mu) holds, failing the test after waitLimit.
 func (s *Server) waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.NewTimer(waitLimit)
-	defer deadline.Stop()
-	for {
+	s.WaitUntil(t, what, func() bool {
 		s.mu.Lock()
-		ok := cond()
-		ch := s.changed
-		s.mu.Unlock()
-		if ok {
-			return
-		}
-		select {
-		case <-ch:
-		case <-deadline.C:
-			t.Fatalf("discordtest: gave up waiting for %s", what)
-		}
-	}
+		defer s.mu.Unlock()
+		return cond()
+	})
 }
 
 // AddGuild adds a guild; a connected bot receives GUILD_CREATE.
@@ -215,6 +226,7 @@ func (s *Server) AddGuild(id, name string) {
 	if _, ok := s.guilds[id]; !ok {
 		s.guilds[id] = &guild{id: id, name: name, roles: []*discordgo.Role{{ID: id, Name: "@everyone"}}}
 		s.guildOrder = append(s.guildOrder, id)
+		s.notifyLocked()
 	}
 	sess := s.gw.current
 	s.mu.Unlock()
@@ -229,6 +241,7 @@ func (s *Server) AddRole(guildID, roleID, name string) {
 	defer s.mu.Unlock()
 	if g := s.guilds[guildID]; g != nil {
 		g.roles = append(g.roles, &discordgo.Role{ID: roleID, Name: name})
+		s.notifyLocked()
 	}
 }
 
@@ -244,6 +257,7 @@ func (s *Server) AddChannel(guildID, channelID, name string) {
 	}
 	g.channels = append(g.channels, channelID)
 	s.channels[channelID] = &channel{id: channelID, guildID: guildID, name: name}
+	s.notifyLocked()
 	s.mu.Unlock()
 }
 
@@ -253,6 +267,7 @@ func (s *Server) DeleteChannel(channelID string) {
 	defer s.mu.Unlock()
 	if c := s.channels[channelID]; c != nil {
 		c.missing = true
+		s.notifyLocked()
 	}
 }
 
@@ -262,6 +277,7 @@ func (s *Server) SetManageWebhooks(channelID string, allowed bool) {
 	defer s.mu.Unlock()
 	if c := s.channels[channelID]; c != nil {
 		c.denyWebhooks = !allowed
+		s.notifyLocked()
 	}
 }
 
@@ -273,6 +289,18 @@ func (s *Server) FailNext429(l Limit) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.limits = append(s.limits, l)
+	s.notifyLocked()
+}
+
+// FailNext makes the next matching requests fail with f's status and error.
+func (s *Server) FailNext(f Failure) {
+	if f.Message == "" {
+		f.Message = http.StatusText(f.Status)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failures = append(s.failures, f)
+	s.notifyLocked()
 }
 
 // Calls returns a copy of every REST call so far.
@@ -358,6 +386,7 @@ func (s *Server) AddWebhook(channelID, name, appID string) discordgo.Webhook {
 		w.GuildID = c.guildID
 	}
 	s.webhooks[w.ID] = w
+	s.notifyLocked()
 	return w.Webhook
 }
 
@@ -366,6 +395,7 @@ func (s *Server) DeleteWebhook(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.webhooks, id)
+	s.notifyLocked()
 }
 
 // Commands returns the commands registered by bulk overwrite: guildID "" for global ones.
