@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/resonite-bridge/resonite-bridge/bot/discordtest"
+	"github.com/resonite-bridge/resonite-bridge/bridge/core"
 	"github.com/resonite-bridge/resonite-bridge/resonite"
 	"github.com/resonite-bridge/resonite-bridge/store"
 	"github.com/resonite-bridge/resonite-bridge/store/storetest"
@@ -211,7 +212,7 @@ func BenchmarkIdleMemory1000Pairings(b *testing.B) {
 			for i := 0; i < n; i++ {
 				ch := strconv.Itoa(120000000000000000 + i)
 				e.dc.AddChannel(e2eGuild, ch, "c"+strconv.Itoa(i))
-				if _, err := st.CreatePairing(context.Background(), store.Pairing{GuildID: e2eGuild, ChannelID: ch,
+				if _, err := st.CreatePairing(context.Background(), core.Pairing{GuildID: e2eGuild, ChannelID: ch,
 					ContactID: "U-Alice", ContactUsername: "Alice"}); err != nil {
 					b.Fatal(err)
 				}
