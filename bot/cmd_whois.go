@@ -47,12 +47,19 @@ func (c *contactCache) get(ctx context.Context, r Resonite, fresh bool) ([]core.
 	return list, nil
 }
 
-// findContact matches a U- id or a username, case-insensitively.
+// findContact matches a U- id, a username or an alternate username, case-insensitively.
 func findContact(list []core.Contact, who string) (core.Contact, bool) {
 	who = strings.TrimSpace(who)
 	for _, c := range list {
 		if strings.EqualFold(c.ID, who) || strings.EqualFold(c.Username, who) {
 			return c, true
+		}
+	}
+	for _, c := range list {
+		for _, alt := range c.AlternateUsernames {
+			if strings.EqualFold(alt, who) {
+				return c, true
+			}
 		}
 	}
 	return core.Contact{}, false

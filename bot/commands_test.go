@@ -166,6 +166,18 @@ func TestLinkUnlinkLinks(t *testing.T) {
 	}
 }
 
+func TestLinkByAlternateUsername(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t).start()
+	f := e.command("link", discordtest.O("contact", "aliceold")).Final(t)
+	if !strings.Contains(f.Content, "with Resonite contact **Alice**") {
+		t.Errorf("/link by a former username answered %q", f.Content)
+	}
+	if p, ok := e.store.pairing(channelID); !ok || p.ContactID != "U-Alice" {
+		t.Errorf("pairing = %+v, %v; want U-Alice", p, ok)
+	}
+}
+
 func TestLinkExplainsHowToBefriend(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {

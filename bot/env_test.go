@@ -281,7 +281,9 @@ func seedResonite(f *resonitetest.Fake) {
 		return resonite.Contact{ID: id, ContactUsername: name, ContactStatus: resonite.ContactAccepted, IsAccepted: true,
 			Profile: &resonite.Profile{IconURL: icon}}
 	}
-	f.AddContact(bridgeID, accepted("U-Alice", "Alice"))
+	alice := accepted("U-Alice", "Alice")
+	alice.AlternateUsernames = []string{"AliceOld"}
+	f.AddContact(bridgeID, alice)
 	f.AddContact(bridgeID, accepted("U-Bob", "Bob"))
 	f.AddContact(bridgeID, resonite.Contact{ID: "U-Carol", ContactUsername: "Carol", ContactStatus: resonite.ContactRequested})
 	f.AddContact(bridgeID, resonite.Contact{ID: "U-Dave", ContactUsername: "Dave", ContactStatus: resonite.ContactAccepted, IsAccepted: false})

@@ -96,11 +96,13 @@ const (
 
 // Contact is a user in the bridge account's contact list.
 type Contact struct {
-	ID        string
-	Username  string
-	State     ContactState
-	AvatarURL string  // https; empty when none
-	Device    *Device // the status sent with the contact list, when there is one
+	ID       string
+	Username string
+	// AlternateUsernames are names the user went by before; /link and /whois accept them.
+	AlternateUsernames []string
+	State              ContactState
+	AvatarURL          string  // https; empty when none
+	Device             *Device // the status sent with the contact list, when there is one
 }
 
 // User is a Resonite user's public profile.

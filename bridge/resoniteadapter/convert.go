@@ -27,7 +27,7 @@ func contactState(c resonite.Contact) core.ContactState {
 }
 
 func contact(c resonite.Contact) core.Contact {
-	out := core.Contact{ID: c.ID, Username: c.ContactUsername, State: contactState(c)}
+	out := core.Contact{ID: c.ID, Username: c.ContactUsername, AlternateUsernames: c.AlternateUsernames, State: contactState(c)}
 	if c.Profile != nil {
 		out.AvatarURL = resonite.AssetURL(c.Profile.IconURL)
 	}
