@@ -39,7 +39,7 @@ type HubOptions struct {
 	// Deprecated: ReorderWindow is ignored. Events leave in wire order as soon as they are
 	// read (see hub_order.go); there is no hold-back window any more.
 	ReorderWindow time.Duration
-	IdleTimeout      time.Duration // read watchdog, default 45 s
+	IdleTimeout   time.Duration // read watchdog, default 45 s
 	// ConfirmTimeout bounds SendMessage from the moment the hub is connected: the call and
 	// the wait for the MessageSent echo; default 30 s.
 	ConfirmTimeout time.Duration
@@ -99,8 +99,8 @@ const (
 type Hub struct {
 	o      HubOptions
 	log    *slog.Logger
-	httpU  *url.URL // http(s) form, for negotiate
-	wsU    *url.URL // ws(s) form
+	httpU  *url.URL   // http(s) form, for negotiate
+	wsU    *url.URL   // ws(s) form
 	events chan Event // q.out
 	q      *eventQueue
 
@@ -108,15 +108,15 @@ type Hub struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu         sync.Mutex
-	started    bool
-	closed     bool
-	state      HubState
-	cur        *hubConn
-	changed    chan struct{} // closed and replaced on every state change
-	self       string        // user id from the last header
-	sessionID  string        // the bot's userSessionId, stable for the Hub's life
-	statusAt   Time          // the bot's lastStatusChange
+	mu        sync.Mutex
+	started   bool
+	closed    bool
+	state     HubState
+	cur       *hubConn
+	changed   chan struct{} // closed and replaced on every state change
+	self      string        // user id from the last header
+	sessionID string        // the bot's userSessionId, stable for the Hub's life
+	statusAt  Time          // the bot's lastStatusChange
 	// keys are the session broadcast keys to listen on after every connect (key -> its
 	// session id, "" while unknown); keySession maps a session id back to its key, so that
 	// the key can be dropped when the session ends. Both are bounded (hub_order.go).
