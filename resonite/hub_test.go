@@ -1111,3 +1111,77 @@ func TestNewHubRejectsBadOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestHubForgetsKeysOfEndedSessions: a session that ended (RemoveSession, or an update with
+// hasEnded) takes its broadcast key out of the set listened on after each reconnect.
+func TestHubForgetsKeysOfEndedSessions(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	he := startHub(t, e)
+	connected(t, he)
+	st := resonite.UserStatus{UserID: "U-Friend", UserSessionID: "dev-keys", OnlineStatus: resonite.StatusOnline,
+		LastStatusChange: resonite.NewTime(time.Now()), CurrentSessionIndex: 0}
+	for _, k := range []string{"BK-removed", "BK-ended", "BK-live"} {
+		st.Sessions = append(st.Sessions, resonite.UserSessionMetadata{SessionHash: "H", AccessLevel: resonite.AccessContacts, BroadcastKey: ptr(k)})
+	}
+	e.f.Push(botID, "ReceiveStatusUpdate", st)
+	hubCalls(t, e.f, "ListenOnKey", 3)
+	session := func(id, key string, ended bool) resonite.SessionInfo {
+		return resonite.SessionInfo{SessionID: id, Name: id, BroadcastKey: ptr(key), HasEnded: ended, IsValid: !ended,
+			SessionBeginTime: resonite.NewTime(time.Now()), LastUpdate: resonite.NewTime(time.Now())}
+	}
+	e.f.Push(botID, "ReceiveSessionUpdate", session("S-removed", "BK-removed", false))
+	e.f.Push(botID, "ReceiveSessionUpdate", session("S-live", "BK-live", false))
+	e.f.Push(botID, "RemoveSession", "S-removed", resonite.NewTime(time.Now()))
+	e.f.Push(botID, "ReceiveSessionUpdate", session("S-ended", "BK-ended", true))
+	next(t, he.h, func(s resonite.SessionUpdated) bool { return s.Session.SessionID == "S-ended" }) // the last push: all handled
+	if got := resonite.HubBroadcastKeys(he.h); !slices.Equal(got, []string{"BK-live"}) {
+		t.Errorf("keys kept = %v, want [BK-live]", got)
+	}
+
+	mark := len(e.f.CallsTo("ListenOnKey", ""))
+	e.f.DropConnections()
+	next(t, he.h, func(c resonite.Connected) bool { return c.Reconnect })
+	again := e.f.CallsTo("ListenOnKey", "")[mark:]
+	jsonEqual(t, "keys listened on after the reconnect", mustJSON(t, callArgs(t, again)), `[["BK-live"]]`)
+}
+
+// TestHubCachesAreBounded: devices and sessions come and go for as long as the daemon runs;
+// the hub's memory of them stays within its bound.
+func TestHubCachesAreBounded(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	h, err := resonite.NewHub(resonite.HubOptions{URL: e.f.HubURL, Auth: e.c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const limit = 8
+	resonite.SetHubCacheLimit(h, limit)
+	if err := h.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+		defer cancel()
+		if err := h.Close(ctx); err != nil {
+			t.Errorf("closing the hub: %v", err)
+		}
+	})
+	next[resonite.Connected](t, h, nil)
+	const n = 100
+	for i := range n {
+		key := fmt.Sprintf("BK-%03d", i)
+		e.f.Push(botID, "ReceiveStatusUpdate", resonite.UserStatus{UserID: fmt.Sprintf("U-%03d", i), UserSessionID: "dev",
+			OnlineStatus: resonite.StatusOnline, LastStatusChange: resonite.NewTime(time.Now()), CurrentSessionIndex: 0,
+			Sessions: []resonite.UserSessionMetadata{{SessionHash: "H", AccessLevel: resonite.AccessAnyone, BroadcastKey: ptr(key)}}})
+		e.f.Push(botID, "ReceiveSessionUpdate", resonite.SessionInfo{SessionID: fmt.Sprintf("S-%03d", i), BroadcastKey: ptr(key), IsValid: true})
+	}
+	next(t, h, func(s resonite.SessionUpdated) bool { return s.Session.SessionID == fmt.Sprintf("S-%03d", n-1) })
+	keys, sessions, statuses := resonite.HubCacheSizes(h)
+	if keys > limit || sessions > limit || statuses > limit {
+		t.Errorf("after %d devices and sessions the hub holds %d keys, %d sessions, %d statuses; the bound is %d", n, keys, sessions, statuses, limit)
+	}
+	if got := resonite.HubBroadcastKeys(h); len(got) == 0 || got[len(got)-1] != fmt.Sprintf("BK-%03d", n-1) {
+		t.Errorf("the newest key was evicted: %v", got)
+	}
+}
