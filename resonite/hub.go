@@ -578,43 +578,40 @@ func (h *Hub) InitializeContacts(ctx context.Context) ([]Contact, error) {
 	return h.initializeContactsOn(ctx, c)
 }
 
+// initializeContactsOn runs the InitializeContacts stream on c. The stream goes through
+// frameConn rather than the library's PullStream: that one leaves a goroutine blocked for
+// good when the connection ends while items are still buffered (its forwarder stops at the
+// first error and the producer's sends do not watch the context).
 func (h *Hub) initializeContactsOn(ctx context.Context, c *hubConn) ([]Contact, error) {
-	ch := c.client.PullStream("InitializeContacts")
-	out := []Contact{}
-	for {
-		select {
-		case r, ok := <-ch:
-			if !ok {
-				if c.ctx.Err() != nil {
-					return nil, fmt.Errorf("resonite: hub InitializeContacts: %w (connection lost)", ErrHubNotConnected)
-				}
-				return out, nil
-			}
-			if r.Error != nil {
-				h.drain(ch)
-				if c.ctx.Err() != nil || lostConnection(r.Error) {
-					return nil, fmt.Errorf("resonite: hub InitializeContacts: %w: %v", ErrHubNotConnected, r.Error)
-				}
-				return nil, &HubError{Method: "InitializeContacts", Message: strings.TrimSpace(r.Error.Error())}
-			}
-			if r.Value == nil {
-				continue // a null item is no contact
-			}
-			var ct Contact
-			b, err := json.Marshal(r.Value)
-			if err == nil {
-				err = json.Unmarshal(b, &ct)
-			}
-			if err != nil {
-				h.log.Warn("hub: skipping an undecodable contact of InitializeContacts", "err", err)
-				continue
-			}
-			out = append(out, ct)
-		case <-ctx.Done():
-			h.drain(ch)
-			return nil, fmt.Errorf("resonite: hub InitializeContacts: %w", ctx.Err())
-		}
+	s, err := c.fc.startStream("InitializeContacts")
+	if err != nil {
+		return nil, fmt.Errorf("resonite: hub InitializeContacts: %w: %w", ErrHubNotConnected, err)
 	}
+	select {
+	case <-s.done:
+	case <-c.ctx.Done():
+		c.fc.dropStream(s.id, false)
+		return nil, fmt.Errorf("resonite: hub InitializeContacts: %w (connection lost)", ErrHubNotConnected)
+	case <-ctx.Done():
+		c.fc.dropStream(s.id, true)
+		return nil, fmt.Errorf("resonite: hub InitializeContacts: %w", ctx.Err())
+	}
+	if s.err != "" {
+		return nil, &HubError{Method: "InitializeContacts", Message: strings.TrimSpace(s.err)}
+	}
+	out := []Contact{}
+	for _, item := range s.items {
+		if string(item) == "null" {
+			continue // a null item is no contact
+		}
+		var ct Contact
+		if err := json.Unmarshal(item, &ct); err != nil {
+			h.log.Warn("hub: skipping an undecodable contact of InitializeContacts", "err", err)
+			continue
+		}
+		out = append(out, ct)
+	}
+	return out, nil
 }
 
 // BroadcastSession announces a hosted session.

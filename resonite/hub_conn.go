@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,7 @@ type hubConn struct {
 	ctx      context.Context
 	cancel   context.CancelCauseFunc
 	listened map[string]bool // broadcast keys subscribed on this connection (guarded by Hub.mu)
+	fc       *frameConn
 
 	mu      sync.Mutex
 	stopped bool
@@ -173,6 +175,7 @@ func (h *Hub) connectOnce(ctx context.Context, connects int) (up bool, err error
 	}
 	c := &hubConn{ctx: connCtx, cancel: cancel, listened: map[string]bool{}}
 	fc := newFrameConn(connCtx, cancel, ws, h, c)
+	c.fc = fc
 	defer fc.close() // after it, no event of this connection can be sent
 	var watch sync.WaitGroup
 	watch.Add(1)
@@ -439,6 +442,100 @@ type frameConn struct {
 
 	dmu    sync.Mutex // held while a record is dispatched; close waits for it
 	closed bool
+
+	smu        sync.Mutex
+	streams    map[string]*hubStream // our stream invocations by id, until their completion
+	nextStream atomic.Uint64
+}
+
+// hubStream is a server stream the hub client runs itself (see Hub.initializeContactsOn):
+// the reader collects its items and closes done at its completion.
+type hubStream struct {
+	id    string
+	items []json.RawMessage
+	size  int
+	err   string // the completion's error, or why the stream was given up
+	done  chan struct{}
+}
+
+// streamPrefix marks the invocation ids of our own streams; the library numbers its own.
+const streamPrefix = "rb-stream-"
+
+const maxStreamBytes = 64 << 20
+
+// startStream registers a stream and sends its StreamInvocation. The library's writes are
+// whole records too, and the WebSocket serializes messages, so the two cannot interleave.
+func (c *frameConn) startStream(target string) (*hubStream, error) {
+	s := &hubStream{id: fmt.Sprintf("%s%d", streamPrefix, c.nextStream.Add(1)), done: make(chan struct{})}
+	c.smu.Lock()
+	c.streams[s.id] = s
+	c.smu.Unlock()
+	rec, err := json.Marshal(frameEnvelope{Type: 4, InvocationID: s.id, Target: target, Arguments: []json.RawMessage{}})
+	if err == nil {
+		_, err = c.Connection.Write(append(rec, 0x1e))
+	}
+	if err != nil {
+		c.dropStream(s.id, false)
+		return nil, fmt.Errorf("sending the %s stream invocation: %w", target, err)
+	}
+	return s, nil
+}
+
+// dropStream forgets a stream whose caller gave up, and asks the hub to stop it when cancel.
+func (c *frameConn) dropStream(id string, cancel bool) {
+	c.smu.Lock()
+	delete(c.streams, id)
+	c.smu.Unlock()
+	if cancel {
+		rec, err := json.Marshal(struct {
+			Type         int    `json:"type"`
+			InvocationID string `json:"invocationId"`
+		}{5, id})
+		if err == nil {
+			_, _ = c.Connection.Write(append(rec, 0x1e)) // best effort: the items are dropped anyway
+		}
+	}
+}
+
+type streamEnvelope struct {
+	Type         int             `json:"type"`
+	InvocationID string          `json:"invocationId"`
+	Item         json.RawMessage `json:"item"`
+	Error        string          `json:"error"`
+}
+
+// streamRecord takes a stream item or completion of one of our streams; it reports whether
+// the record was one (the library must not see those: it knows no such invocation).
+func (c *frameConn) streamRecord(body []byte) bool {
+	if !bytes.Contains(body, []byte(streamPrefix)) {
+		return false
+	}
+	var env streamEnvelope
+	if err := json.Unmarshal(body, &env); err != nil || !strings.HasPrefix(env.InvocationID, streamPrefix) || (env.Type != 2 && env.Type != 3) {
+		return false
+	}
+	c.smu.Lock()
+	defer c.smu.Unlock()
+	s, ok := c.streams[env.InvocationID]
+	if !ok {
+		return true // a stream given up: its late records are dropped
+	}
+	finish := func(err string) {
+		s.err = err
+		delete(c.streams, s.id)
+		close(s.done)
+	}
+	if env.Type == 3 {
+		finish(env.Error)
+		return true
+	}
+	s.size += len(env.Item)
+	if s.size > maxStreamBytes {
+		finish(fmt.Sprintf("stream larger than %d bytes; given up", maxStreamBytes))
+		return true
+	}
+	s.items = append(s.items, env.Item)
+	return true
 }
 
 func newFrameConn(ctx context.Context, cancel context.CancelCauseFunc, ws *websocket.Conn, h *Hub, hc *hubConn) *frameConn {
@@ -448,6 +545,7 @@ func newFrameConn(ctx context.Context, cancel context.CancelCauseFunc, ws *webso
 		hc:         hc,
 		cancel:     cancel,
 		buf:        make([]byte, 64<<10),
+		streams:    map[string]*hubStream{},
 	}
 	fc.lastRead.Store(time.Now().UnixNano())
 	return fc
@@ -526,6 +624,9 @@ const ackTarget = "Ack"
 // invocation id for an invocation that wants a completion, the record itself otherwise.
 func (c *frameConn) intercept(whole []byte) []byte {
 	body := whole[:len(whole)-1]
+	if c.streamRecord(body) {
+		return nil
+	}
 	if !bytes.Contains(body, []byte(`"target"`)) && !bytes.Contains(body, []byte(`"Target"`)) {
 		return whole // handshake answer, ping, completion, …: cheap check before decoding
 	}

@@ -48,11 +48,15 @@ func startHub(t *testing.T, e *env, mod ...func(*resonite.HubOptions)) *hubEnv {
 	return &hubEnv{env: e, h: runHub(t, o), logs: logs}
 }
 
-func runHub(t *testing.T, o resonite.HubOptions) *resonite.Hub {
+// runHub starts a hub with o after the prepare hooks (which may use the test-only setters).
+func runHub(t *testing.T, o resonite.HubOptions, prepare ...func(*resonite.Hub)) *resonite.Hub {
 	t.Helper()
 	h, err := resonite.NewHub(o)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, p := range prepare {
+		p(h)
 	}
 	if err := h.Start(context.Background()); err != nil {
 		t.Fatal(err)
@@ -1151,22 +1155,8 @@ func TestHubForgetsKeysOfEndedSessions(t *testing.T) {
 func TestHubCachesAreBounded(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	h, err := resonite.NewHub(resonite.HubOptions{URL: e.f.HubURL, Auth: e.c})
-	if err != nil {
-		t.Fatal(err)
-	}
 	const limit = 8
-	resonite.SetHubCacheLimit(h, limit)
-	if err := h.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
-		defer cancel()
-		if err := h.Close(ctx); err != nil {
-			t.Errorf("closing the hub: %v", err)
-		}
-	})
+	h := runHub(t, resonite.HubOptions{URL: e.f.HubURL, Auth: e.c}, func(h *resonite.Hub) { resonite.SetHubCacheLimit(h, limit) })
 	next[resonite.Connected](t, h, nil)
 	const n = 100
 	for i := range n {

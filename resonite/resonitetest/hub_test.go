@@ -63,6 +63,18 @@ func dial(t *testing.T, f *resonitetest.Fake) *rawConn {
 	return &rawConn{t: t, ws: ws, ctx: ctx}
 }
 
+// open dials, completes the handshake and waits until the fake has registered the connection.
+func open(t *testing.T, f *resonitetest.Fake) *rawConn {
+	t.Helper()
+	c := dial(t, f)
+	c.send(handshake)
+	c.expect(`{}`)
+	if err := f.WaitConnected(c.ctx, userID, 1); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // send writes one WebSocket text message (any number of records).
 func (c *rawConn) send(msg string) {
 	c.t.Helper()
@@ -201,9 +213,7 @@ func TestHubNonBlockingInvocationsGetNoAnswer(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
 	f.FailHubMethod("ListenOnContact", true)
-	c := dial(t, f)
-	c.send(handshake)
-	c.expect(`{}`)
+	c := open(t, f)
 	for _, rec := range []string{
 		`{"type":1,"target":"ListenOnKey","arguments":["BK-1"]}`,                   // works
 		`{"type":1,"target":"NoSuchMethod","arguments":[1,2]}`,                     // unknown
@@ -252,9 +262,7 @@ func TestHubAnswers(t *testing.T) {
 		{"value result", `{"type":1,"invocationId":"8","target":"InitializeStatus","arguments":[]}`,
 			[]string{`{"type":3,"invocationId":"8","result":{"contacts":[` + contactJSON(t, f, 0) + `,` + contactJSON(t, f, 1) + `]}}`}},
 	}
-	c := dial(t, f)
-	c.send(handshake)
-	c.expect(`{}`)
+	c := open(t, f)
 	for _, tc := range tests { // one connection, in sequence: each answer is checked before the next call
 		t.Run(tc.name, func(t *testing.T) {
 			c.t = t
@@ -294,12 +302,7 @@ func TestHubServerEndsConnections(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFake(t)
-			c := dial(t, f)
-			c.send(handshake)
-			c.expect(`{}`)
-			if err := f.WaitConnected(c.ctx, userID, 1); err != nil {
-				t.Fatal(err)
-			}
+			c := open(t, f)
 			tc.end(f, c)
 			if tc.closeMsg != "" {
 				c.expect(tc.closeMsg)
@@ -316,12 +319,7 @@ func TestHubServerEndsConnections(t *testing.T) {
 func TestHubPushesInOrder(t *testing.T) {
 	t.Parallel()
 	f := newFake(t)
-	c := dial(t, f)
-	c.send(handshake)
-	c.expect(`{}`)
-	if err := f.WaitConnected(c.ctx, userID, 1); err != nil {
-		t.Fatal(err)
-	}
+	c := open(t, f)
 	const n = 1000
 	for i := range n {
 		f.Push(userID, "Debug", fmt.Sprint(i))
