@@ -521,13 +521,13 @@ func TestRunUpkeep(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() { defer close(done); e.c.RunUpkeep(ctx, 5*time.Millisecond) }()
-	for len(e.f.CallsTo("PATCH", "/userSessions")) < 2 {
-		time.Sleep(time.Millisecond)
+	if _, err := e.f.WaitCalls(waitCtx(t), "PATCH", "/userSessions", 2); err != nil {
+		t.Fatal(err)
 	}
 	// An expired token is replaced by the upkeep itself.
 	e.f.ExpireTokens()
-	for len(e.f.CallsTo("POST", "/userSessions")) < 2 {
-		time.Sleep(time.Millisecond)
+	if _, err := e.f.WaitCalls(waitCtx(t), "POST", "/userSessions", 2); err != nil {
+		t.Fatal(err)
 	}
 	cancel()
 	<-done

@@ -129,6 +129,7 @@ func NewClient(o Options) (*Client, error) {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
+	c.log = c.log.With("component", "resonite.client")
 	if c.reloginBackoffMax < c.reloginBackoff {
 		c.reloginBackoffMax = c.reloginBackoff
 	}

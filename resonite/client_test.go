@@ -28,16 +28,52 @@ const (
 
 func ptr[T any](v T) *T { return &v }
 
-// syncBuffer collects log output from concurrent goroutines.
+// syncBuffer collects log output from concurrent goroutines; waitFor waits on its writes.
 type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	written chan struct{} // closed and replaced on every Write
 }
 
 func (b *syncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.written != nil {
+		close(b.written)
+	}
+	b.written = make(chan struct{})
 	return b.buf.Write(p)
+}
+
+// waitFor returns once the log holds every one of parts, or fails the test at the wait limit.
+// Each write is the signal to look again: the log line is the code saying it did the work.
+func (b *syncBuffer) waitFor(t *testing.T, what string, parts ...string) {
+	t.Helper()
+	timeout := time.NewTimer(waitLimit)
+	defer timeout.Stop()
+	for {
+		b.mu.Lock()
+		if b.written == nil {
+			b.written = make(chan struct{})
+		}
+		text, written := b.buf.String(), b.written
+		b.mu.Unlock()
+		missing := ""
+		for _, p := range parts {
+			if !strings.Contains(text, p) {
+				missing = p
+				break
+			}
+		}
+		if missing == "" {
+			return
+		}
+		select {
+		case <-written:
+		case <-timeout.C:
+			t.Fatalf("%s: %q not logged within %s:\n%s", what, missing, waitLimit, text)
+		}
+	}
 }
 
 func (b *syncBuffer) String() string {
@@ -546,8 +582,8 @@ func TestContextCancellation(t *testing.T) {
 		done := make(chan error, 1)
 		go func() { _, err := e.c.Sessions(ctx, resonite.SessionQuery{}); done <- err }()
 		// Cancel once the request has reached the fake.
-		for len(e.f.CallsTo("GET", "/sessions")) == 0 {
-			time.Sleep(time.Millisecond)
+		if _, err := e.f.WaitCalls(waitCtx(t), "GET", "/sessions", 1); err != nil {
+			t.Fatal(err)
 		}
 		cancel()
 		if err := <-done; !errors.Is(err, context.Canceled) {

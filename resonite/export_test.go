@@ -30,3 +30,24 @@ func HubBackoffIntervals(n int) (waits []time.Duration, ok bool) {
 	}
 	return waits, true
 }
+
+// HubBroadcastKeys returns the broadcast keys the hub would listen on after a reconnect.
+func HubBroadcastKeys(h *Hub) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.keys.live(time.Now())
+}
+
+// HubCacheSizes reports how many broadcast keys, key-to-session links and device status
+// times the hub holds.
+func HubCacheSizes(h *Hub) (keys, sessions, statuses int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.keys.len(), h.keySession.len(), h.lastStatus.len()
+}
+
+// SetHubCacheLimit lowers the bound of the hub's per-session and per-device maps; call it
+// before Start.
+func SetHubCacheLimit(h *Hub, n int) {
+	h.keys.max, h.keySession.max, h.lastStatus.max = n, n, n
+}

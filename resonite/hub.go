@@ -36,8 +36,10 @@ type HubOptions struct {
 	// onlineStatus Online are filled in when empty.
 	Status           UserStatus
 	RebroadcastEvery time.Duration // default 90 s (must be ≤ 120 s)
-	ReorderWindow    time.Duration // default 150 ms; a negative value disables the hold-back
-	IdleTimeout      time.Duration // read watchdog, default 45 s
+	// Deprecated: ReorderWindow is ignored. Events leave in wire order as soon as they are
+	// read (see hub_order.go); there is no hold-back window any more.
+	ReorderWindow time.Duration
+	IdleTimeout   time.Duration // read watchdog, default 45 s
 	// ConfirmTimeout bounds SendMessage from the moment the hub is connected: the call and
 	// the wait for the MessageSent echo; default 30 s.
 	ConfirmTimeout time.Duration
@@ -87,7 +89,6 @@ const (
 	defaultEventBuffer    = 1024
 	defaultRebroadcast    = 90 * time.Second
 	maxRebroadcast        = 120 * time.Second
-	defaultReorderWindow  = 150 * time.Millisecond
 	defaultIdleTimeout    = 45 * time.Second
 	defaultConfirmTimeout = 30 * time.Second
 )
@@ -98,27 +99,31 @@ const (
 type Hub struct {
 	o      HubOptions
 	log    *slog.Logger
-	httpU  *url.URL // http(s) form, for negotiate
-	wsU    *url.URL // ws(s) form
-	events chan Event
-	order  *orderer
+	httpU  *url.URL   // http(s) form, for negotiate
+	wsU    *url.URL   // ws(s) form
+	events chan Event // q.out
+	q      *eventQueue
 
 	wg     sync.WaitGroup
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu         sync.Mutex
-	started    bool
-	closed     bool
-	state      HubState
-	cur        *hubConn
-	changed    chan struct{} // closed and replaced on every state change
-	self       string        // user id from the last header
-	sessionID  string        // the bot's userSessionId, stable for the Hub's life
-	statusAt   Time          // the bot's lastStatusChange
-	keys       map[string]bool
+	mu        sync.Mutex
+	started   bool
+	closed    bool
+	state     HubState
+	cur       *hubConn
+	changed   chan struct{} // closed and replaced on every state change
+	self      string        // user id from the last header
+	sessionID string        // the bot's userSessionId, stable for the Hub's life
+	statusAt  Time          // the bot's lastStatusChange
+	// keys are the session broadcast keys to listen on after every connect (key -> its
+	// session id, "" while unknown); keySession maps a session id back to its key, so that
+	// the key can be dropped when the session ends. Both are bounded (hub_order.go).
+	keys       *recentMap[string]
+	keySession *recentMap[string]
 	pending    map[string]chan struct{} // message id -> closed on MessageSent echo
-	lastStatus map[string]Time          // userId/userSessionId -> last delivered lastStatusChange
+	lastStatus *recentMap[Time]         // userId/userSessionId -> last delivered lastStatusChange
 	renewed    chan struct{}            // wakes the backoff wait after a token renewal
 	done       chan struct{}            // closed by Close
 }
@@ -153,12 +158,6 @@ func NewHub(o HubOptions) (*Hub, error) {
 	if o.RebroadcastEvery > maxRebroadcast {
 		return nil, fmt.Errorf("resonite: NewHub: RebroadcastEvery %s exceeds %s (contacts would see the bot drop offline)", o.RebroadcastEvery, maxRebroadcast)
 	}
-	if o.ReorderWindow == 0 {
-		o.ReorderWindow = defaultReorderWindow
-	}
-	if o.ReorderWindow < 0 {
-		o.ReorderWindow = 0
-	}
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = defaultIdleTimeout
 	}
@@ -170,17 +169,20 @@ func NewHub(o HubOptions) (*Hub, error) {
 		lg = slog.New(slog.DiscardHandler)
 	}
 	lg = lg.With("component", "resonite.hub")
+	q := newEventQueue(o.EventBuffer, lg)
 	h := &Hub{
 		o:          o,
 		log:        lg,
 		httpU:      &httpU,
 		wsU:        &wsU,
-		events:     make(chan Event, o.EventBuffer),
+		events:     q.out,
+		q:          q,
 		changed:    make(chan struct{}),
 		sessionID:  o.Status.UserSessionID,
-		keys:       map[string]bool{},
+		keys:       newRecentMap[string](maxBroadcastKeys, broadcastKeyTTL),
+		keySession: newRecentMap[string](maxBroadcastKeys, broadcastKeyTTL),
 		pending:    map[string]chan struct{}{},
-		lastStatus: map[string]Time{},
+		lastStatus: newRecentMap[Time](maxStatusMemory, statusMemoryTTL),
 		renewed:    make(chan struct{}, 1),
 		done:       make(chan struct{}),
 		state:      HubState{State: ConnDisconnected, Since: time.Now()},
@@ -188,7 +190,6 @@ func NewHub(o HubOptions) (*Hub, error) {
 	if h.sessionID == "" {
 		h.sessionID = uuid.NewString()
 	}
-	h.order = newOrderer(o.ReorderWindow, o.EventBuffer, lg)
 	return h, nil
 }
 
@@ -205,10 +206,15 @@ func (h *Hub) Start(ctx context.Context) error {
 	}
 	h.started = true
 	h.ctx, h.cancel = context.WithCancel(ctx)
-	h.wg.Add(3)
-	go func() { defer h.wg.Done(); h.order.pump(h.ctx, h.events) }()
+	h.wg.Add(2)
 	go func() { defer h.wg.Done(); h.watchRenewals(h.ctx) }()
-	go func() { defer h.wg.Done(); h.run(h.ctx) }()
+	go func() {
+		defer h.wg.Done()
+		// run is the only producer's owner: every connection's reader and start-up goroutine
+		// is done when it returns, so nothing sends on Events after this close.
+		defer close(h.events)
+		h.run(h.ctx)
+	}()
 	return nil
 }
 
@@ -572,43 +578,40 @@ func (h *Hub) InitializeContacts(ctx context.Context) ([]Contact, error) {
 	return h.initializeContactsOn(ctx, c)
 }
 
+// initializeContactsOn runs the InitializeContacts stream on c. The stream goes through
+// frameConn rather than the library's PullStream: that one leaves a goroutine blocked for
+// good when the connection ends while items are still buffered (its forwarder stops at the
+// first error and the producer's sends do not watch the context).
 func (h *Hub) initializeContactsOn(ctx context.Context, c *hubConn) ([]Contact, error) {
-	ch := c.client.PullStream("InitializeContacts")
-	out := []Contact{}
-	for {
-		select {
-		case r, ok := <-ch:
-			if !ok {
-				if c.ctx.Err() != nil {
-					return nil, fmt.Errorf("resonite: hub InitializeContacts: %w (connection lost)", ErrHubNotConnected)
-				}
-				return out, nil
-			}
-			if r.Error != nil {
-				h.drain(ch)
-				if c.ctx.Err() != nil || lostConnection(r.Error) {
-					return nil, fmt.Errorf("resonite: hub InitializeContacts: %w: %v", ErrHubNotConnected, r.Error)
-				}
-				return nil, &HubError{Method: "InitializeContacts", Message: strings.TrimSpace(r.Error.Error())}
-			}
-			if r.Value == nil {
-				continue // a null item is no contact
-			}
-			var ct Contact
-			b, err := json.Marshal(r.Value)
-			if err == nil {
-				err = json.Unmarshal(b, &ct)
-			}
-			if err != nil {
-				h.log.Warn("hub: skipping an undecodable contact of InitializeContacts", "error", err)
-				continue
-			}
-			out = append(out, ct)
-		case <-ctx.Done():
-			h.drain(ch)
-			return nil, fmt.Errorf("resonite: hub InitializeContacts: %w", ctx.Err())
-		}
+	s, err := c.fc.startStream("InitializeContacts")
+	if err != nil {
+		return nil, fmt.Errorf("resonite: hub InitializeContacts: %w: %w", ErrHubNotConnected, err)
 	}
+	select {
+	case <-s.done:
+	case <-c.ctx.Done():
+		c.fc.dropStream(s.id, false)
+		return nil, fmt.Errorf("resonite: hub InitializeContacts: %w (connection lost)", ErrHubNotConnected)
+	case <-ctx.Done():
+		c.fc.dropStream(s.id, true)
+		return nil, fmt.Errorf("resonite: hub InitializeContacts: %w", ctx.Err())
+	}
+	if s.err != "" {
+		return nil, &HubError{Method: "InitializeContacts", Message: strings.TrimSpace(s.err)}
+	}
+	out := []Contact{}
+	for _, item := range s.items {
+		if string(item) == "null" {
+			continue // a null item is no contact
+		}
+		var ct Contact
+		if err := json.Unmarshal(item, &ct); err != nil {
+			h.log.Warn("hub: skipping an undecodable contact of InitializeContacts", "err", err)
+			continue
+		}
+		out = append(out, ct)
+	}
+	return out, nil
 }
 
 // BroadcastSession announces a hosted session.

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,7 @@ type hubConn struct {
 	ctx      context.Context
 	cancel   context.CancelCauseFunc
 	listened map[string]bool // broadcast keys subscribed on this connection (guarded by Hub.mu)
+	fc       *frameConn
 
 	mu      sync.Mutex
 	stopped bool
@@ -101,7 +103,7 @@ func (h *Hub) run(ctx context.Context) {
 			continue
 		}
 		wait := b.NextBackOff()
-		h.log.Warn("hub: disconnected; reconnecting", "error", err, "in", wait.Round(time.Millisecond))
+		h.log.Warn("hub: disconnected; reconnecting", "err", err, "in", wait.Round(time.Millisecond))
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
@@ -173,14 +175,16 @@ func (h *Hub) connectOnce(ctx context.Context, connects int) (up bool, err error
 	}
 	c := &hubConn{ctx: connCtx, cancel: cancel, listened: map[string]bool{}}
 	fc := newFrameConn(connCtx, cancel, ws, h, c)
+	c.fc = fc
+	defer fc.close() // after it, no event of this connection can be sent
 	var watch sync.WaitGroup
 	watch.Add(1)
-	go func() { defer watch.Done(); fc.watchdog(h.o.IdleTimeout, h.order) }()
+	go func() { defer watch.Done(); fc.watchdog(h.o.IdleTimeout, h.q) }()
 	defer watch.Wait()
 
 	client, err := signalr.NewClient(connCtx,
 		signalr.WithConnection(fc),
-		signalr.WithReceiver(&hubReceiver{h: h}),
+		signalr.WithReceiver(hubReceiver{}),
 		signalr.Logger(slogKit{h.log}, false),
 		signalr.MaximumReceiveMessageSize(1<<20),
 		signalr.KeepAliveInterval(hubKeepAlive),
@@ -243,7 +247,7 @@ func (h *Hub) startup(ctx context.Context, c *hubConn, reconnect bool) {
 		defer cancel()
 		err := f(sctx)
 		if err != nil && ctx.Err() == nil {
-			h.log.Warn("hub: start-up step failed", "step", name, "error", err)
+			h.log.Warn("hub: start-up step failed", "step", name, "err", err)
 		}
 		return err
 	}
@@ -281,7 +285,7 @@ func (h *Hub) startup(ctx context.Context, c *hubConn, reconnect bool) {
 	// Keys of the contacts and of earlier connections (whose subscriptions died with them).
 	h.mu.Lock()
 	var keys []string
-	for k := range h.keys {
+	for _, k := range h.keys.live(time.Now()) {
 		if !c.listened[k] {
 			c.listened[k] = true
 			keys = append(keys, k)
@@ -295,7 +299,7 @@ func (h *Hub) startup(ctx context.Context, c *hubConn, reconnect bool) {
 	if ctx.Err() != nil {
 		return
 	}
-	h.order.add(ctx, Connected{Reconnect: reconnect, Contacts: contacts}, time.Time{}, "", "")
+	h.q.add(ctx, Connected{Reconnect: reconnect, Contacts: contacts})
 
 	t := time.NewTicker(h.o.RebroadcastEvery)
 	defer t.Stop()
@@ -328,7 +332,7 @@ func (h *Hub) dial(ctx context.Context, authz string) (*websocket.Conn, error) {
 			q.Set("id", token)
 			target.RawQuery = q.Encode()
 		case errors.Is(err, errNoNegotiate):
-			h.log.Debug("hub: negotiate not usable; connecting directly", "error", err)
+			h.log.Debug("hub: negotiate not usable; connecting directly", "err", err)
 		default: // refused, overloaded or unreachable: a direct dial would fare no better
 			return nil, err
 		}
@@ -419,12 +423,12 @@ func joinPath(base, elem string) string {
 	return base + "/" + elem
 }
 
-// frameConn sits between the WebSocket and the library. It hands the library one frame per
-// Read (so its handshake reader cannot swallow the frames behind the handshake answer), takes
-// the pushes without invocation id out of the stream and dispatches them itself in wire
-// order (the library would run each on its own goroutine, answer unknown targets with an
-// id-less completion that gets the connection dropped, and do the same on any decoding
-// error), and records when data last arrived for the watchdog.
+// frameConn sits between the WebSocket and the library. It hands the library one record per
+// Read (so that the library's handshake reader cannot swallow the records behind the
+// handshake answer), turns every invocation into its event itself, in read order (see
+// hub_order.go for why that is the wire order), and records when data last arrived for the
+// watchdog. Read is only ever called by one goroutine at a time: first the library's
+// handshake reader, then its receive loop.
 type frameConn struct {
 	signalr.Connection
 	h        *Hub
@@ -435,6 +439,103 @@ type frameConn struct {
 	frames   [][]byte
 	cur      []byte
 	lastRead atomic.Int64
+
+	dmu    sync.Mutex // held while a record is dispatched; close waits for it
+	closed bool
+
+	smu        sync.Mutex
+	streams    map[string]*hubStream // our stream invocations by id, until their completion
+	nextStream atomic.Uint64
+}
+
+// hubStream is a server stream the hub client runs itself (see Hub.initializeContactsOn):
+// the reader collects its items and closes done at its completion.
+type hubStream struct {
+	id    string
+	items []json.RawMessage
+	size  int
+	err   string // the completion's error, or why the stream was given up
+	done  chan struct{}
+}
+
+// streamPrefix marks the invocation ids of our own streams; the library numbers its own.
+const streamPrefix = "rb-stream-"
+
+const maxStreamBytes = 64 << 20
+
+// startStream registers a stream and sends its StreamInvocation. The library's writes are
+// whole records too, and the WebSocket serializes messages, so the two cannot interleave.
+func (c *frameConn) startStream(target string) (*hubStream, error) {
+	s := &hubStream{id: fmt.Sprintf("%s%d", streamPrefix, c.nextStream.Add(1)), done: make(chan struct{})}
+	c.smu.Lock()
+	c.streams[s.id] = s
+	c.smu.Unlock()
+	rec, err := json.Marshal(frameEnvelope{Type: 4, InvocationID: s.id, Target: target, Arguments: []json.RawMessage{}})
+	if err == nil {
+		_, err = c.Connection.Write(append(rec, 0x1e))
+	}
+	if err != nil {
+		c.dropStream(s.id, false)
+		return nil, fmt.Errorf("sending the %s stream invocation: %w", target, err)
+	}
+	return s, nil
+}
+
+// dropStream forgets a stream whose caller gave up, and asks the hub to stop it when cancel.
+func (c *frameConn) dropStream(id string, cancel bool) {
+	c.smu.Lock()
+	delete(c.streams, id)
+	c.smu.Unlock()
+	if cancel {
+		rec, err := json.Marshal(struct {
+			Type         int    `json:"type"`
+			InvocationID string `json:"invocationId"`
+		}{5, id})
+		if err == nil {
+			_, _ = c.Connection.Write(append(rec, 0x1e)) // best effort: the items are dropped anyway
+		}
+	}
+}
+
+type streamEnvelope struct {
+	Type         int             `json:"type"`
+	InvocationID string          `json:"invocationId"`
+	Item         json.RawMessage `json:"item"`
+	Error        string          `json:"error"`
+}
+
+// streamRecord takes a stream item or completion of one of our streams; it reports whether
+// the record was one (the library must not see those: it knows no such invocation).
+func (c *frameConn) streamRecord(body []byte) bool {
+	if !bytes.Contains(body, []byte(streamPrefix)) {
+		return false
+	}
+	var env streamEnvelope
+	if err := json.Unmarshal(body, &env); err != nil || !strings.HasPrefix(env.InvocationID, streamPrefix) || (env.Type != 2 && env.Type != 3) {
+		return false
+	}
+	c.smu.Lock()
+	defer c.smu.Unlock()
+	s, ok := c.streams[env.InvocationID]
+	if !ok {
+		return true // a stream given up: its late records are dropped
+	}
+	finish := func(err string) {
+		s.err = err
+		delete(c.streams, s.id)
+		close(s.done)
+	}
+	if env.Type == 3 {
+		finish(env.Error)
+		return true
+	}
+	s.size += len(env.Item)
+	if s.size > maxStreamBytes {
+		finish(fmt.Sprintf("stream larger than %d bytes; given up", maxStreamBytes))
+		return true
+	}
+	s.items = append(s.items, env.Item)
+	return true
 }
 
 func newFrameConn(ctx context.Context, cancel context.CancelCauseFunc, ws *websocket.Conn, h *Hub, hc *hubConn) *frameConn {
@@ -444,9 +545,21 @@ func newFrameConn(ctx context.Context, cancel context.CancelCauseFunc, ws *webso
 		hc:         hc,
 		cancel:     cancel,
 		buf:        make([]byte, 64<<10),
+		streams:    map[string]*hubStream{},
 	}
 	fc.lastRead.Store(time.Now().UnixNano())
 	return fc
+}
+
+var errFrameConnClosed = errors.New("resonite: hub connection finished")
+
+// close ends the connection and waits for a dispatch in progress, so that no event of this
+// connection is sent after it returns (the next connection's come after).
+func (c *frameConn) close() {
+	c.cancel(errFrameConnClosed) // a no-op when a cause is set already; unblocks a waiting send
+	c.dmu.Lock()
+	c.closed = true
+	c.dmu.Unlock()
 }
 
 func (c *frameConn) Read(p []byte) (int, error) {
@@ -473,6 +586,8 @@ func (c *frameConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// feed splits data into records (0x1E-terminated) and queues each for the library after its
+// event, if any, is out.
 func (c *frameConn) feed(b []byte) error {
 	c.partial = append(c.partial, b...)
 	for {
@@ -482,8 +597,8 @@ func (c *frameConn) feed(b []byte) error {
 		}
 		frame := c.partial[:i+1]
 		c.partial = c.partial[i+1:]
-		if !c.intercept(frame[:i]) {
-			c.frames = append(c.frames, frame)
+		if out := c.intercept(frame); out != nil {
+			c.frames = append(c.frames, out)
 		}
 	}
 	if len(c.partial) == 0 {
@@ -501,22 +616,42 @@ type frameEnvelope struct {
 	Arguments    []json.RawMessage `json:"arguments"`
 }
 
-// intercept dispatches an id-less invocation and reports that it did.
-func (c *frameConn) intercept(body []byte) bool {
+// ackTarget is the receiver's no-op method that an answered invocation is rewritten to.
+const ackTarget = "Ack"
+
+// intercept dispatches an invocation record (with its 0x1E) and returns what the library
+// should read instead: nil for a push (nothing to answer), a call of Ack with the same
+// invocation id for an invocation that wants a completion, the record itself otherwise.
+func (c *frameConn) intercept(whole []byte) []byte {
+	body := whole[:len(whole)-1]
+	if c.streamRecord(body) {
+		return nil
+	}
 	if !bytes.Contains(body, []byte(`"target"`)) && !bytes.Contains(body, []byte(`"Target"`)) {
-		return false // handshake, ping, completion, …: cheap check before decoding
+		return whole // handshake answer, ping, completion, …: cheap check before decoding
 	}
 	var env frameEnvelope
-	if err := json.Unmarshal(body, &env); err != nil || env.Type != 1 || env.InvocationID != "" {
-		return false
+	if err := json.Unmarshal(body, &env); err != nil || env.Type != 1 {
+		return whole // the library reports what it cannot parse; type 4 it answers itself
 	}
-	c.h.dispatch(c.hc, env.Target, env.Arguments)
-	return true
+	c.dmu.Lock()
+	if !c.closed {
+		c.h.dispatch(c.hc, env.Target, env.Arguments)
+	}
+	c.dmu.Unlock()
+	if env.InvocationID == "" {
+		return nil
+	}
+	ack, err := json.Marshal(frameEnvelope{Type: 1, InvocationID: env.InvocationID, Target: ackTarget, Arguments: []json.RawMessage{}})
+	if err != nil { // cannot happen for these types; keep the record rather than lose the answer
+		return whole
+	}
+	return append(ack, 0x1e)
 }
 
 // watchdog ends the connection when nothing was read for idle (v0.7.0's own timeout never
 // fires against a silent server).
-func (c *frameConn) watchdog(idle time.Duration, o *orderer) {
+func (c *frameConn) watchdog(idle time.Duration, q *eventQueue) {
 	tick := idle / 4
 	if tick < 5*time.Millisecond {
 		tick = 5 * time.Millisecond
@@ -531,10 +666,7 @@ func (c *frameConn) watchdog(idle time.Duration, o *orderer) {
 			if silent <= idle {
 				continue
 			}
-			o.mu.Lock()
-			stalled := o.stalled
-			o.mu.Unlock()
-			if stalled {
+			if q.isStalled() {
 				c.cancel(fmt.Errorf("resonite: the consumer of hub events stalled for over %s; reconnecting (catch up after Connected)", idle))
 			} else {
 				c.cancel(fmt.Errorf("resonite: no data from the hub for %s (silent server); reconnecting", silent.Round(time.Millisecond)))
@@ -552,6 +684,11 @@ type slogKit struct{ l *slog.Logger }
 func (k slogKit) Log(keyvals ...any) error {
 	if !k.l.Enabled(context.Background(), slog.LevelDebug) {
 		return nil
+	}
+	for i := 0; i+1 < len(keyvals); i += 2 {
+		if keyvals[i] == "error" { // the package logs errors under "err"
+			keyvals[i] = "err"
+		}
 	}
 	k.l.Debug("signalr", keyvals...)
 	return nil

@@ -101,13 +101,10 @@ var hubTargets = map[string]int{
 	"pokeoverlnl":           3,
 }
 
-// dispatch turns one hub invocation into an event. It runs on the connection's reader (wire
-// order) and may wait for room in the queue: that wait is the back-pressure.
+// dispatch turns one hub invocation into an event. It runs on the connection's reader, in
+// wire order (hub_order.go), and may wait for room on Events: that wait is the back-pressure.
 func (h *Hub) dispatch(c *hubConn, target string, args []json.RawMessage) {
-	ctx := h.ctx
-	if c != nil {
-		ctx = c.ctx
-	}
+	ctx := c.ctx
 	name := strings.ToLower(target)
 	want, known := hubTargets[name]
 	if !known {
@@ -119,7 +116,7 @@ func (h *Hub) dispatch(c *hubConn, target string, args []json.RawMessage) {
 		return
 	}
 	bad := func(err error) {
-		h.log.Warn("hub: ignoring undecodable push", "target", target, "error", err)
+		h.log.Warn("hub: ignoring undecodable push", "target", target, "err", err)
 	}
 	switch name {
 	case "receivemessage", "messagesent":
@@ -130,17 +127,17 @@ func (h *Hub) dispatch(c *hubConn, target string, args []json.RawMessage) {
 		}
 		if name == "messagesent" {
 			h.confirm(m.ID)
-			h.order.add(ctx, MessageSent{Message: m}, m.SendTime.Time, m.ID, "message")
+			h.q.add(ctx, MessageSent{Message: m})
 			return
 		}
-		h.order.add(ctx, MessageReceived{Message: m}, m.SendTime.Time, m.ID, "message")
+		h.q.add(ctx, MessageReceived{Message: m})
 	case "messagesread":
 		var b ReadMessageBatch
 		if err := json.Unmarshal(args[0], &b); err != nil {
 			bad(err)
 			return
 		}
-		h.order.add(ctx, MessagesRead{Batch: b}, time.Time{}, "", "")
+		h.q.add(ctx, MessagesRead{Batch: b})
 	case "receivestatusupdate":
 		var s UserStatus
 		if err := json.Unmarshal(args[0], &s); err != nil {
@@ -152,7 +149,7 @@ func (h *Hub) dispatch(c *hubConn, target string, args []json.RawMessage) {
 			return
 		}
 		h.listenOnNewKeys(c, s)
-		h.order.add(ctx, StatusUpdated{Status: s}, s.LastStatusChange.Time, s.UserID+"/"+s.UserSessionID, "")
+		h.q.add(ctx, StatusUpdated{Status: s})
 	case "sendstatustouser":
 		var uid string
 		if err := json.Unmarshal(args[0], &uid); err != nil {
@@ -160,21 +157,22 @@ func (h *Hub) dispatch(c *hubConn, target string, args []json.RawMessage) {
 			return
 		}
 		h.answerStatusRequest(c, uid)
-		h.order.add(ctx, StatusRequested{UserID: uid}, time.Time{}, "", "")
+		h.q.add(ctx, StatusRequested{UserID: uid})
 	case "contactaddedorupdated":
 		var ct Contact
 		if err := json.Unmarshal(args[0], &ct); err != nil {
 			bad(err)
 			return
 		}
-		h.order.add(ctx, ContactUpdated{Contact: ct}, time.Time{}, "", "")
+		h.q.add(ctx, ContactUpdated{Contact: ct})
 	case "receivesessionupdate":
 		var s SessionInfo
 		if err := json.Unmarshal(args[0], &s); err != nil {
 			bad(err)
 			return
 		}
-		h.order.add(ctx, SessionUpdated{Session: s}, time.Time{}, "", "")
+		h.noteSession(s)
+		h.q.add(ctx, SessionUpdated{Session: s})
 	case "removesession":
 		var id string
 		var ts Time
@@ -186,7 +184,8 @@ func (h *Hub) dispatch(c *hubConn, target string, args []json.RawMessage) {
 			bad(err)
 			return
 		}
-		h.order.add(ctx, SessionRemoved{SessionID: id, Timestamp: ts}, time.Time{}, "", "")
+		h.forgetSession(id)
+		h.q.add(ctx, SessionRemoved{SessionID: id, Timestamp: ts})
 	default:
 		h.log.Debug("hub: push not forwarded", "target", target, "args", excerpt(joinRaw(args), 200))
 	}
@@ -201,26 +200,83 @@ func joinRaw(args []json.RawMessage) string {
 }
 
 // staleStatus reports whether s is older than a status already seen for the same device,
-// and remembers s otherwise.
+// and remembers s otherwise (for statusMemoryTTL: devices come and go).
 func (h *Hub) staleStatus(s UserStatus) bool {
 	k := s.UserID + "/" + s.UserSessionID
+	now := time.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if last, ok := h.lastStatus[k]; ok && s.LastStatusChange.Before(last.Time) {
+	if last, ok := h.lastStatus.get(k, now); ok && s.LastStatusChange.Before(last.Time) {
 		return true
 	}
-	h.lastStatus[k] = s.LastStatusChange
+	h.lastStatus.put(k, s.LastStatusChange, now)
 	return false
+}
+
+// rememberKeyLocked notes a broadcast key to listen on after every connect; h.mu is held.
+func (h *Hub) rememberKeyLocked(key, sessionID string, now time.Time) {
+	if old, ok := h.keys.get(key, now); ok && sessionID == "" {
+		sessionID = old // a status names the key without its session: keep what an update told
+	}
+	h.forgetKeysLocked(h.keys.put(key, sessionID, now))
+	if sessionID != "" {
+		h.keySession.put(sessionID, key, now) // its evictions only lose the way back to a key
+	}
+}
+
+// forgetKeysLocked drops keys, also from the current connection's set; h.mu is held.
+func (h *Hub) forgetKeysLocked(keys []string) {
+	for _, k := range keys {
+		h.keys.delete(k)
+		if h.cur != nil {
+			delete(h.cur.listened, k)
+		}
+	}
+}
+
+// noteSession learns which session a broadcast key belongs to, and drops the key of a session
+// that has ended (its key would otherwise be listened on after every reconnect, forever).
+func (h *Hub) noteSession(s SessionInfo) {
+	now := time.Now()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if s.HasEnded {
+		h.forgetSessionLocked(s.SessionID)
+		if s.BroadcastKey != nil {
+			h.forgetKeysLocked([]string{*s.BroadcastKey})
+		}
+		return
+	}
+	if s.BroadcastKey != nil && *s.BroadcastKey != "" {
+		if _, listening := h.keys.get(*s.BroadcastKey, now); listening {
+			h.rememberKeyLocked(*s.BroadcastKey, s.SessionID, now)
+		}
+	}
+}
+
+// forgetSession drops the broadcast key of a session that was removed.
+func (h *Hub) forgetSession(sessionID string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.forgetSessionLocked(sessionID)
+}
+
+func (h *Hub) forgetSessionLocked(sessionID string) {
+	if k, ok := h.keySession.get(sessionID, time.Now()); ok {
+		h.keySession.delete(sessionID)
+		h.forgetKeysLocked([]string{k})
+	}
 }
 
 // noteKeys remembers the session broadcast keys of a status; the start-up sequence subscribes
 // to them.
 func (h *Hub) noteKeys(s UserStatus) {
+	now := time.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, sess := range s.Sessions {
 		if sess.BroadcastKey != nil && *sess.BroadcastKey != "" {
-			h.keys[*sess.BroadcastKey] = true
+			h.rememberKeyLocked(*sess.BroadcastKey, "", now)
 		}
 	}
 }
@@ -228,29 +284,27 @@ func (h *Hub) noteKeys(s UserStatus) {
 // listenOnNewKeys subscribes to the session broadcast keys of a status, once per connection.
 func (h *Hub) listenOnNewKeys(c *hubConn, s UserStatus) {
 	var keys []string
+	now := time.Now()
 	h.mu.Lock()
-	if c == nil {
-		c = h.cur
-	}
 	for _, sess := range s.Sessions {
 		if sess.BroadcastKey == nil || *sess.BroadcastKey == "" {
 			continue
 		}
 		k := *sess.BroadcastKey
-		h.keys[k] = true
-		if c != nil && !c.listened[k] {
+		h.rememberKeyLocked(k, "", now)
+		if !c.listened[k] {
 			c.listened[k] = true
 			keys = append(keys, k)
 		}
 	}
 	h.mu.Unlock()
-	if c == nil || len(keys) == 0 {
+	if len(keys) == 0 {
 		return
 	}
 	c.goWork(func(ctx context.Context) {
 		for _, k := range keys {
 			if err := h.invokeOn(ctx, c, nil, "ListenOnKey", k); err != nil {
-				h.log.Warn("hub: ListenOnKey failed", "error", err)
+				h.log.Warn("hub: ListenOnKey failed", "key", k, "err", err)
 			}
 		}
 	})
@@ -260,42 +314,17 @@ func (h *Hub) listenOnNewKeys(c *hubConn, s UserStatus) {
 // that addresses a single contact is not known, so it goes to all contacts (which include
 // the asker).
 func (h *Hub) answerStatusRequest(c *hubConn, userID string) {
-	if c == nil {
-		h.mu.Lock()
-		c = h.cur
-		h.mu.Unlock()
-		if c == nil {
-			return
-		}
-	}
 	c.goWork(func(ctx context.Context) {
 		if err := h.invokeOn(ctx, c, nil, "BroadcastStatus", h.ownStatus(), AllContacts()); err != nil {
-			h.log.Warn("hub: answering a status request failed", "for", userID, "error", err)
+			h.log.Warn("hub: answering a status request failed", "for", userID, "err", err)
 		}
 	})
 }
 
-// hubReceiver takes the invocations that carry an invocation id (the frame filter passes
-// those to the library, which needs a method of the right arity). Pushes without an id never
-// reach it: the filter dispatches them in wire order.
-type hubReceiver struct{ h *Hub }
+// hubReceiver is the library's receiver. No invocation reaches it but as a call of Ack:
+// frameConn has dispatched the invocation already, in wire order, and rewrote it to Ack so
+// that the library answers the completion the hub waits for.
+type hubReceiver struct{}
 
-type raw = json.RawMessage
-
-func (r *hubReceiver) d(target string, args ...raw) { r.h.dispatch(nil, target, args) }
-
-func (r *hubReceiver) ReceiveMessage(a raw)        { r.d("ReceiveMessage", a) }
-func (r *hubReceiver) MessageSent(a raw)           { r.d("MessageSent", a) }
-func (r *hubReceiver) MessagesRead(a raw)          { r.d("MessagesRead", a) }
-func (r *hubReceiver) ReceiveStatusUpdate(a raw)   { r.d("ReceiveStatusUpdate", a) }
-func (r *hubReceiver) SendStatusToUser(a raw)      { r.d("SendStatusToUser", a) }
-func (r *hubReceiver) ContactAddedOrUpdated(a raw) { r.d("ContactAddedOrUpdated", a) }
-func (r *hubReceiver) ReceiveSessionUpdate(a raw)  { r.d("ReceiveSessionUpdate", a) }
-func (r *hubReceiver) RemoveSession(a, b raw)      { r.d("RemoveSession", a, b) }
-func (r *hubReceiver) KeyListenerAdded(a, b raw)   { r.d("KeyListenerAdded", a, b) }
-func (r *hubReceiver) UserPublicBanned(a raw)      { r.d("UserPublicBanned", a) }
-func (r *hubReceiver) UserMuteBanned(a raw)        { r.d("UserMuteBanned", a) }
-func (r *hubReceiver) UserSpectatorBanned(a raw)   { r.d("UserSpectatorBanned", a) }
-func (r *hubReceiver) Debug(a raw)                 { r.d("Debug", a) }
-func (r *hubReceiver) Pong(a raw)                  { r.d("Pong", a) }
-func (r *hubReceiver) PokeOverLNL(a, b, c raw)     { r.d("PokeOverLNL", a, b, c) }
+// Ack answers an invocation that carried an invocation id (see frameConn.intercept).
+func (hubReceiver) Ack() {}

@@ -12,7 +12,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,11 +48,15 @@ func startHub(t *testing.T, e *env, mod ...func(*resonite.HubOptions)) *hubEnv {
 	return &hubEnv{env: e, h: runHub(t, o), logs: logs}
 }
 
-func runHub(t *testing.T, o resonite.HubOptions) *resonite.Hub {
+// runHub starts a hub with o after the prepare hooks (which may use the test-only setters).
+func runHub(t *testing.T, o resonite.HubOptions, prepare ...func(*resonite.Hub)) *resonite.Hub {
 	t.Helper()
 	h, err := resonite.NewHub(o)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, p := range prepare {
+		p(h)
 	}
 	if err := h.Start(context.Background()); err != nil {
 		t.Fatal(err)
@@ -158,13 +161,6 @@ func stillFirstConnection(t *testing.T, he *hubEnv) {
 	t.Helper()
 	if st := he.h.State(); st.State != resonite.ConnConnected || st.Reconnects != 0 {
 		t.Errorf("State = %+v, want connected without a reconnect", st)
-	}
-}
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	if err := resonitetest.Eventually(waitCtx(t), cond); err != nil {
-		t.Fatalf("%s: %v", what, err)
 	}
 }
 
@@ -405,7 +401,8 @@ func TestHubSendMessageHubError(t *testing.T) {
 		t.Errorf("the error does not name the message: %v", err)
 	}
 	var he2 *resonite.HubError
-	if !errors.As(err, &he2) || he2.Method != "SendMessage" || he2.Message != "sending to U-Friend failed (injected)" {
+	if !errors.As(err, &he2) || he2.Method != "SendMessage" ||
+		he2.Message != "An unexpected error occurred invoking 'SendMessage' on the server. HubException: sending to U-Friend failed (injected)" {
 		t.Errorf("the error is not the hub's answer: %#v", err)
 	}
 	// A hub error is an answer, not a broken connection: the next message goes through at once.
@@ -628,23 +625,25 @@ func TestHubIgnoresUnknownAndMalformedPushes(t *testing.T) {
 	push{"ReceiveMessage", []string{`{"id": 42}`}}.send(e.f)           // undecodable
 	push{"RemoveSession", []string{`"S-only-one-argument"`}}.send(e.f) // too few
 	push{"KeyListenerAdded", []string{`"BK-1"`, `"conn-1"`}}.send(e.f) // known, not forwarded
-	eventually(t, "the pushes are logged", func() bool {
-		l := he.logs.String()
-		return strings.Contains(l, "ignoring unknown hub target") && strings.Contains(l, "SomethingNewFromTheCloud") &&
-			strings.Contains(l, "ignoring undecodable push") && strings.Contains(l, "ignoring push with too few arguments") &&
-			strings.Contains(l, "push not forwarded")
-	})
-	for _, line := range strings.Split(he.logs.String(), "\n") {
+	// The connection survived: the next push arrives on it, and, events being in wire order,
+	// its arrival proves that the junk before it was handled.
+	m := strings.Replace(sampleMessage, "MSG-3f2b", "MSG-after", 1)
+	push{"ReceiveMessage", []string{m}}.send(e.f)
+	ev := <-he.h.Events()
+	if got, ok := ev.(resonite.MessageReceived); !ok || !strings.HasPrefix(got.Message.ID, "MSG-after") {
+		t.Errorf("first event after the junk = %#v (junk leaked through)", ev)
+	}
+	l := he.logs.String()
+	for _, want := range []string{"ignoring unknown hub target", "SomethingNewFromTheCloud", "ignoring undecodable push",
+		"ignoring push with too few arguments", "push not forwarded"} {
+		if !strings.Contains(l, want) {
+			t.Errorf("%q not logged:\n%s", want, l)
+		}
+	}
+	for _, line := range strings.Split(l, "\n") {
 		if strings.Contains(line, "SomethingNewFromTheCloud") && !strings.Contains(line, "level=DEBUG") {
 			t.Errorf("an unknown target is logged above debug: %s", line)
 		}
-	}
-	// The connection survived: the next push arrives on it.
-	m := strings.Replace(sampleMessage, "MSG-3f2b", "MSG-after", 1)
-	push{"ReceiveMessage", []string{m}}.send(e.f)
-	got := next[resonite.MessageReceived](t, he.h, nil)
-	if !strings.HasPrefix(got.Message.ID, "MSG-after") {
-		t.Errorf("first event after the junk = %+v (junk leaked through)", got)
 	}
 	stillFirstConnection(t, he)
 }
@@ -658,14 +657,15 @@ func TestHubDropsStaleStatuses(t *testing.T) {
 	push{"ReceiveStatusUpdate", []string{newer}}.send(e.f)
 	next(t, he.h, func(ev resonite.StatusUpdated) bool { return ev.Status.UserID == "U-Friend" })
 	push{"ReceiveStatusUpdate", []string{sampleUserStatus}}.send(e.f) // same device, older
-	eventually(t, "the older status is dropped", func() bool {
-		return strings.Contains(he.logs.String(), "ignoring a status older than one already seen")
-	})
 	other := strings.Replace(sampleUserStatus, `"userSessionId": "0190a1b2`, `"userSessionId": "other-device`, 1)
 	push{"ReceiveStatusUpdate", []string{other}}.send(e.f) // another device of the same user: delivered
+	// In wire order, the next event is the other device's: the stale one was handled before it.
 	ev := next[resonite.StatusUpdated](t, he.h, nil)
 	if !strings.HasPrefix(ev.Status.UserSessionID, "other-device") {
 		t.Errorf("after the stale status came %+v", ev.Status)
+	}
+	if !strings.Contains(he.logs.String(), "ignoring a status older than one already seen") {
+		t.Errorf("the stale status is not logged:\n%s", he.logs)
 	}
 }
 
@@ -836,7 +836,9 @@ func TestHubReconnectsOnTokenRenewal(t *testing.T) {
 			t.Errorf("connect after the renewal = %+v, want the new header", c)
 		}
 	}
-	eventually(t, "the old connection is gone", func() bool { return e.f.Connections(botID) == 1 })
+	if err := e.f.WaitConnections(waitCtx(t), botID, 1); err != nil {
+		t.Errorf("the old connection is not gone: %v", err)
+	}
 	if !strings.Contains(he.logs.String(), "reconnecting after a token renewal") {
 		t.Errorf("no renewal line in the log:\n%s", he.logs)
 	}
@@ -893,14 +895,17 @@ func (staticAuth) TokenRenewed() <-chan struct{}                    { return nil
 
 func TestHubWatchdogRedialsSilentServer(t *testing.T) {
 	t.Parallel()
-	var dials atomic.Int32
+	dials := make(chan struct{}, 16)
 	handshakes := make(chan string, 16)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/hub" { // no negotiate here: the hub dials directly
 			http.NotFound(w, r)
 			return
 		}
-		dials.Add(1)
+		select {
+		case dials <- struct{}{}:
+		default:
+		}
 		ws, err := websocket.Accept(w, r, nil)
 		if err != nil {
 			return
@@ -929,7 +934,13 @@ func TestHubWatchdogRedialsSilentServer(t *testing.T) {
 	h := runHub(t, resonite.HubOptions{URL: srv.URL + "/hub", Auth: staticAuth{}, IdleTimeout: 200 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 
-	eventually(t, "a second dial after the silence", func() bool { return dials.Load() >= 2 })
+	for i := range 2 { // the first dial, and the second after the silence
+		select {
+		case <-dials:
+		case <-waitCtx(t).Done():
+			t.Fatalf("%d dials within %s, want 2", i, waitLimit)
+		}
+	}
 	if hs := <-handshakes; hs != `{"protocol":"json","version":1}`+"\x1e" {
 		t.Errorf("handshake = %q", hs)
 	}
@@ -956,46 +967,77 @@ func TestHubReceivesLargePush(t *testing.T) {
 	stillFirstConnection(t, he)
 }
 
-func TestHubDeliversPushesInOrder(t *testing.T) {
+// TestHubDeliversPushesInWireOrder: events leave in the order of the wire, whatever their
+// timestamps say and however many frames without an event lie between them. The fake writes
+// pushes in the order of the Push calls, so the order expected is the order pushed.
+func TestHubDeliversPushesInWireOrder(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	// The fake, like the library's server, sends every push from its own goroutine, so they
-	// reach the wire shuffled; the hold-back window restores the order. It is widened here so
-	// that a loaded machine cannot stretch the shuffle beyond it.
-	he := startHub(t, e, func(o *resonite.HubOptions) { o.ReorderWindow = time.Second })
+	he := startHub(t, e)
 	connected(t, he)
-	const n = 300
+	const n = 2000
 	base := time.Date(2025, 5, 24, 22, 0, 0, 0, time.UTC)
+	var want []string
 	for i := range n {
-		e.f.Push(botID, "ReceiveMessage", resonite.Message{ID: fmt.Sprintf("MSG-%03d", i), SenderID: "U-Friend", RecipientID: botID,
-			MessageType: resonite.MessageText, Content: fmt.Sprint(i), SendTime: resonite.NewTime(base.Add(time.Duration(i) * time.Millisecond))})
-	}
-	var got []string
-	inversions := 0
-	var last time.Time
-	for len(got) < n {
-		m := next[resonite.MessageReceived](t, he.h, nil)
-		if m.Message.SendTime.Before(last) {
-			inversions++
+		// Timestamps run backwards: any sorting by them would show.
+		at := resonite.NewTime(base.Add(-time.Duration(i) * time.Millisecond))
+		switch i % 4 {
+		case 0, 1:
+			e.f.Push(botID, "ReceiveMessage", resonite.Message{ID: fmt.Sprintf("MSG-%05d", i), SenderID: "U-Friend", RecipientID: botID,
+				MessageType: resonite.MessageText, Content: fmt.Sprint(i), SendTime: at})
+			want = append(want, fmt.Sprintf("message %05d", i))
+		case 2:
+			e.f.Push(botID, "ReceiveStatusUpdate", resonite.UserStatus{UserID: "U-Friend", UserSessionID: fmt.Sprintf("dev-%05d", i),
+				OnlineStatus: resonite.StatusOnline, LastStatusChange: at, Sessions: []resonite.UserSessionMetadata{}, CurrentSessionIndex: -1})
+			want = append(want, fmt.Sprintf("status %05d", i))
+		case 3:
+			// Frames that make no event must hold nothing back.
+			e.f.Push(botID, "SomethingNewFromTheCloud", i)
+			e.f.Push(botID, "KeyListenerAdded", "BK-x", "conn-x")
+			e.f.Push(botID, "RemoveSession", fmt.Sprintf("S-%05d", i), at)
+			want = append(want, fmt.Sprintf("removed %05d", i))
 		}
-		last = m.Message.SendTime.Time
-		got = append(got, m.Message.ID)
 	}
-	if inversions != 0 {
-		t.Errorf("%d inversions in %d messages: %v…", inversions, n, got[:30])
+	got := make([]string, 0, n)
+	timeout := time.NewTimer(waitLimit)
+	defer timeout.Stop()
+	for len(got) < len(want) {
+		select {
+		case ev := <-he.h.Events():
+			switch v := ev.(type) {
+			case resonite.MessageReceived:
+				got = append(got, "message "+strings.TrimPrefix(v.Message.ID, "MSG-"))
+			case resonite.StatusUpdated:
+				got = append(got, "status "+strings.TrimPrefix(v.Status.UserSessionID, "dev-"))
+			case resonite.SessionRemoved:
+				got = append(got, "removed "+strings.TrimPrefix(v.SessionID, "S-"))
+			default:
+				t.Fatalf("unexpected event %#v", ev)
+			}
+		case <-timeout.C:
+			t.Fatalf("%d of %d events within %s", len(got), len(want), waitLimit)
+		}
 	}
-	if !slices.IsSorted(got) || len(slices.Compact(slices.Clone(got))) != n {
-		t.Errorf("messages lost, duplicated or unsorted: %v…", got[:30])
+	misplaced, first := 0, -1
+	for i := range got {
+		if got[i] != want[i] {
+			misplaced++
+			if first < 0 {
+				first = i
+			}
+		}
 	}
-	if strings.Contains(he.logs.String(), "delivered out of order") {
-		t.Errorf("the hub logged an out-of-order delivery:\n%s", he.logs)
+	if misplaced != 0 {
+		t.Errorf("%d of %d events out of place; the first at %d: got %v, want %v", misplaced, len(want), first,
+			got[first:min(first+5, len(got))], want[first:min(first+5, len(want))])
 	}
+	stillFirstConnection(t, he)
 }
 
 func TestHubBackPressureDropsNothing(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	he := startHub(t, e, func(o *resonite.HubOptions) { o.EventBuffer = 4; o.ReorderWindow = 5 * time.Millisecond })
+	he := startHub(t, e, func(o *resonite.HubOptions) { o.EventBuffer = 4 })
 	connected(t, he)
 	const n = 60
 	base := time.Now()
@@ -1004,19 +1046,14 @@ func TestHubBackPressureDropsNothing(t *testing.T) {
 			MessageType: resonite.MessageText, Content: fmt.Sprint(i), SendTime: resonite.NewTime(base.Add(time.Duration(i) * time.Millisecond))})
 	}
 	// The consumer is away until the hub says it is waiting for it.
-	eventually(t, "the back-pressure is logged", func() bool { return strings.Contains(he.logs.String(), "back-pressure") })
-	seen := map[string]bool{}
-	for len(seen) < n {
+	he.logs.waitFor(t, "the hub waits for the consumer", "back-pressure")
+	for i := range n { // every one, once, in order: the pause lost and reordered nothing
 		m := next[resonite.MessageReceived](t, he.h, nil)
-		if seen[m.Message.ID] {
-			t.Errorf("%s delivered twice", m.Message.ID)
+		if want := fmt.Sprintf("MSG-%03d", i); m.Message.ID != want {
+			t.Fatalf("event %d is %s, want %s", i, m.Message.ID, want)
 		}
-		seen[m.Message.ID] = true
 	}
-	eventually(t, "the recovery is logged", func() bool {
-		l := he.logs.String()
-		return strings.Contains(l, "hub reader resumed") || strings.Contains(l, "caught up")
-	})
+	he.logs.waitFor(t, "the recovery", "hub reader resumed")
 	stillFirstConnection(t, he)
 }
 
@@ -1057,7 +1094,9 @@ func TestHubClose(t *testing.T) {
 	if err := he.h.WaitConnected(ctx); !errors.Is(err, resonite.ErrHubClosed) {
 		t.Errorf("WaitConnected after Close = %v", err)
 	}
-	eventually(t, "the fake sees the connection go", func() bool { return e.f.Connections(botID) == 0 })
+	if err := e.f.WaitConnections(ctx, botID, 0); err != nil {
+		t.Errorf("the fake still sees the connection: %v", err)
+	}
 	for range he.h.Events() {
 	}
 }
@@ -1072,5 +1111,65 @@ func TestNewHubRejectsBadOptions(t *testing.T) {
 		if _, err := resonite.NewHub(o); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// TestHubForgetsKeysOfEndedSessions: a session that ended (RemoveSession, or an update with
+// hasEnded) takes its broadcast key out of the set listened on after each reconnect.
+func TestHubForgetsKeysOfEndedSessions(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	he := startHub(t, e)
+	connected(t, he)
+	st := resonite.UserStatus{UserID: "U-Friend", UserSessionID: "dev-keys", OnlineStatus: resonite.StatusOnline,
+		LastStatusChange: resonite.NewTime(time.Now()), CurrentSessionIndex: 0}
+	for _, k := range []string{"BK-removed", "BK-ended", "BK-live"} {
+		st.Sessions = append(st.Sessions, resonite.UserSessionMetadata{SessionHash: "H", AccessLevel: resonite.AccessContacts, BroadcastKey: ptr(k)})
+	}
+	e.f.Push(botID, "ReceiveStatusUpdate", st)
+	hubCalls(t, e.f, "ListenOnKey", 3)
+	session := func(id, key string, ended bool) resonite.SessionInfo {
+		return resonite.SessionInfo{SessionID: id, Name: id, BroadcastKey: ptr(key), HasEnded: ended, IsValid: !ended,
+			SessionBeginTime: resonite.NewTime(time.Now()), LastUpdate: resonite.NewTime(time.Now())}
+	}
+	e.f.Push(botID, "ReceiveSessionUpdate", session("S-removed", "BK-removed", false))
+	e.f.Push(botID, "ReceiveSessionUpdate", session("S-live", "BK-live", false))
+	e.f.Push(botID, "RemoveSession", "S-removed", resonite.NewTime(time.Now()))
+	e.f.Push(botID, "ReceiveSessionUpdate", session("S-ended", "BK-ended", true))
+	next(t, he.h, func(s resonite.SessionUpdated) bool { return s.Session.SessionID == "S-ended" }) // the last push: all handled
+	if got := resonite.HubBroadcastKeys(he.h); !slices.Equal(got, []string{"BK-live"}) {
+		t.Errorf("keys kept = %v, want [BK-live]", got)
+	}
+
+	mark := len(e.f.CallsTo("ListenOnKey", ""))
+	e.f.DropConnections()
+	next(t, he.h, func(c resonite.Connected) bool { return c.Reconnect })
+	again := e.f.CallsTo("ListenOnKey", "")[mark:]
+	jsonEqual(t, "keys listened on after the reconnect", mustJSON(t, callArgs(t, again)), `[["BK-live"]]`)
+}
+
+// TestHubCachesAreBounded: devices and sessions come and go for as long as the daemon runs;
+// the hub's memory of them stays within its bound.
+func TestHubCachesAreBounded(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	const limit = 8
+	h := runHub(t, resonite.HubOptions{URL: e.f.HubURL, Auth: e.c}, func(h *resonite.Hub) { resonite.SetHubCacheLimit(h, limit) })
+	next[resonite.Connected](t, h, nil)
+	const n = 100
+	for i := range n {
+		key := fmt.Sprintf("BK-%03d", i)
+		e.f.Push(botID, "ReceiveStatusUpdate", resonite.UserStatus{UserID: fmt.Sprintf("U-%03d", i), UserSessionID: "dev",
+			OnlineStatus: resonite.StatusOnline, LastStatusChange: resonite.NewTime(time.Now()), CurrentSessionIndex: 0,
+			Sessions: []resonite.UserSessionMetadata{{SessionHash: "H", AccessLevel: resonite.AccessAnyone, BroadcastKey: ptr(key)}}})
+		e.f.Push(botID, "ReceiveSessionUpdate", resonite.SessionInfo{SessionID: fmt.Sprintf("S-%03d", i), BroadcastKey: ptr(key), IsValid: true})
+	}
+	next(t, h, func(s resonite.SessionUpdated) bool { return s.Session.SessionID == fmt.Sprintf("S-%03d", n-1) })
+	keys, sessions, statuses := resonite.HubCacheSizes(h)
+	if keys > limit || sessions > limit || statuses > limit {
+		t.Errorf("after %d devices and sessions the hub holds %d keys, %d sessions, %d statuses; the bound is %d", n, keys, sessions, statuses, limit)
+	}
+	if got := resonite.HubBroadcastKeys(h); len(got) == 0 || got[len(got)-1] != fmt.Sprintf("BK-%03d", n-1) {
+		t.Errorf("the newest key was evicted: %v", got)
 	}
 }

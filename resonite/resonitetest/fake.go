@@ -8,6 +8,7 @@ package resonitetest
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -59,6 +60,7 @@ type Fake struct {
 	sessions  []resonite.SessionInfo
 	messages  map[string][]resonite.Message // owner id -> mailbox, oldest first
 	calls     []Call
+	callsSeen chan struct{} // closed and replaced on every recorded call
 	now       func() time.Time
 
 	rest restState // owned by rest.go
@@ -78,11 +80,12 @@ func New(tb testing.TB) *Fake {
 		tokens:    map[string]token{},
 		contacts:  map[string][]resonite.Contact{},
 		messages:  map[string][]resonite.Message{},
+		callsSeen: make(chan struct{}),
 		now:       time.Now,
 	}
 	mux := http.NewServeMux()
 	f.mountREST(mux)
-	f.mountHub(ctx, mux)
+	f.mountHub(mux)
 	f.srv = httptest.NewServer(mux)
 	f.URL = f.srv.URL
 	f.HubURL = f.srv.URL + "/hub"
@@ -92,8 +95,7 @@ func New(tb testing.TB) *Fake {
 
 // Close stops the servers; it is called by the test's cleanup and may be called earlier.
 func (f *Fake) Close() {
-	f.cancel()
-	f.closeHub()
+	f.closeHub() // cancels the fake's context too
 	f.srv.CloseClientConnections()
 	f.srv.Close()
 }
@@ -217,7 +219,37 @@ func (f *Fake) record(c Call) {
 	c.At = time.Now()
 	f.mu.Lock()
 	f.calls = append(f.calls, c)
+	close(f.callsSeen)
+	f.callsSeen = make(chan struct{})
 	f.mu.Unlock()
+}
+
+// WaitCalls waits until the fake received at least n REST calls matching method and path (as
+// CallsTo) and returns them all.
+func (f *Fake) WaitCalls(ctx context.Context, method, path string, n int) ([]Call, error) {
+	return f.waitCalls(ctx, "rest", method, path, n)
+}
+
+func (f *Fake) waitCalls(ctx context.Context, kind, method, path string, n int) ([]Call, error) {
+	for {
+		f.mu.Lock()
+		var got []Call
+		for _, c := range f.calls {
+			if c.Kind == kind && strings.EqualFold(c.Method, method) && (path == "" || c.Path == path) {
+				got = append(got, c)
+			}
+		}
+		seen := f.callsSeen
+		f.mu.Unlock()
+		if len(got) >= n {
+			return got, nil
+		}
+		select {
+		case <-seen:
+		case <-ctx.Done():
+			return got, fmt.Errorf("resonitetest: waiting for %d %s calls of %s %s (have %d): %w", n, kind, method, path, len(got), ctx.Err())
+		}
+	}
 }
 
 // authenticate checks an "Authorization: res <userId>:<token>" header against issued tokens.
