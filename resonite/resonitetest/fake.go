@@ -61,6 +61,7 @@ type Fake struct {
 	messages  map[string][]resonite.Message // owner id -> mailbox, oldest first
 	calls     []Call
 	callsSeen chan struct{} // closed and replaced on every recorded call
+	changes   chan struct{} // closed and replaced once a call's effects are stored
 	now       func() time.Time
 
 	rest restState // owned by rest.go
@@ -81,6 +82,7 @@ func New(tb testing.TB) *Fake {
 		contacts:  map[string][]resonite.Contact{},
 		messages:  map[string][]resonite.Message{},
 		callsSeen: make(chan struct{}),
+		changes:   make(chan struct{}),
 		now:       time.Now,
 	}
 	mux := http.NewServeMux()
@@ -221,6 +223,22 @@ func (f *Fake) record(c Call) {
 	f.calls = append(f.calls, c)
 	close(f.callsSeen)
 	f.callsSeen = make(chan struct{})
+	f.mu.Unlock()
+}
+
+// Changed returns a channel that is closed once the next REST call or hub invocation has been
+// handled, so that what it changed (messages sent, read, contacts) can be read. A test waits on
+// it and checks its condition again, instead of polling.
+func (f *Fake) Changed() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.changes
+}
+
+func (f *Fake) settled() {
+	f.mu.Lock()
+	close(f.changes)
+	f.changes = make(chan struct{})
 	f.mu.Unlock()
 }
 

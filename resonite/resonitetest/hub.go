@@ -548,6 +548,7 @@ func (c *fakeConn) run(job hubJob) {
 		return
 	}
 	call := &hubCall{f: c.f, c: c, ctx: c.ctx}
+	defer c.f.settled() // what the call changed is visible to waiters now
 	if meth.stream {
 		c.stream(call, meth, job)
 		return

@@ -99,6 +99,7 @@ func (f *Fake) mountREST(mux *http.ServeMux) {
 			if f.injected(w, r) {
 				return
 			}
+			defer f.settled()
 			fn(w, r, body)
 		})
 	}
