@@ -21,7 +21,8 @@ type Sink interface {
 }
 
 // EventLoop feeds the hub's events to a Sink, one at a time in the hub's order, from Start
-// until Stop. Session events stay here: they only keep the Adapter's session cache.
+// until Stop. Session events stay here: they only keep the Adapter's session cache. Its
+// goroutine ends when the hub is closed, which the hub's owner does after Stop.
 type EventLoop struct {
 	a    *Adapter
 	sink Sink
@@ -29,7 +30,7 @@ type EventLoop struct {
 
 	mu   sync.Mutex
 	stop context.CancelFunc
-	done chan struct{}
+	idle chan struct{} // closed once the loop no longer calls the sink
 }
 
 // NewEventLoop returns a loop that reads a's hub and feeds sink.
@@ -43,38 +44,44 @@ var errLoopStarted = errors.New("resoniteadapter: event loop started already")
 func (l *EventLoop) Start(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.done != nil {
+	if l.idle != nil {
 		return errLoopStarted
 	}
 	ctx, l.stop = context.WithCancel(context.WithoutCancel(ctx))
-	l.done = make(chan struct{})
+	l.idle = make(chan struct{})
+	events := l.a.hub.Events()
 	go func() {
-		defer close(l.done)
-		l.run(ctx)
+		l.run(ctx, events)
+		close(l.idle)
+		// Keep reading, without handing anything on, until the hub closes the channel: a full
+		// channel would pause the hub's reader, and with it the answers to the sends the
+		// bridge drains after this loop stopped. What is dropped here comes back through the
+		// bridge's catch-up.
+		for range events {
+		}
 	}()
 	return nil
 }
 
-// Stop ends the loop after the event in hand and waits for it. Events still queued in the hub
-// are left there: what they carried comes back through the bridge's catch-up.
+// Stop ends the loop after the event in hand and returns once the sink is no longer called.
+// Events that arrive later are dropped until the hub closes (see Start).
 func (l *EventLoop) Stop(ctx context.Context) error {
 	l.mu.Lock()
-	stop, done := l.stop, l.done
+	stop, idle := l.stop, l.idle
 	l.mu.Unlock()
-	if done == nil {
+	if idle == nil {
 		return nil
 	}
 	stop()
 	select {
-	case <-done:
+	case <-idle:
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("stopping the Resonite event loop: %w", ctx.Err())
 	}
 }
 
-func (l *EventLoop) run(ctx context.Context) {
-	events := l.a.hub.Events()
+func (l *EventLoop) run(ctx context.Context, events <-chan resonite.Event) {
 	for {
 		select {
 		case <-ctx.Done():
