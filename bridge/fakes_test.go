@@ -1,9 +1,7 @@
 package bridge
 
 import (
-	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -11,371 +9,154 @@ import (
 	"testing"
 	"time"
 
-	"github.com/resonite-bridge/resonite-bridge/resonite"
+	"github.com/resonite-bridge/resonite-bridge/bridge/core"
+	"github.com/resonite-bridge/resonite-bridge/store"
+	"github.com/resonite-bridge/resonite-bridge/store/storetest"
 )
 
-// memStore is an in-memory Store with the semantics the bridge relies on: idempotent enqueue,
-// per-pairing single in-flight row, (CreatedAt, ID) order, leases, attempts counted by Retry
-// only, and updates of delivered or failed rows refused (as store.Store does).
-type memStore struct {
+// The tests never sleep or poll: the fakes and the store wrapper fire a notifier on every call
+// and change, and a test waits by re-checking its condition each time it fires (waitFor).
+// "Nothing happened" is asserted only after a signal proves the work that could have done it
+// has run.
+
+// notifier is a change notification that any number of waiters can watch: fire closes the
+// current channel and starts a new one.
+type notifier struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func newNotifier() *notifier { return &notifier{ch: make(chan struct{})} }
+
+func (n *notifier) fire() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	close(n.ch)
+	n.ch = make(chan struct{})
+}
+
+func (n *notifier) next() <-chan struct{} {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.ch
+}
+
+// testStore is the real PostgreSQL store with the faults and the change notifications the
+// tests need; it adds no behaviour of its own.
+type testStore struct {
+	Store
+	pg      *store.Store // for test set-up and inspection in SQL
+	changed func()
+
 	mu        sync.Mutex
-	pairings  map[int64]Pairing
-	subs      []Subscription
-	rows      []*memRow
-	dcursor   map[int64]string
-	rcursor   map[string]time.Time
-	backoff   time.Duration // Retry's delay
-	enqueueFn func(Message) error
+	enqueueFn func(core.OutboxRow) error // may fail an Enqueue
+	pairingFn func(id int64) error       // may fail a PairingByID
+	// retryDelay replaces the store's backoff (seconds and more): a retried row is due again
+	// after it; zero means at once.
+	retryDelay time.Duration
 }
 
-type memRow struct {
-	Message
-	leaseUntil time.Time
-}
-
-func newMemStore() *memStore {
-	return &memStore{pairings: map[int64]Pairing{}, dcursor: map[int64]string{}, rcursor: map[string]time.Time{}}
-}
-
-func (s *memStore) addPairing(p Pairing) {
+func (s *testStore) setEnqueueFn(f func(core.OutboxRow) error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.pairings[p.ID] = p
+	s.enqueueFn = f
 }
 
-func (s *memStore) addSub(sub Subscription) {
+func (s *testStore) setRetryDelay(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.subs = append(s.subs, sub)
+	s.retryDelay = d
 }
 
-func (s *memStore) Pairings(context.Context) ([]Pairing, error) {
+func (s *testStore) Enqueue(ctx context.Context, m core.OutboxRow) (int64, bool, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []Pairing
-	for _, p := range s.pairings {
-		out = append(out, p)
-	}
-	slices.SortFunc(out, func(a, b Pairing) int { return cmp.Compare(a.ID, b.ID) })
-	return out, nil
-}
-
-func (s *memStore) PairingByChannel(_ context.Context, ch string) (Pairing, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, p := range s.pairings {
-		if p.ChannelID == ch {
-			return p, nil
-		}
-	}
-	return Pairing{}, fmt.Errorf("pairing of channel %s: %w", ch, ErrNotFound)
-}
-
-func (s *memStore) PairingsByContact(_ context.Context, c string) ([]Pairing, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []Pairing
-	for _, p := range s.pairings {
-		if p.ContactID == c {
-			out = append(out, p)
-		}
-	}
-	slices.SortFunc(out, func(a, b Pairing) int { return cmp.Compare(a.ID, b.ID) })
-	return out, nil
-}
-
-func (s *memStore) PairingByID(_ context.Context, id int64) (Pairing, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p, ok := s.pairings[id]
-	if !ok {
-		return Pairing{}, ErrNotFound
-	}
-	return p, nil
-}
-
-func (s *memStore) SubscriptionsForContact(_ context.Context, c string) ([]Subscription, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []Subscription
-	for _, sub := range s.subs {
-		if sub.ContactID == c || sub.ContactID == "all" {
-			out = append(out, sub)
-		}
-	}
-	return out, nil
-}
-
-func (s *memStore) Enqueue(_ context.Context, m Message) (int64, bool, error) {
-	if s.enqueueFn != nil {
-		if err := s.enqueueFn(m); err != nil {
+	fn := s.enqueueFn
+	s.mu.Unlock()
+	if fn != nil {
+		if err := fn(m); err != nil {
 			return 0, false, err
 		}
 	}
+	id, inserted, err := s.Store.Enqueue(ctx, m)
+	s.changed()
+	return id, inserted, err
+}
+
+func (s *testStore) PairingByID(ctx context.Context, id int64) (core.Pairing, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, r := range s.rows {
-		if r.Direction == m.Direction && r.SourceID == m.SourceID {
-			return r.ID, false, nil
+	fn := s.pairingFn
+	s.mu.Unlock()
+	if fn != nil {
+		if err := fn(id); err != nil {
+			return core.Pairing{}, err
 		}
 	}
-	m.ID = int64(len(s.rows) + 1)
-	m.State = StatePending
-	m.EnqueuedAt = time.Now()
-	if m.CreatedAt.IsZero() {
-		m.CreatedAt = m.EnqueuedAt
-	}
-	s.rows = append(s.rows, &memRow{Message: m})
-	return m.ID, true, nil
+	return s.Store.PairingByID(ctx, id)
 }
 
-func rowLess(a, b *memRow) int {
-	if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
-		return c
+func (s *testStore) Claim(ctx context.Context, dir core.Direction, limit int, lease time.Duration) ([]core.OutboxRow, error) {
+	rows, err := s.Store.Claim(ctx, dir, limit, lease)
+	if len(rows) > 0 {
+		s.changed()
 	}
-	return cmp.Compare(a.ID, b.ID)
+	return rows, err
 }
 
-// headsLocked returns, per pairing without a row in flight, the oldest row that is pending or
-// in flight. A pairing with a row in flight has no claimable head even when an older row was
-// enqueued after that row was claimed.
-func (s *memStore) headsLocked(dir Direction) []*memRow {
-	heads := map[int64]*memRow{}
-	busy := map[int64]bool{}
-	for _, r := range s.rows {
-		if r.Direction != dir || (r.State != StatePending && r.State != StateInFlight) {
-			continue
-		}
-		if r.State == StateInFlight {
-			busy[r.PairingID] = true
-		}
-		if h, ok := heads[r.PairingID]; !ok || rowLess(r, h) < 0 {
-			heads[r.PairingID] = r
-		}
-	}
-	var out []*memRow
-	for p, h := range heads {
-		if !busy[p] {
-			out = append(out, h)
-		}
-	}
-	slices.SortFunc(out, rowLess)
-	return out
+func (s *testStore) MarkDelivered(ctx context.Context, id int64, targetID string) error {
+	defer s.changed()
+	return s.Store.MarkDelivered(ctx, id, targetID)
 }
 
-func (s *memStore) Claim(_ context.Context, dir Direction, limit int, lease time.Duration) ([]Message, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := time.Now()
-	var out []Message
-	for _, h := range s.headsLocked(dir) {
-		if len(out) == limit {
-			break
-		}
-		if h.State != StatePending || h.NextAttemptAt.After(now) {
-			continue
-		}
-		h.State = StateInFlight
-		h.leaseUntil = now.Add(lease)
-		h.Claims++
-		out = append(out, h.Message)
-	}
-	return out, nil
-}
-
-func (s *memStore) row(id int64) (*memRow, error) {
-	if id < 1 || int(id) > len(s.rows) {
-		return nil, ErrNotFound
-	}
-	return s.rows[id-1], nil
-}
-
-// openRow is row for the updates that only pending and in-flight rows accept.
-func (s *memStore) openRow(id int64) (*memRow, error) {
-	r, err := s.row(id)
-	if err != nil {
-		return nil, err
-	}
-	if r.State != StatePending && r.State != StateInFlight {
-		return nil, fmt.Errorf("message %d is already %s", id, r.State)
-	}
-	return r, nil
-}
-
-func (s *memStore) MarkDelivered(_ context.Context, id int64, target string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, err := s.row(id)
-	if err != nil {
-		return err
-	}
-	now := time.Now()
-	r.State, r.TargetID, r.DeliveredAt = StateDelivered, target, &now
-	return nil
-}
-
-func (s *memStore) Retry(_ context.Context, id int64, reason string) (time.Time, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, err := s.openRow(id)
-	if err != nil {
+func (s *testStore) Retry(ctx context.Context, id int64, reason string) (time.Time, error) {
+	defer s.changed()
+	if _, err := s.Store.Retry(ctx, id, reason); err != nil {
 		return time.Time{}, err
 	}
-	r.State, r.LastError, r.NextAttemptAt = StatePending, reason, time.Now().Add(s.backoff)
-	r.Attempts++
-	return r.NextAttemptAt, nil
-}
-
-func (s *memStore) Postpone(_ context.Context, id int64, until time.Time) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, err := s.openRow(id)
-	if err != nil {
-		return err
+	next := time.Now().Add(s.retryDelay)
+	s.mu.Unlock()
+	return next, s.Store.Postpone(ctx, id, next)
+}
+
+func (s *testStore) Postpone(ctx context.Context, id int64, until time.Time) error {
+	defer s.changed()
+	return s.Store.Postpone(ctx, id, until)
+}
+
+func (s *testStore) Fail(ctx context.Context, id int64, reason string) error {
+	defer s.changed()
+	return s.Store.Fail(ctx, id, reason)
+}
+
+func (s *testStore) RescueExpired(ctx context.Context) (int, error) {
+	n, err := s.Store.RescueExpired(ctx)
+	if n > 0 {
+		s.changed()
 	}
-	r.State, r.NextAttemptAt = StatePending, until
-	return nil
+	return n, err
 }
 
-func (s *memStore) Fail(_ context.Context, id int64, reason string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r, err := s.openRow(id)
-	if err != nil {
-		return err
-	}
-	r.State, r.LastError = StateFailed, reason
-	return nil
+func (s *testStore) AdvanceDiscordCursor(ctx context.Context, pairingID int64, messageID string) error {
+	defer s.changed()
+	return s.Store.AdvanceDiscordCursor(ctx, pairingID, messageID)
 }
 
-func (s *memStore) RescueExpired(context.Context) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for _, r := range s.rows {
-		if r.State == StateInFlight && time.Now().After(r.leaseUntil) {
-			r.State = StatePending
-			n++
-		}
-	}
-	return n, nil
-}
-
-func (s *memStore) NextDue(_ context.Context, dir Direction) (time.Time, bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var t time.Time
-	ok := false
-	for _, r := range s.rows {
-		if r.Direction == dir && r.State == StatePending && (!ok || r.NextAttemptAt.Before(t)) {
-			t, ok = r.NextAttemptAt, true
-		}
-	}
-	return t, ok, nil
-}
-
-func (s *memStore) MessageBySource(_ context.Context, dir Direction, src string) (Message, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, r := range s.rows {
-		if r.Direction == dir && r.SourceID == src {
-			return r.Message, nil
-		}
-	}
-	return Message{}, ErrNotFound
-}
-
-func (s *memStore) MessageByTarget(_ context.Context, dir Direction, target string) (Message, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, r := range s.rows {
-		if r.Direction == dir && r.TargetID == target {
-			return r.Message, nil
-		}
-	}
-	return Message{}, ErrNotFound
-}
-
-func (s *memStore) DiscordCursor(_ context.Context, pairingID int64) (string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.dcursor[pairingID], nil
-}
-
-func snowflakeLess(a, b string) bool {
-	if len(a) != len(b) {
-		return len(a) < len(b)
-	}
-	return a < b
-}
-
-func (s *memStore) AdvanceDiscordCursor(_ context.Context, pairingID int64, id string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if snowflakeLess(s.dcursor[pairingID], id) {
-		s.dcursor[pairingID] = id
-	}
-	return nil
-}
-
-func (s *memStore) ResoniteCursor(_ context.Context, account string) (time.Time, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.rcursor[account], nil
-}
-
-func (s *memStore) AdvanceResoniteCursor(_ context.Context, account string, t time.Time) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if t.After(s.rcursor[account]) {
-		s.rcursor[account] = t
-	}
-	return nil
-}
-
-// snapshot returns copies of the rows of one direction, in id order.
-func (s *memStore) snapshot(dir Direction) []Message {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []Message
-	for _, r := range s.rows {
-		if r.Direction == dir {
-			out = append(out, r.Message)
-		}
-	}
-	return out
-}
-
-// errRetryable and errPermanent are what the fakes fail with; the classifier below knows them.
-var (
-	errRetryable = errors.New("temporarily unavailable")
-	errPermanent = errors.New("contact removed")
-)
-
-type rateLimitedError struct{ after time.Duration }
-
-func (e rateLimitedError) Error() string { return "rate limited, retry after " + e.after.String() }
-
-func isPermanentTest(err error) bool { return errors.Is(err, errPermanent) }
-
-func retryAfterTest(err error) (time.Duration, bool) {
-	var rl rateLimitedError
-	if errors.As(err, &rl) {
-		return rl.after, true
-	}
-	return 0, false
+func (s *testStore) AdvanceResoniteCursor(ctx context.Context, accountID string, t time.Time) error {
+	defer s.changed()
+	return s.Store.AdvanceResoniteCursor(ctx, accountID, t)
 }
 
 // fakeDiscord records posts and replies and serves channel history.
 type fakeDiscord struct {
+	note    *notifier
 	mu      sync.Mutex
 	nextID  int64
 	posts   map[string][]postedMsg
 	calls   map[string]int // Post calls per channel, failed ones included
 	replies []replyMsg
-	history map[string][]DiscordMessage
+	history map[string][]core.DiscordMessage
 	// postFn, when set, runs before a post and may fail it.
-	postFn    func(ctx context.Context, channel string, p Post, call int) error
+	postFn    func(ctx context.Context, channel string, p core.Post, call int) error
 	historyFn func(channel string) error
 	// historyCalls records every History request, failed ones included.
 	historyCalls []historyCall
@@ -390,21 +171,23 @@ type historyCall struct {
 
 type postedMsg struct {
 	ID string
-	Post
+	core.Post
 }
 
 type replyMsg struct{ ChannelID, MessageID, Content string }
 
-func newFakeDiscord() *fakeDiscord {
-	return &fakeDiscord{nextID: 9_000_000_000, posts: map[string][]postedMsg{}, calls: map[string]int{}, history: map[string][]DiscordMessage{}}
+func newFakeDiscord(note *notifier) *fakeDiscord {
+	return &fakeDiscord{note: note, nextID: 9_000_000_000, posts: map[string][]postedMsg{}, calls: map[string]int{}, history: map[string][]core.DiscordMessage{}}
 }
 
-func (d *fakeDiscord) Post(ctx context.Context, channel string, p Post) (string, error) {
+func (d *fakeDiscord) Post(ctx context.Context, channel string, p core.Post) (string, error) {
+	defer d.note.fire()
 	d.mu.Lock()
 	d.calls[channel]++
 	call := d.calls[channel]
 	fn := d.postFn
 	d.mu.Unlock()
+	d.note.fire() // the call is seen before postFn may block it
 	if fn != nil {
 		if err := fn(ctx, channel, p, call); err != nil {
 			return "", err
@@ -419,13 +202,15 @@ func (d *fakeDiscord) Post(ctx context.Context, channel string, p Post) (string,
 }
 
 func (d *fakeDiscord) Reply(_ context.Context, channel, messageID, content string) error {
+	defer d.note.fire()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.replies = append(d.replies, replyMsg{channel, messageID, content})
 	return nil
 }
 
-func (d *fakeDiscord) History(_ context.Context, channel, after string, limit int) ([]DiscordMessage, error) {
+func (d *fakeDiscord) History(_ context.Context, channel, after string, limit int) ([]core.DiscordMessage, error) {
+	defer d.note.fire()
 	d.mu.Lock()
 	fn := d.historyFn
 	d.historyCalls = append(d.historyCalls, historyCall{channel, after, limit})
@@ -437,9 +222,9 @@ func (d *fakeDiscord) History(_ context.Context, channel, after string, limit in
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	var out []DiscordMessage
+	var out []core.DiscordMessage
 	for _, m := range d.history[channel] {
-		if snowflakeLess(after, m.ID) && len(out) < limit {
+		if compareSnowflakes(after, m.ID) < 0 && len(out) < limit {
 			out = append(out, m)
 		}
 	}
@@ -473,11 +258,22 @@ func (d *fakeDiscord) historyCallsIn(channel string) []historyCall {
 	return out
 }
 
-func (d *fakeDiscord) addHistory(channel string, msgs ...DiscordMessage) {
+func (d *fakeDiscord) setHistory(channel string, msgs ...core.DiscordMessage) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.history[channel] = nil
+	d.addHistoryLocked(channel, msgs...)
+}
+
+func (d *fakeDiscord) addHistory(channel string, msgs ...core.DiscordMessage) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.addHistoryLocked(channel, msgs...)
+}
+
+func (d *fakeDiscord) addHistoryLocked(channel string, msgs ...core.DiscordMessage) {
 	d.history[channel] = append(d.history[channel], msgs...)
-	slices.SortFunc(d.history[channel], func(a, b DiscordMessage) int { return compareSnowflakes(a.ID, b.ID) })
+	slices.SortFunc(d.history[channel], func(a, b core.DiscordMessage) int { return compareSnowflakes(a.ID, b.ID) })
 }
 
 func (d *fakeDiscord) allReplies() []replyMsg {
@@ -486,31 +282,51 @@ func (d *fakeDiscord) allReplies() []replyMsg {
 	return slices.Clone(d.replies)
 }
 
-// fakeResonite is the hub (SendMessage, MarkMessagesRead, UpdateContact) and the REST history.
+// sentText is one SendText call.
+type sentText struct{ ID, ContactID, Text string }
+
+// readBatch is one MarkRead call.
+type readBatch struct {
+	SenderID string
+	IDs      []string
+}
+
+type messagesQuery struct {
+	Since time.Time
+	Max   int
+}
+
+// fakeResonite is the Resonite side: sends, read receipts, contact acceptance and the mailbox.
 type fakeResonite struct {
+	note     *notifier
 	mu       sync.Mutex
-	sent     []resonite.Message
-	calls    map[string]int // SendMessage calls per recipient
-	reads    []resonite.MarkReadBatch
-	contacts []resonite.Contact
-	history  []resonite.Message
-	sendFn   func(ctx context.Context, m resonite.Message, call int) error
+	sent     []sentText
+	calls    map[string]int // SendText calls per contact
+	reads    []readBatch
+	accepted []string
+	history  []core.ContactMessage
+	sendFn   func(ctx context.Context, m sentText, call int) error
 	histFn   func() error
-	queries  []MessageQuery // every Messages request, failed ones included
+	queries  []messagesQuery // every Messages request, failed ones included
 }
 
 const botID = "U-Bridge"
 
-func newFakeResonite() *fakeResonite { return &fakeResonite{calls: map[string]int{}} }
+func newFakeResonite(note *notifier) *fakeResonite {
+	return &fakeResonite{note: note, calls: map[string]int{}}
+}
 
 func (r *fakeResonite) UserID() string { return botID }
 
-func (r *fakeResonite) SendMessage(ctx context.Context, m resonite.Message) error {
+func (r *fakeResonite) SendText(ctx context.Context, id, contactID, text string) error {
+	defer r.note.fire()
+	m := sentText{ID: id, ContactID: contactID, Text: text}
 	r.mu.Lock()
-	r.calls[m.RecipientID]++
-	call := r.calls[m.RecipientID]
+	r.calls[contactID]++
+	call := r.calls[contactID]
 	fn := r.sendFn
 	r.mu.Unlock()
+	r.note.fire() // the call is seen before sendFn may block it
 	if fn != nil {
 		if err := fn(ctx, m, call); err != nil {
 			return err
@@ -522,27 +338,29 @@ func (r *fakeResonite) SendMessage(ctx context.Context, m resonite.Message) erro
 	return nil
 }
 
-func (r *fakeResonite) MarkMessagesRead(_ context.Context, b resonite.MarkReadBatch) error {
+func (r *fakeResonite) MarkRead(_ context.Context, senderID string, ids []string) error {
+	defer r.note.fire()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.reads = append(r.reads, b)
+	r.reads = append(r.reads, readBatch{senderID, slices.Clone(ids)})
 	return nil
 }
 
-func (r *fakeResonite) UpdateContact(_ context.Context, c resonite.Contact) (bool, error) {
+func (r *fakeResonite) AcceptContact(_ context.Context, contactID string) error {
+	defer r.note.fire()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.contacts = append(r.contacts, c)
-	return true, nil
+	r.accepted = append(r.accepted, contactID)
+	return nil
 }
 
-// Messages answers like the cloud (and resonitetest): the newest MaxItems messages (0 means
-// 100, -1 means all) whose lastUpdateTime, or sendTime when unset, is at or after FromTime,
+// Messages answers like the cloud: the newest max messages (-1: all) sent at or after since,
 // newest first.
-func (r *fakeResonite) Messages(_ context.Context, q MessageQuery) ([]resonite.Message, error) {
+func (r *fakeResonite) Messages(_ context.Context, since time.Time, max int) ([]core.ContactMessage, error) {
+	defer r.note.fire()
 	r.mu.Lock()
 	fn := r.histFn
-	r.queries = append(r.queries, q)
+	r.queries = append(r.queries, messagesQuery{since, max})
 	r.mu.Unlock()
 	if fn != nil {
 		if err := fn(); err != nil {
@@ -551,57 +369,49 @@ func (r *fakeResonite) Messages(_ context.Context, q MessageQuery) ([]resonite.M
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var out []resonite.Message
+	var out []core.ContactMessage
 	for _, m := range r.history {
-		updated := m.LastUpdateTime.Time
-		if updated.IsZero() {
-			updated = m.SendTime.Time
-		}
-		if !updated.Before(q.FromTime) && (q.User == "" || m.OtherID == q.User) {
+		if !m.SentAt.Before(since) {
 			out = append(out, m)
 		}
 	}
-	slices.SortStableFunc(out, func(a, b resonite.Message) int { return b.SendTime.Compare(a.SendTime.Time) })
-	n := q.MaxItems
-	if n == 0 {
-		n = 100
-	}
-	if n > 0 && len(out) > n {
-		out = out[:n]
+	slices.SortStableFunc(out, func(a, b core.ContactMessage) int { return b.SentAt.Compare(a.SentAt) })
+	if max >= 0 && len(out) > max {
+		out = out[:max]
 	}
 	return out, nil
 }
 
-func (r *fakeResonite) addHistory(msgs ...resonite.Message) {
+func (r *fakeResonite) addHistory(msgs ...core.ContactMessage) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.history = append(r.history, msgs...)
 }
 
-func (r *fakeResonite) allQueries() []MessageQuery {
+func (r *fakeResonite) allQueries() []messagesQuery {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.queries)
 }
 
-func (r *fakeResonite) allReads() []resonite.MarkReadBatch {
+func (r *fakeResonite) allReads() []readBatch {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.reads)
 }
 
-func (r *fakeResonite) sendCalls(recipient string) int {
+func (r *fakeResonite) sendCalls(contact string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.calls[recipient]
+	return r.calls[contact]
 }
 
-func (r *fakeResonite) sentTo(recipient string) []resonite.Message {
+func (r *fakeResonite) sentTo(contact string) []sentText {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var out []resonite.Message
+	var out []sentText
 	for _, m := range r.sent {
-		if m.RecipientID == recipient {
+		if m.ContactID == contact {
 			out = append(out, m)
 		}
 	}
@@ -618,10 +428,38 @@ func (r *fakeResonite) readIDs() []string {
 	return out
 }
 
-func (r *fakeResonite) updatedContacts() []resonite.Contact {
+func (r *fakeResonite) acceptedContacts() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return slices.Clone(r.contacts)
+	return slices.Clone(r.accepted)
+}
+
+// fakeSessions resolves session hints from a map the test fills.
+type fakeSessions struct {
+	mu       sync.Mutex
+	sessions map[string]core.Session
+}
+
+func (f *fakeSessions) set(hint string, s core.Session) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.sessions == nil {
+		f.sessions = map[string]core.Session{}
+	}
+	f.sessions[hint] = s
+}
+
+func (f *fakeSessions) remove(hint string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.sessions, hint)
+}
+
+func (f *fakeSessions) Session(hint string) (core.Session, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, ok := f.sessions[hint]
+	return s, ok
 }
 
 // fakeClock is the injectable clock of presence tests.
@@ -642,81 +480,144 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// harness wires a Bridge to the fakes and runs it for the test.
+// harness wires a Bridge to the real store and the fakes.
 type harness struct {
-	t       *testing.T
-	store   *memStore
-	discord *fakeDiscord
-	res     *fakeResonite
-	clock   *fakeClock
-	b       *Bridge
-	cancel  context.CancelFunc
-	done    chan struct{}
+	t        *testing.T
+	pg       *store.Store
+	store    *testStore
+	discord  *fakeDiscord
+	res      *fakeResonite
+	sessions *fakeSessions
+	clock    *fakeClock
+	note     *notifier
+	opts     Options
+	b        *Bridge
+	started  bool
+	// ctx ends shortly before the test binary's -timeout would kill the test, so that a wait
+	// that never ends fails with what it waited for; it is no time window of the tests.
+	ctx context.Context
 }
 
-// Pairings used by most tests: channel C-A with contact U-Alice, channel C-B with U-Bob.
+// Pairings used by most tests: channel C-A with contact U-Alice (pairing 1), channel C-B with
+// U-Bob (pairing 2), both made at pairingEpoch.
 var pairingEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func newHarness(t *testing.T, tweak func(*Options)) *harness {
 	t.Helper()
+	note := newNotifier()
+	pg := storetest.New(t)
 	h := &harness{
-		t:       t,
-		store:   newMemStore(),
-		discord: newFakeDiscord(),
-		res:     newFakeResonite(),
-		clock:   &fakeClock{t: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)},
+		t:        t,
+		pg:       pg,
+		store:    &testStore{Store: realStore(pg), pg: pg, changed: note.fire},
+		discord:  newFakeDiscord(note),
+		res:      newFakeResonite(note),
+		sessions: &fakeSessions{},
+		clock:    &fakeClock{t: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)},
+		note:     note,
 	}
-	h.store.addPairing(Pairing{ID: 1, GuildID: "G1", ChannelID: "C-A", ContactID: "U-Alice", ContactUsername: "Alice", CreatedAt: pairingEpoch, WebhookID: "W-A"})
-	h.store.addPairing(Pairing{ID: 2, GuildID: "G1", ChannelID: "C-B", ContactID: "U-Bob", ContactUsername: "Bob", CreatedAt: pairingEpoch, WebhookID: "W-B"})
-	o := Options{
-		Store: h.store, Resonite: h.res, History: h.res, Discord: h.discord,
-		Now: h.clock.Now, IsPermanent: isPermanentTest, RetryAfter: retryAfterTest,
-		PollInterval: 20 * time.Millisecond, MarkReadDelay: time.Millisecond, CatchUpRetry: 5 * time.Millisecond,
-		DrainTimeout: 5 * time.Second, PresenceWarmup: time.Nanosecond,
+	ctx, cancel := context.Background(), context.CancelFunc(func() {})
+	if d, ok := t.Deadline(); ok {
+		ctx, cancel = context.WithDeadline(ctx, d.Add(-15*time.Second))
+	}
+	t.Cleanup(cancel)
+	h.ctx = ctx
+	h.addPairing(core.Pairing{GuildID: "G1", ChannelID: "C-A", ContactID: "U-Alice", ContactUsername: "Alice", WebhookID: "W-A"}, 1)
+	h.addPairing(core.Pairing{GuildID: "G1", ChannelID: "C-B", ContactID: "U-Bob", ContactUsername: "Bob", WebhookID: "W-B"}, 2)
+	h.opts = Options{
+		Store: h.store, Resonite: h.res, Discord: h.discord, Sessions: h.sessions, Now: h.clock.Now,
+		PollInterval: 100 * time.Millisecond, MarkReadDelay: time.Millisecond, CatchUpRetry: 5 * time.Millisecond,
+		DrainTimeout: time.Minute, PresenceWarmup: time.Nanosecond,
 	}
 	if tweak != nil {
-		tweak(&o)
+		tweak(&h.opts)
 	}
-	b, err := New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.b = b
+	h.b = h.newBridge()
 	return h
 }
 
-// start runs the bridge until the test ends.
-func (h *harness) start() {
-	ctx, cancel := context.WithCancel(context.Background())
-	h.cancel = cancel
-	h.done = make(chan struct{})
-	go func() {
-		defer close(h.done)
-		if err := h.b.Run(ctx); err != nil {
-			h.t.Errorf("Run: %v", err)
-		}
-	}()
-	h.t.Cleanup(h.stop)
+func (h *harness) newBridge() *Bridge {
+	h.t.Helper()
+	b, err := New(h.opts)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return b
 }
 
+// addPairing stores a pairing made at pairingEpoch and checks it got the id the test expects.
+func (h *harness) addPairing(p core.Pairing, wantID int64) core.Pairing {
+	h.t.Helper()
+	p = createPairing(h.t, h.pg, p)
+	if p.ID != wantID {
+		h.t.Fatalf("pairing of %s has id %d, want %d", p.ChannelID, p.ID, wantID)
+	}
+	h.setPairingCreatedAt(p.ID, pairingEpoch)
+	p.CreatedAt = pairingEpoch
+	return p
+}
+
+func (h *harness) setPairingCreatedAt(id int64, at time.Time) {
+	h.t.Helper()
+	h.exec(`update pairings set created_at = $2 where id = $1`, id, at)
+}
+
+func (h *harness) exec(sql string, args ...any) {
+	h.t.Helper()
+	if _, err := h.pg.Pool().Exec(context.Background(), sql, args...); err != nil {
+		h.t.Fatalf("exec %q: %v", sql, err)
+	}
+}
+
+func (h *harness) addSub(sub core.Subscription) { addSubscription(h.t, h.pg, sub) }
+
+// start runs the bridge; it is stopped when the test ends, if the test did not stop it.
+func (h *harness) start() {
+	h.t.Helper()
+	if err := h.b.Start(context.Background()); err != nil {
+		h.t.Fatalf("Start: %v", err)
+	}
+	if !h.started {
+		h.t.Cleanup(h.stop)
+	}
+	h.started = true
+}
+
+// stop stops the bridge and waits for all its goroutines.
 func (h *harness) stop() {
-	if h.cancel == nil {
+	h.t.Helper()
+	if !h.started {
 		return
 	}
-	h.cancel()
-	<-h.done
-	h.cancel = nil
+	h.started = false
+	if err := h.b.Stop(h.ctx); err != nil {
+		h.t.Errorf("Stop: %v", err)
+	}
 }
 
-// eventually waits for cond; the deadline only keeps a broken test from hanging.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for: %s", what)
+// restart stops the bridge and starts a new one on the same store and sides, as a restarted
+// daemon would.
+func (h *harness) restart() {
+	h.t.Helper()
+	h.stop()
+	h.b = h.newBridge()
+	h.start()
+}
+
+// waitFor returns once cond holds, re-checking it each time the store, a fake side or the
+// bridge's task queue reports a change.
+func (h *harness) waitFor(what string, cond func() bool) {
+	h.t.Helper()
+	for {
+		changed := h.note.next()
+		if cond() {
+			return
 		}
-		time.Sleep(2 * time.Millisecond)
+		select {
+		case <-changed:
+		case <-h.ctx.Done():
+			h.t.Fatalf("gave up waiting for: %s", what)
+		}
 	}
 }
 
@@ -727,24 +628,57 @@ func (h *harness) settle() {
 	h.b.tasks.push(func(context.Context) { close(done) })
 	select {
 	case <-done:
-	case <-time.After(20 * time.Second):
+	case <-h.ctx.Done():
 		h.t.Fatal("task queue did not drain")
 	}
 }
 
-func (h *harness) rowsIn(dir Direction, state State) int {
-	n := 0
-	for _, m := range h.store.snapshot(dir) {
-		if m.State == state {
-			n++
-		}
+// rowsIn counts the rows of a direction in a state.
+func (h *harness) rowsIn(dir core.Direction, state core.State) int {
+	h.t.Helper()
+	var n int
+	if err := h.pg.Pool().QueryRow(context.Background(),
+		`select count(*) from relay_messages where direction = $1 and state = $2`, string(dir), string(state)).Scan(&n); err != nil {
+		h.t.Fatalf("counting %s rows: %v", dir, err)
 	}
 	return n
 }
 
-func textFrom(sender, id, text string, at time.Time) resonite.Message {
-	return resonite.Message{
-		ID: id, OwnerID: botID, SenderID: sender, RecipientID: botID, OtherID: sender,
-		MessageType: resonite.MessageText, Content: text, SendTime: resonite.NewTime(at),
+// rowCount counts the rows of a direction.
+func (h *harness) rowCount(dir core.Direction) int {
+	h.t.Helper()
+	var n int
+	if err := h.pg.Pool().QueryRow(context.Background(),
+		`select count(*) from relay_messages where direction = $1`, string(dir)).Scan(&n); err != nil {
+		h.t.Fatalf("counting %s rows: %v", dir, err)
 	}
+	return n
+}
+
+func (h *harness) waitRows(dir core.Direction, state core.State, n int) {
+	h.t.Helper()
+	h.waitFor(fmt.Sprintf("%d %s rows %s", n, dir, state), func() bool { return h.rowsIn(dir, state) == n })
+}
+
+func (h *harness) row(dir core.Direction, sourceID string) core.OutboxRow {
+	h.t.Helper()
+	m, err := h.store.MessageBySource(context.Background(), dir, sourceID)
+	if err != nil {
+		h.t.Fatalf("row %s %s: %v", dir, sourceID, err)
+	}
+	return m
+}
+
+// enqueue stores a row as an earlier process would have.
+func (h *harness) enqueue(m core.OutboxRow) int64 {
+	h.t.Helper()
+	id, _, err := h.store.Enqueue(context.Background(), m)
+	if err != nil {
+		h.t.Fatalf("enqueue %s: %v", m.SourceID, err)
+	}
+	return id
+}
+
+func textFrom(sender, id, text string, at time.Time) core.ContactMessage {
+	return core.ContactMessage{ID: id, SenderID: sender, Kind: core.KindText, Text: text, SentAt: at}
 }

@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"encoding/json"
 	"reflect"
 	"regexp"
 	"strings"
@@ -12,7 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/resonite-bridge/resonite-bridge/resonite"
+	"github.com/resonite-bridge/resonite-bridge/bridge/core"
 )
 
 func TestFormatForResonite(t *testing.T) {
@@ -20,44 +19,44 @@ func TestFormatForResonite(t *testing.T) {
 	long := strings.Repeat("word ", 30) // 150 runes
 	tests := []struct {
 		name string
-		m    DiscordMessage
+		m    core.DiscordMessage
 		want string
 	}{
-		{"plain text", DiscordMessage{AuthorName: "Kim", Content: "hello there"}, "Kim: hello there"},
-		{"surrounding space trimmed", DiscordMessage{AuthorName: "Kim", Content: "  hi \n"}, "Kim: hi"},
-		{"mentions and emoji as the bot rendered them", DiscordMessage{AuthorName: "Kim", Content: "@Alex look at #general :party:"}, "Kim: @Alex look at #general :party:"},
-		{"multi-line text kept", DiscordMessage{AuthorName: "Kim", Content: "one\ntwo"}, "Kim: one\ntwo"},
-		{"no display name", DiscordMessage{AuthorName: "  ", Content: "hi"}, "someone: hi"},
+		{"plain text", core.DiscordMessage{AuthorName: "Kim", Content: "hello there"}, "Kim: hello there"},
+		{"surrounding space trimmed", core.DiscordMessage{AuthorName: "Kim", Content: "  hi \n"}, "Kim: hi"},
+		{"mentions and emoji as the bot rendered them", core.DiscordMessage{AuthorName: "Kim", Content: "@Alex look at #general :party:"}, "Kim: @Alex look at #general :party:"},
+		{"multi-line text kept", core.DiscordMessage{AuthorName: "Kim", Content: "one\ntwo"}, "Kim: one\ntwo"},
+		{"no display name", core.DiscordMessage{AuthorName: "  ", Content: "hi"}, "someone: hi"},
 		{
 			"reply quotes the answered message on one line",
-			DiscordMessage{AuthorName: "Kim", Content: "sure", ReplyTo: &DiscordReply{AuthorName: "Alex", Content: "what\nabout   lunch?"}},
+			core.DiscordMessage{AuthorName: "Kim", Content: "sure", ReplyTo: &core.DiscordReply{AuthorName: "Alex", Content: "what\nabout   lunch?"}},
 			"Kim: (replying to Alex: “what about lunch?”) sure",
 		},
 		{
 			"long quote shortened",
-			DiscordMessage{AuthorName: "Kim", Content: "yes", ReplyTo: &DiscordReply{AuthorName: "Alex", Content: long}},
+			core.DiscordMessage{AuthorName: "Kim", Content: "yes", ReplyTo: &core.DiscordReply{AuthorName: "Alex", Content: long}},
 			"Kim: (replying to Alex: “" + strings.Repeat("word ", 11) + "word…”) yes",
 		},
 		{
 			"reply to a message without text",
-			DiscordMessage{AuthorName: "Kim", Content: "nice pic", ReplyTo: &DiscordReply{AuthorName: "Alex"}},
+			core.DiscordMessage{AuthorName: "Kim", Content: "nice pic", ReplyTo: &core.DiscordReply{AuthorName: "Alex"}},
 			"Kim: (replying to Alex: “…”) nice pic",
 		},
-		{"reply without anything of its own", DiscordMessage{AuthorName: "Kim", ReplyTo: &DiscordReply{AuthorName: "Alex", Content: "q"}}, ""},
+		{"reply without anything of its own", core.DiscordMessage{AuthorName: "Kim", ReplyTo: &core.DiscordReply{AuthorName: "Alex", Content: "q"}}, ""},
 		{
 			"attachments as URLs after the text",
-			DiscordMessage{AuthorName: "Kim", Content: "look", Attachments: []string{"https://cdn.discordapp.com/a/1.png", " ", "https://cdn.discordapp.com/a/2.mp4"}},
+			core.DiscordMessage{AuthorName: "Kim", Content: "look", Attachments: []string{"https://cdn.discordapp.com/a/1.png", " ", "https://cdn.discordapp.com/a/2.mp4"}},
 			"Kim: look\nhttps://cdn.discordapp.com/a/1.png\nhttps://cdn.discordapp.com/a/2.mp4",
 		},
-		{"attachment only", DiscordMessage{AuthorName: "Kim", Attachments: []string{"https://cdn.discordapp.com/a/1.png"}}, "Kim: https://cdn.discordapp.com/a/1.png"},
-		{"sticker by name", DiscordMessage{AuthorName: "Kim", Stickers: []string{"Wave"}}, "Kim: [sticker: Wave]"},
+		{"attachment only", core.DiscordMessage{AuthorName: "Kim", Attachments: []string{"https://cdn.discordapp.com/a/1.png"}}, "Kim: https://cdn.discordapp.com/a/1.png"},
+		{"sticker by name", core.DiscordMessage{AuthorName: "Kim", Stickers: []string{"Wave"}}, "Kim: [sticker: Wave]"},
 		{
 			"reply with attachment only",
-			DiscordMessage{AuthorName: "Kim", Attachments: []string{"https://x/1.png"}, ReplyTo: &DiscordReply{AuthorName: "Alex", Content: "send it"}},
+			core.DiscordMessage{AuthorName: "Kim", Attachments: []string{"https://x/1.png"}, ReplyTo: &core.DiscordReply{AuthorName: "Alex", Content: "send it"}},
 			"Kim: (replying to Alex: “send it”)\nhttps://x/1.png",
 		},
-		{"nothing to relay", DiscordMessage{AuthorName: "Kim"}, ""},
-		{"blank text", DiscordMessage{AuthorName: "Kim", Content: " \n\t"}, ""},
+		{"nothing to relay", core.DiscordMessage{AuthorName: "Kim"}, ""},
+		{"blank text", core.DiscordMessage{AuthorName: "Kim", Content: " \n\t"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -69,109 +68,131 @@ func TestFormatForResonite(t *testing.T) {
 	}
 }
 
-// content JSON-encodes the content of a non-text message, as the cloud sends it.
-func content(t *testing.T, v any) string {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 func TestRenderForDiscord(t *testing.T) {
 	t.Parallel()
 	const avatar = "https://assets.resonite.com/icon"
-	base := Post{Username: "Alice", AvatarURL: avatar}
-	post := func(content string, embeds ...Embed) Post {
+	base := core.Post{Username: "Alice", AvatarURL: avatar}
+	post := func(content string, embeds ...core.Embed) core.Post {
 		p := base
 		p.Content = content
 		p.Embeds = embeds
 		return p
 	}
-	msg := func(typ resonite.MessageType, c string) resonite.Message {
-		return resonite.Message{ID: "MSG-1", SenderID: "U-Alice", MessageType: typ, Content: c}
+	msg := func(kind core.MessageKind, set func(*core.ContactMessage)) core.ContactMessage {
+		m := core.ContactMessage{ID: "MSG-1", SenderID: "U-Alice", Kind: kind}
+		if set != nil {
+			set(&m)
+		}
+		return m
 	}
-	str := func(s string) *string { return &s }
+	text := func(kind core.MessageKind, s string) core.ContactMessage {
+		return msg(kind, func(m *core.ContactMessage) { m.Text = s })
+	}
+	unreadable := func(kind core.MessageKind) core.ContactMessage {
+		return msg(kind, func(m *core.ContactMessage) { m.Unreadable = true })
+	}
+	fields := func(host, users, access, headless string) []core.EmbedField {
+		return []core.EmbedField{
+			{Name: "Host", Value: host, Inline: true}, {Name: "Users", Value: users, Inline: true},
+			{Name: "Access", Value: access, Inline: true}, {Name: "Headless", Value: headless, Inline: true},
+		}
+	}
 	tests := []struct {
 		name string
-		m    resonite.Message
-		want []Post
+		m    core.ContactMessage
+		want []core.Post
 	}{
-		{"text", msg(resonite.MessageText, "hello **world**"), []Post{post("hello **world**")}},
-		{"untyped message is text", msg("", "hi"), []Post{post("hi")}},
+		{"text", text(core.KindText, "hello **world**"), []core.Post{post("hello **world**")}},
+		{"untyped message is text", text("", "hi"), []core.Post{post("hi")}},
 		{
 			"mass and user mentions neutralised",
-			msg(resonite.MessageText, "@everyone @here <@123> <@!456> <@&789>"),
-			[]Post{post("@\u200beveryone @\u200bhere <@\u200b123> <@\u200b!456> <@\u200b&789>")},
+			text(core.KindText, "@everyone @here <@123> <@!456> <@&789>"),
+			[]core.Post{post("@\u200beveryone @\u200bhere <@\u200b123> <@\u200b!456> <@\u200b&789>")},
 		},
-		{"blank text gives no post", msg(resonite.MessageText, " \n "), nil},
+		{"blank text gives no post", text(core.KindText, " \n "), nil},
 		{
 			"sound as a voice-message line with the asset link",
-			msg(resonite.MessageSound, content(t, map[string]any{"assetUri": "resdb:///0a1b2c.ogg", "name": "Voice message"})),
-			[]Post{post("🎤 Voice message: https://assets.resonite.com/0a1b2c")},
+			msg(core.KindSound, func(m *core.ContactMessage) { m.SoundURL = "https://assets.resonite.com/0a1b2c" }),
+			[]core.Post{post("🎤 Voice message: https://assets.resonite.com/0a1b2c")},
 		},
-		{"unreadable sound", msg(resonite.MessageSound, "{not json"), []Post{post("🎤 sent a voice message (it could not be read)")}},
+		{"unreadable sound", unreadable(core.KindSound), []core.Post{post("🎤 sent a voice message (it could not be read)")}},
+		{"sound without a link", msg(core.KindSound, nil), []core.Post{post("🎤 sent a voice message (it could not be read)")}},
 		{
-			"object by name with thumbnail, rich text stripped, markdown escaped",
-			msg(resonite.MessageObject, content(t, map[string]any{"name": "<color=red>Cool</color> *Hat*", "thumbnailUri": "resdb:///th1.webp"})),
-			[]Post{post("📦 sent an item: **Cool \\*Hat\\***", Embed{Title: "Cool *Hat*", ThumbnailURL: "https://assets.resonite.com/th1"})},
+			"object by name with thumbnail, markdown escaped",
+			msg(core.KindObject, func(m *core.ContactMessage) {
+				m.Item = &core.Item{Name: "Cool *Hat*", ThumbnailURL: "https://assets.resonite.com/th1"}
+			}),
+			[]core.Post{post("📦 sent an item: **Cool \\*Hat\\***", core.Embed{Title: "Cool *Hat*", ThumbnailURL: "https://assets.resonite.com/th1"})},
 		},
 		{
 			"object without thumbnail",
-			msg(resonite.MessageObject, content(t, map[string]any{"name": "Chair"})),
-			[]Post{post("📦 sent an item: **Chair**")},
+			msg(core.KindObject, func(m *core.ContactMessage) { m.Item = &core.Item{Name: "Chair"} }),
+			[]core.Post{post("📦 sent an item: **Chair**")},
 		},
 		{
 			"object without a name",
-			msg(resonite.MessageObject, content(t, map[string]any{"name": "<b></b>"})),
-			[]Post{post("📦 sent an item: **an item**")},
+			msg(core.KindObject, func(m *core.ContactMessage) { m.Item = &core.Item{Name: " "} }),
+			[]core.Post{post("📦 sent an item: **an item**")},
 		},
+		{"object without an item", msg(core.KindObject, nil), []core.Post{post("📦 sent an item: **an item**")}},
+		{"unreadable object", unreadable(core.KindObject), []core.Post{post("📦 sent an item (it could not be read)")}},
 		{
 			"session invite as an embed",
-			msg(resonite.MessageSessionInvite, content(t, resonite.SessionInfo{
-				Name: "The <color=yellow>Hidden Star</color> <b>Theater</b>", SessionID: "S-U-Host:Theater",
-				HostUsername: "Host", ActiveUsers: 3, MaxUsers: 16,
-				ThumbnailURL: str("https://skyfrost-archive.resonite.com/thumbnails/x.webp"),
-			})),
-			[]Post{post("📨 invites you to a session", Embed{
+			msg(core.KindSessionInvite, func(m *core.ContactMessage) {
+				m.Invite = &core.Session{
+					ID: "S-U-Host:Theater", Name: "The Hidden Star Theater", HostUsername: "Host", ActiveUsers: 3, MaxUsers: 16,
+					ThumbnailURL: "https://skyfrost-archive.resonite.com/thumbnails/x.webp", URL: "https://go.resonite.com/session/S-U-Host:Theater",
+				}
+			}),
+			[]core.Post{post("📨 invites you to a session", core.Embed{
 				Title: "The Hidden Star Theater", URL: "https://go.resonite.com/session/S-U-Host:Theater",
 				ThumbnailURL: "https://skyfrost-archive.resonite.com/thumbnails/x.webp",
-				Fields:       []EmbedField{{Name: "Host", Value: "Host", Inline: true}, {Name: "Users", Value: "3/16", Inline: true}},
+				Fields:       fields("Host", "3/16", "unknown", "no"),
 			})},
 		},
 		{
 			"session invite without name or host",
-			msg(resonite.MessageSessionInvite, content(t, resonite.SessionInfo{Name: "<size=200></size>", SessionID: "S-1", ActiveUsers: 1})),
-			[]Post{post("📨 invites you to a session", Embed{
+			msg(core.KindSessionInvite, func(m *core.ContactMessage) {
+				m.Invite = &core.Session{ID: "S-1", ActiveUsers: 1, URL: "https://go.resonite.com/session/S-1"}
+			}),
+			[]core.Post{post("📨 invites you to a session", core.Embed{
 				Title: "Unnamed session", URL: "https://go.resonite.com/session/S-1",
-				Fields: []EmbedField{{Name: "Users", Value: "1", Inline: true}},
+				Fields: fields("unknown", "1", "unknown", "no"),
 			})},
 		},
-		{"unreadable session invite", msg(resonite.MessageSessionInvite, "[]"), []Post{post("📨 sent a session invite (it could not be read)")}},
+		{"unreadable session invite", unreadable(core.KindSessionInvite), []core.Post{post("📨 sent a session invite (it could not be read)")}},
+		{"session invite without a session", msg(core.KindSessionInvite, nil), []core.Post{post("📨 sent a session invite (it could not be read)")}},
 		{
 			"invite request for oneself",
-			msg(resonite.MessageInviteRequest, content(t, map[string]any{"requestingFromUsername": "Alice", "usernameToInvite": "Alice", "forSessionName": "<b>Party</b>"})),
-			[]Post{post("🙋 Alice asks for an invite to Party")},
+			msg(core.KindInviteRequest, func(m *core.ContactMessage) {
+				m.InviteRequest = &core.InviteRequest{From: "Alice", ForUser: "Alice", SessionName: "Party"}
+			}),
+			[]core.Post{post("🙋 Alice asks for an invite to Party")},
 		},
 		{
 			"invite request for someone else",
-			msg(resonite.MessageInviteRequest, content(t, map[string]any{"requestingFromUsername": "Alice", "usernameToInvite": "Carol"})),
-			[]Post{post("🙋 Alice asks for an invite for Carol")},
+			msg(core.KindInviteRequest, func(m *core.ContactMessage) { m.InviteRequest = &core.InviteRequest{From: "Alice", ForUser: "Carol"} }),
+			[]core.Post{post("🙋 Alice asks for an invite for Carol")},
 		},
 		{
 			"invite request naming @everyone",
-			msg(resonite.MessageInviteRequest, content(t, map[string]any{"requestingFromUsername": "@everyone", "usernameToInvite": "@here"})),
-			[]Post{post("🙋 @\u200beveryone asks for an invite for @\u200bhere")},
+			msg(core.KindInviteRequest, func(m *core.ContactMessage) { m.InviteRequest = &core.InviteRequest{From: "@everyone", ForUser: "@here"} }),
+			[]core.Post{post("🙋 @\u200beveryone asks for an invite for @\u200bhere")},
 		},
+		{"unreadable invite request", unreadable(core.KindInviteRequest), []core.Post{post("🙋 sent an invite request (it could not be read)")}},
 		{
 			"credit transfer",
-			msg(resonite.MessageCreditTransfer, content(t, map[string]any{"amount": 12.5, "token": "KFC", "comment": "thanks!"})),
-			[]Post{post("💸 sent a credit transfer: 12.5 KFC (“thanks!”)")},
+			msg(core.KindCreditTransfer, func(m *core.ContactMessage) { m.Transfer = &core.Transfer{Amount: "12.5 KFC", Comment: "thanks!"} }),
+			[]core.Post{post("💸 sent a credit transfer: 12.5 KFC (“thanks!”)")},
 		},
-		{"credit transfer of unknown shape", msg(resonite.MessageCreditTransfer, "\"x\""), []Post{post("💸 sent a credit transfer")}},
-		{"sugar cubes", msg(resonite.MessageSugarCubes, content(t, map[string]any{"Amount": 3})), []Post{post("🧊 sent sugar cubes: 3")}},
-		{"unknown type", msg("Hologram", "{}"), []Post{post("sent a message of type Hologram that Discord cannot show")}},
+		{"credit transfer of unknown shape", msg(core.KindCreditTransfer, nil), []core.Post{post("💸 sent a credit transfer")}},
+		{
+			"sugar cubes",
+			msg(core.KindSugarCubes, func(m *core.ContactMessage) { m.Transfer = &core.Transfer{Amount: "3"} }),
+			[]core.Post{post("🧊 sent sugar cubes: 3")},
+		},
+		{"unknown type", text("Hologram", "{}"), []core.Post{post("sent a message of type Hologram that Discord cannot show")}},
+		{"unknown type, unreadable", unreadable("Hologram"), []core.Post{post("sent a message of type Hologram that could not be read")}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -181,6 +202,55 @@ func TestRenderForDiscord(t *testing.T) {
 				t.Errorf("RenderForDiscord() =\n%#v\nwant\n%#v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestRenderStoredPayload: what a to_discord row stores renders after a round trip through
+// the payload encoding, and a payload of an earlier build without a version still reads.
+func TestRenderStoredPayload(t *testing.T) {
+	t.Parallel()
+	m := core.ContactMessage{ID: "MSG-1", SenderID: "U-Alice", Kind: core.KindObject, SentAt: at(1),
+		Item: &core.Item{Name: "Chair", ThumbnailURL: "https://assets.resonite.com/th"}}
+	b, err := core.EncodeToDiscord(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := core.DecodeToDiscord(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(RenderForDiscord(back, "Alice", ""), RenderForDiscord(m, "Alice", "")) {
+		t.Errorf("the stored message renders as %+v, want %+v", RenderForDiscord(back, "Alice", ""), RenderForDiscord(m, "Alice", ""))
+	}
+	for _, tc := range []struct{ legacy, want string }{
+		{`{"id":"MSG-1","senderId":"U-Alice","messageType":"Text","content":"from before"}`, "from before"},
+		{`{"id":"MSG-2","senderId":"U-Alice","messageType":"Sound","content":"{\"assetUri\":\"resdb:///v.ogg\"}"}`, "🎤 sent a voice message (it could not be read)"},
+	} {
+		m, err := core.DecodeToDiscord([]byte(tc.legacy))
+		if err != nil {
+			t.Fatalf("legacy payload %s: %v", tc.legacy, err)
+		}
+		if posts := RenderForDiscord(m, "Alice", ""); len(posts) != 1 || posts[0].Content != tc.want {
+			t.Errorf("legacy payload %s renders as %+v, want %q", tc.legacy, posts, tc.want)
+		}
+	}
+}
+
+func TestSessionEmbed(t *testing.T) {
+	t.Parallel()
+	got := SessionEmbed(core.Session{
+		ID: "S-1", Name: "Two\nlines", HostUsername: "*star*", ActiveUsers: 2, JoinedUsers: 5, MaxUsers: 10,
+		AccessLevel: "Contacts", Headless: true, URL: "https://go.resonite.com/session/S-1",
+	})
+	want := core.Embed{Title: "Two lines", URL: "https://go.resonite.com/session/S-1", Fields: []core.EmbedField{
+		{Name: "Host", Value: "\\*star\\*", Inline: true}, {Name: "Users", Value: "2/10 (+3 away)", Inline: true},
+		{Name: "Access", Value: "Contacts", Inline: true}, {Name: "Headless", Value: "yes", Inline: true},
+	}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("SessionEmbed() =\n%#v\nwant\n%#v", got, want)
+	}
+	if got := SessionEmbed(core.Session{Name: strings.Repeat("n", 300)}); utf8.RuneCountInString(got.Title) != 256 {
+		t.Errorf("title of %d runes, want 256", utf8.RuneCountInString(got.Title))
 	}
 }
 
@@ -201,7 +271,7 @@ func TestRenderForDiscordSplitsLongText(t *testing.T) {
 		}
 	}
 	text := b.String()
-	posts := RenderForDiscord(resonite.Message{ID: "MSG-1", MessageType: resonite.MessageText, Content: text}, "Alice", "")
+	posts := RenderForDiscord(core.ContactMessage{ID: "MSG-1", Kind: core.KindText, Text: text}, "Alice", "")
 	if len(posts) < 3 {
 		t.Fatalf("%d runes gave %d posts", utf8.RuneCountInString(text), len(posts))
 	}
@@ -344,19 +414,29 @@ func TestNotificationText(t *testing.T) {
 	tests := []struct {
 		name    string
 		contact string
-		status  resonite.OnlineStatus
-		session *resonite.SessionInfo
+		status  core.OnlineStatus
+		session *core.Session
 		want    string
 	}{
-		{"online", "Alice", resonite.StatusOnline, nil, "🟢 **Alice** is now Online"},
-		{"away", "Alice", resonite.StatusAway, nil, "🟡 **Alice** is now Away"},
-		{"busy", "Alice", resonite.StatusBusy, nil, "🔴 **Alice** is now Busy"},
-		{"sociable", "Alice", resonite.StatusSociable, nil, "💬 **Alice** is now Sociable"},
-		{"markdown and mentions in the name", "*@everyone*", resonite.StatusOnline, nil, "🟢 **\\*@\u200beveryone\\*** is now Online"},
+		{"online", "Alice", core.StatusOnline, nil, "🟢 **Alice** is now Online"},
+		{"away", "Alice", core.StatusAway, nil, "🟡 **Alice** is now Away"},
+		{"busy", "Alice", core.StatusBusy, nil, "🔴 **Alice** is now Busy"},
+		{"sociable", "Alice", core.StatusSociable, nil, "💬 **Alice** is now Sociable"},
+		{"markdown and mentions in the name", "*@everyone*", core.StatusOnline, nil, "🟢 **\\*@\u200beveryone\\*** is now Online"},
 		{
-			"with the session, rich text stripped",
-			"Alice", resonite.StatusOnline, &resonite.SessionInfo{Name: "<color=red>Club</color> <b>Night</b>", SessionID: "S-1"},
+			"with the session",
+			"Alice", core.StatusOnline, &core.Session{ID: "S-1", Name: "Club Night", URL: "https://go.resonite.com/session/S-1"},
 			"🟢 **Alice** is now Online in **Club Night** <https://go.resonite.com/session/S-1>",
+		},
+		{
+			"a session without a name",
+			"Alice", core.StatusBusy, &core.Session{ID: "S-2", URL: "https://go.resonite.com/session/S-2"},
+			"🔴 **Alice** is now Busy in **a session** <https://go.resonite.com/session/S-2>",
+		},
+		{
+			"markdown and mentions in the session name",
+			"Alice", core.StatusOnline, &core.Session{ID: "S-3", Name: "@here _club_", URL: "https://go.resonite.com/session/S-3"},
+			"🟢 **Alice** is now Online in **@\u200bhere \\_club\\_** <https://go.resonite.com/session/S-3>",
 		},
 	}
 	for _, tt := range tests {

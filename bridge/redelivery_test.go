@@ -2,29 +2,31 @@ package bridge
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/resonite-bridge/resonite-bridge/resonite"
+	"github.com/resonite-bridge/resonite-bridge/bridge/core"
 )
 
 // crashedRow stores a to_discord row as a crashed process leaves it after the rescue: pending,
 // taken once already.
-func (h *harness) crashedRow(m resonite.Message) int64 {
+func (h *harness) crashedRow(m core.ContactMessage) int64 {
 	h.t.Helper()
-	id, _, err := h.store.Enqueue(context.Background(), Message{Direction: ToDiscord, SourceID: m.ID + ":1", PairingID: 1,
-		Payload: mustJSON(h.t, m), CreatedAt: m.SendTime.Time})
-	if err != nil {
+	ctx := context.Background()
+	id := h.enqueue(core.OutboxRow{Direction: core.ToDiscord, SourceID: m.ID + ":1", PairingID: 1,
+		Payload: mustEncodeToDiscord(h.t, m), SourceTime: m.SentAt})
+	claimed, err := h.store.Claim(ctx, core.ToDiscord, 1, time.Microsecond)
+	if err != nil || len(claimed) != 1 || claimed[0].ID != id {
+		h.t.Fatalf("claiming the row the crashed process took: %v %v", claimed, err)
+	}
+	if _, err := h.store.RescueExpired(ctx); err != nil {
 		h.t.Fatal(err)
 	}
-	h.store.mu.Lock()
-	for _, r := range h.store.rows {
-		if r.ID == id {
-			r.Claims = 1
-		}
+	if r := h.row(core.ToDiscord, m.ID+":1"); r.State != core.StatePending || r.Claims != 1 {
+		h.t.Fatalf("crashed row is %s with %d claims, want pending with 1", r.State, r.Claims)
 	}
-	h.store.mu.Unlock()
 	return id
 }
 
@@ -36,38 +38,41 @@ func TestRedeliveryDoesNotPostTwice(t *testing.T) {
 	postID := snowflakeAt(time.Now()) // the earlier try's post: a Discord id of now
 	for _, tc := range []struct {
 		name      string
-		history   []DiscordMessage
+		history   []core.DiscordMessage
 		otherRow  bool // the matching post is another row's delivery
 		wantPosts int
 	}{
-		{"posted before the crash", []DiscordMessage{{ID: postID, ChannelID: "C-A", WebhookID: "W-A", FromSelf: true, Content: "hello again"}}, false, 0},
-		{"posted through the pairing's webhook, not yet known as ours", []DiscordMessage{{ID: postID, ChannelID: "C-A", WebhookID: "W-A", Content: "hello again"}}, false, 0},
-		{"posted as the bot (no webhook)", []DiscordMessage{{ID: postID, ChannelID: "C-A", FromSelf: true, Content: "**Alice**: hello again"}}, false, 0},
+		{"posted before the crash", []core.DiscordMessage{{ID: postID, ChannelID: "C-A", WebhookID: "W-A", FromSelf: true, Content: "hello again"}}, false, 0},
+		{"posted through the pairing's webhook, not yet known as ours", []core.DiscordMessage{{ID: postID, ChannelID: "C-A", WebhookID: "W-A", Content: "hello again"}}, false, 0},
+		{"posted as the bot (no webhook)", []core.DiscordMessage{{ID: postID, ChannelID: "C-A", FromSelf: true, Content: "**Alice**: hello again"}}, false, 0},
 		{"not posted before the crash", nil, false, 1},
-		{"someone else's words", []DiscordMessage{{ID: postID, ChannelID: "C-A", Content: "hello again"}}, false, 1},
-		{"the same text is another message's post", []DiscordMessage{{ID: postID, ChannelID: "C-A", WebhookID: "W-A", FromSelf: true, Content: "hello again"}}, true, 1},
+		{"someone else's words", []core.DiscordMessage{{ID: postID, ChannelID: "C-A", Content: "hello again"}}, false, 1},
+		{"the same text is another message's post", []core.DiscordMessage{{ID: postID, ChannelID: "C-A", WebhookID: "W-A", FromSelf: true, Content: "hello again"}}, true, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			h := newHarness(t, nil)
-			h.discord.history["C-A"] = tc.history
+			h.discord.setHistory("C-A", tc.history...)
 			if tc.otherRow {
-				other, _, _ := h.store.Enqueue(context.Background(), Message{Direction: ToDiscord, SourceID: "MSG-earlier:1", PairingID: 1,
-					Payload: mustJSON(t, rmsg("U-Alice", 0, "hello again"))})
+				other := h.enqueue(core.OutboxRow{Direction: core.ToDiscord, SourceID: "MSG-earlier:1", PairingID: 1,
+					Payload: mustEncodeToDiscord(t, rmsg("U-Alice", 0, "hello again"))})
 				if err := h.store.MarkDelivered(context.Background(), other, postID); err != nil {
 					t.Fatal(err)
 				}
 			}
 			m := textFrom("U-Alice", "MSG-crashed", "hello again", time.Now())
-			id := h.crashedRow(m)
+			h.crashedRow(m)
 			h.start()
-			h.waitRows(ToDiscord, StateDelivered, 1+boolInt(tc.otherRow))
+			h.waitRows(core.ToDiscord, core.StateDelivered, 1+boolInt(tc.otherRow))
 			if n := len(h.discord.postsIn("C-A")); n != tc.wantPosts {
 				t.Errorf("%d posts, want %d", n, tc.wantPosts)
 			}
-			row := h.store.snapshot(ToDiscord)[id-1]
+			row := h.row(core.ToDiscord, m.ID+":1")
 			if tc.wantPosts == 0 && row.TargetID != postID {
 				t.Errorf("row settled with %q, want the earlier post %s", row.TargetID, postID)
+			}
+			if tc.wantPosts == 1 && row.TargetID == postID {
+				t.Errorf("row settled with the post %s that is not its own", postID)
 			}
 		})
 	}
@@ -80,33 +85,37 @@ func boolInt(b bool) int {
 	return 0
 }
 
+var errRetryable = errors.New("temporarily unavailable")
+
 // TestGivesUpAfterMaxAttempts: a message that keeps failing is given up, the sender told, and
 // the pairing moves on instead of waiting behind it forever.
 func TestGivesUpAfterMaxAttempts(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, func(o *Options) { o.MaxAttempts = 3 })
-	h.store.backoff = time.Millisecond
-	h.res.sendFn = func(_ context.Context, m resonite.Message, _ int) error {
-		if strings.Contains(m.Content, "doomed") {
+	h.res.sendFn = func(_ context.Context, m sentText, _ int) error {
+		if strings.Contains(m.Text, "doomed") {
 			return errRetryable
 		}
 		return nil
 	}
 	h.start()
-	ctx := context.Background()
-	if err := h.b.HandleDiscordMessage(ctx, DiscordMessage{ID: "5001", ChannelID: "C-A", AuthorName: "Dana", Content: "doomed", Timestamp: time.Now()}); err != nil {
+	ctx := t.Context()
+	if err := h.b.HandleDiscordMessage(ctx, core.DiscordMessage{ID: "5001", ChannelID: "C-A", AuthorName: "Dana", Content: "doomed", Timestamp: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.b.HandleDiscordMessage(ctx, DiscordMessage{ID: "5002", ChannelID: "C-A", AuthorName: "Dana", Content: "fine", Timestamp: time.Now().Add(time.Millisecond)}); err != nil {
+	if err := h.b.HandleDiscordMessage(ctx, core.DiscordMessage{ID: "5002", ChannelID: "C-A", AuthorName: "Dana", Content: "fine", Timestamp: time.Now().Add(time.Millisecond)}); err != nil {
 		t.Fatal(err)
 	}
-	h.waitRows(ToResonite, StateFailed, 1)
-	h.waitRows(ToResonite, StateDelivered, 1)
-	failed := h.row(ToResonite, "5001")
+	h.waitRows(core.ToResonite, core.StateFailed, 1)
+	h.waitRows(core.ToResonite, core.StateDelivered, 1)
+	failed := h.row(core.ToResonite, "5001")
 	if failed.Attempts != 2 || !strings.Contains(failed.LastError, "gave up after 3 attempts") {
 		t.Errorf("failed row: attempts %d, error %q", failed.Attempts, failed.LastError)
 	}
-	eventually(t, "the ⚠ reply", func() bool { return len(h.discord.allReplies()) == 1 })
+	if n := h.res.sendCalls("U-Alice"); n != 4 {
+		t.Errorf("SendText calls %d, want 3 for the doomed message and 1 for the next", n)
+	}
+	h.waitFor("the ⚠ reply", func() bool { return len(h.discord.allReplies()) == 1 })
 	if r := h.discord.allReplies()[0]; r.MessageID != "5001" || !strings.Contains(r.Content, "⚠ Not delivered") {
 		t.Errorf("reply %+v", r)
 	}
@@ -116,12 +125,16 @@ func TestRichTextFromDiscordIsNotRendered(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct{ in, want string }{
 		{"hello", "Dana: hello"},
-		{"I <3 you, a < b > c", "Dana: I <3 you, a < b > c"},
+		{"I <3 you", "Dana: I <3 you"},
+		// Wider than Resonite's own tags on purpose (see richTag): a false match only costs a
+		// <noparse>, which Resonite shows as the same text.
+		{"I <3 you, a < b > c", "<noparse>Dana: I <3 you, a < b > c</noparse>"},
+		{"see <https://example.com>", "Dana: see <https://example.com>"},
 		{"<size=900>HUGE</size>", "<noparse>Dana: <size=900>HUGE</size></noparse>"},
 		{"</noparse><size=900>escape", "<noparse>Dana: </\u200bnoparse><size=900>escape</noparse>"},
 		{"</NOPARSE><b>x", "<noparse>Dana: </\u200bNOPARSE><b>x</noparse>"},
 	} {
-		if got := FormatForResonite(DiscordMessage{AuthorName: "Dana", Content: tc.in}); got != tc.want {
+		if got := FormatForResonite(core.DiscordMessage{AuthorName: "Dana", Content: tc.in}); got != tc.want {
 			t.Errorf("FormatForResonite(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
