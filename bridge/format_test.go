@@ -176,7 +176,9 @@ func TestRenderForDiscord(t *testing.T) {
 		},
 		{
 			"invite request naming @everyone",
-			msg(core.KindInviteRequest, func(m *core.ContactMessage) { m.InviteRequest = &core.InviteRequest{From: "@everyone", ForUser: "@here"} }),
+			msg(core.KindInviteRequest, func(m *core.ContactMessage) {
+				m.InviteRequest = &core.InviteRequest{From: "@everyone", ForUser: "@here"}
+			}),
 			[]core.Post{post("🙋 @\u200beveryone asks for an invite for @\u200bhere")},
 		},
 		{"unreadable invite request", unreadable(core.KindInviteRequest), []core.Post{post("🙋 sent an invite request (it could not be read)")}},

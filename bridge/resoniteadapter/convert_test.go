@@ -153,7 +153,9 @@ func TestMessage(t *testing.T) {
 		{
 			"invite request naming @everyone",
 			msg(resonite.MessageInviteRequest, content(t, map[string]any{"requestingFromUsername": "@everyone", "usernameToInvite": "@here"})),
-			decoded(core.KindInviteRequest, func(m *core.ContactMessage) { m.InviteRequest = &core.InviteRequest{From: "@everyone", ForUser: "@here"} }),
+			decoded(core.KindInviteRequest, func(m *core.ContactMessage) {
+				m.InviteRequest = &core.InviteRequest{From: "@everyone", ForUser: "@here"}
+			}),
 			[]core.Post{post("🙋 @\u200beveryone asks for an invite for @\u200bhere")},
 		},
 		{"unreadable invite request", msg(resonite.MessageInviteRequest, "{"),
@@ -383,8 +385,12 @@ func (s *recordingSink) HandleSentMessage(_ context.Context, id string) error {
 	s.sent = append(s.sent, id)
 	return nil
 }
-func (s *recordingSink) HandleDevice(_ context.Context, d core.Device)  { s.devices = append(s.devices, d) }
-func (s *recordingSink) HandleContact(_ context.Context, c core.Contact) { s.contacts = append(s.contacts, c) }
+func (s *recordingSink) HandleDevice(_ context.Context, d core.Device) {
+	s.devices = append(s.devices, d)
+}
+func (s *recordingSink) HandleContact(_ context.Context, c core.Contact) {
+	s.contacts = append(s.contacts, c)
+}
 func (s *recordingSink) HandleConnected(_ context.Context, cs []core.Contact) {
 	s.connected = append(s.connected, cs)
 }
