@@ -33,7 +33,7 @@ func BenchmarkRenderForDiscordLongText(b *testing.B) {
 
 func BenchmarkCoalescingMemory(b *testing.B) {
 	note := newNotifier()
-	br, err := New(Options{Store: realStore(storetest.New(b)), Resonite: newFakeResonite(note), Discord: newFakeDiscord(note)})
+	br, err := New(Options{Store: storetest.New(b), Resonite: newFakeResonite(note), Discord: newFakeDiscord(note)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -54,10 +54,12 @@ func BenchmarkCoalescingMemory(b *testing.B) {
 // stored, claimed, posted, marked delivered. Each iteration waits for its post.
 func BenchmarkRelayToDiscord(b *testing.B) {
 	pg := storetest.New(b)
-	createPairing(b, pg, core.Pairing{GuildID: "G1", ChannelID: "C-A", ContactID: "U-Alice", ContactUsername: "Alice", WebhookID: "W-A"})
+	if _, err := pg.CreatePairing(b.Context(), core.Pairing{GuildID: "G1", ChannelID: "C-A", ContactID: "U-Alice", ContactUsername: "Alice", WebhookID: "W-A"}); err != nil {
+		b.Fatal(err)
+	}
 	note := newNotifier()
 	d := newFakeDiscord(note)
-	br, err := New(Options{Store: realStore(pg), Resonite: newFakeResonite(note), Discord: d, MarkReadDelay: time.Hour})
+	br, err := New(Options{Store: pg, Resonite: newFakeResonite(note), Discord: d, MarkReadDelay: time.Hour})
 	if err != nil {
 		b.Fatal(err)
 	}

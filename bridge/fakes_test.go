@@ -509,7 +509,7 @@ func newHarness(t *testing.T, tweak func(*Options)) *harness {
 	h := &harness{
 		t:        t,
 		pg:       pg,
-		store:    &testStore{Store: realStore(pg), pg: pg, changed: note.fire},
+		store:    &testStore{Store: pg, pg: pg, changed: note.fire},
 		discord:  newFakeDiscord(note),
 		res:      newFakeResonite(note),
 		sessions: &fakeSessions{},
@@ -548,7 +548,10 @@ func (h *harness) newBridge() *Bridge {
 // addPairing stores a pairing made at pairingEpoch and checks it got the id the test expects.
 func (h *harness) addPairing(p core.Pairing, wantID int64) core.Pairing {
 	h.t.Helper()
-	p = createPairing(h.t, h.pg, p)
+	p, err := h.pg.CreatePairing(context.Background(), p)
+	if err != nil {
+		h.t.Fatalf("CreatePairing(%s): %v", p.ChannelID, err)
+	}
 	if p.ID != wantID {
 		h.t.Fatalf("pairing of %s has id %d, want %d", p.ChannelID, p.ID, wantID)
 	}
@@ -569,7 +572,12 @@ func (h *harness) exec(sql string, args ...any) {
 	}
 }
 
-func (h *harness) addSub(sub core.Subscription) { addSubscription(h.t, h.pg, sub) }
+func (h *harness) addSub(sub core.Subscription) {
+	h.t.Helper()
+	if _, err := h.pg.AddSubscription(context.Background(), sub); err != nil {
+		h.t.Fatalf("AddSubscription(%s, %s): %v", sub.ChannelID, sub.ContactID, err)
+	}
+}
 
 // start runs the bridge; it is stopped when the test ends, if the test did not stop it.
 func (h *harness) start() {

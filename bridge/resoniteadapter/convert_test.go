@@ -212,10 +212,11 @@ func TestContact(t *testing.T) {
 		want core.Contact
 	}{
 		{
-			"friend with a resdb avatar",
+			"friend with a resdb avatar and a former name",
 			resonite.Contact{ID: "U-Alice", ContactUsername: "Alice_VR", ContactStatus: resonite.ContactAccepted, IsAccepted: true,
-				Profile: &resonite.Profile{IconURL: "resdb:///face.webp"}},
-			core.Contact{ID: "U-Alice", Username: "Alice_VR", State: core.ContactFriend, AvatarURL: "https://assets.resonite.com/face"},
+				AlternateUsernames: []string{"Alice"}, Profile: &resonite.Profile{IconURL: "resdb:///face.webp"}},
+			core.Contact{ID: "U-Alice", Username: "Alice_VR", AlternateUsernames: []string{"Alice"}, State: core.ContactFriend,
+				AvatarURL: "https://assets.resonite.com/face"},
 		},
 		{
 			"incoming request",
