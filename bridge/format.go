@@ -69,11 +69,11 @@ func noParse(s string) string {
 
 var noparseClose = regexp.MustCompile(`(?i)</noparse`)
 
-// richTag matches what Resonite could render as a rich-text tag: a tag name, optionally closed
-// with "/" and followed by "=value" or attributes. Wider than the tags Resonite knows, so that
-// none slips through (a false match only costs a <noparse> around harmless text), yet "<3" and
+// richTag matches what Resonite could render as a rich-text tag: "<", an optional "/", a tag
+// name, then ">", "=value>" or attributes. Wider than the tags Resonite knows, so that none slips
+// through (a false match only costs a <noparse> around harmless text), yet "<3", "a < b > c" and
 // Discord's "<https://…>" stay as they are.
-var richTag = regexp.MustCompile(`<\s*/?\s*[a-zA-Z][a-zA-Z-]*(\s*=[^<>]*|\s[^<>]*)?>`)
+var richTag = regexp.MustCompile(`</?[a-zA-Z][a-zA-Z-]*(=[^<>]*|\s[^<>]*)?>`)
 
 func nameOr(s string) string {
 	if s = strings.TrimSpace(s); s != "" {

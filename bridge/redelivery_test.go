@@ -126,9 +126,10 @@ func TestRichTextFromDiscordIsNotRendered(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{"hello", "Dana: hello"},
 		{"I <3 you", "Dana: I <3 you"},
+		{"I <3 you, a < b > c", "Dana: I <3 you, a < b > c"},
 		// Wider than Resonite's own tags on purpose (see richTag): a false match only costs a
 		// <noparse>, which Resonite shows as the same text.
-		{"I <3 you, a < b > c", "<noparse>Dana: I <3 you, a < b > c</noparse>"},
+		{"<hello> there", "<noparse>Dana: <hello> there</noparse>"},
 		{"see <https://example.com>", "Dana: see <https://example.com>"},
 		{"<size=900>HUGE</size>", "<noparse>Dana: <size=900>HUGE</size></noparse>"},
 		{"</noparse><size=900>escape", "<noparse>Dana: </\u200bnoparse><size=900>escape</noparse>"},
