@@ -73,7 +73,7 @@ func benchToResonitePaced(b *testing.B) {
 	}
 	elapsed := time.Since(start)
 	b.StopTimer()
-	eventually(b, "every paced message stored", time.Minute, func() bool { return len(e.sentTo("U-Alice")) == b.N })
+	e.waitUntilWithin("every paced message stored", time.Minute, func() bool { return len(e.sentTo("U-Alice")) == b.N })
 	for i, m := range e.sentTo("U-Alice") {
 		lat = append(lat, m.LastUpdateTime.Sub(sent[i])) // the fake stamps the time it stored it
 	}
@@ -95,7 +95,7 @@ func benchToResoniteBurst(b *testing.B) {
 		e.say(ch, text)
 	}
 	delivered := func() []resonite.Message { return append(e.sentTo("U-Alice"), e.sentTo("U-Bob")...) }
-	eventually(b, "every message in Resonite", 10*time.Minute, func() bool { return len(delivered()) >= b.N })
+	e.waitUntilWithin("every message in Resonite", 10*time.Minute, func() bool { return len(delivered()) >= b.N })
 	elapsed := time.Since(start)
 	b.StopTimer()
 	var lat []time.Duration
@@ -125,7 +125,7 @@ func benchToDiscord(b *testing.B, rate float64) {
 	posts := func() []string {
 		return append(postedLines(e.webhookPosts(e2eChannel)), postedLines(e.webhookPosts(e2eChannel2))...)
 	}
-	eventually(b, "every message in Discord", 10*time.Minute, func() bool { return len(posts()) >= b.N })
+	e.waitUntilWithin("every message in Discord", 10*time.Minute, func() bool { return len(posts()) >= b.N })
 	elapsed := time.Since(start)
 	b.StopTimer()
 	var lat []time.Duration
@@ -219,11 +219,12 @@ func BenchmarkIdleMemory1000Pairings(b *testing.B) {
 			}
 			st.Close()
 			p := e.startProcess()
-			// Catch-up reads every channel's history once at start; wait for that to end.
-			eventually(b, "the start-up catch-up", 5*time.Minute, func() bool {
-				return len(e.dc.CallsTo("GET", "/messages")) >= n
+			// Catch-up reads every channel's history and the Resonite mailbox once at start;
+			// wait until the fakes saw both, then measure (no settling sleep: this measures).
+			e.waitUntilWithin("the start-up catch-up", 5*time.Minute, func() bool {
+				return len(e.dc.CallsTo("GET", "/messages")) >= n &&
+					len(e.rf.CallsTo("GET", "/users/"+e2eBridgeID+"/messages")) >= 1
 			})
-			time.Sleep(5 * time.Second)
 			rss := vmRSS(b, p.cmd.Process.Pid)
 			b.ReportMetric(float64(rss)/1024, "rss-MiB")
 			p.kill()

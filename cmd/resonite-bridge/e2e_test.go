@@ -90,9 +90,7 @@ func newE2E(t testing.TB, extraEnv ...string) *e2e {
 func (e *e2e) start() *e2e {
 	e.t.Helper()
 	// A previous daemon's hub connection must be gone, so that the wait below sees the new one.
-	eventually(e.t, "the previous daemon's hub connection to close", 20*time.Second, func() bool {
-		return e.rf.Connections(e2eBridgeID) == 0
-	})
+	e.waitNoHubConnection()
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &e2eDaemon{cancel: cancel, code: make(chan int, 1), logs: &lockedBuffer{}, addr: make(chan net.Addr, 1)}
 	h := productionHooks()
@@ -187,14 +185,52 @@ func (e *e2e) webhookPosts(channelID string) []*discordgo.Message {
 	return out
 }
 
-func eventually(t testing.TB, what string, limit time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
+// waitUntil waits until cond holds, checking it again whenever either fake records a change
+// (bot/discordtest: a REST call, a stored/edited/deleted message, a gateway connect or
+// disconnect; resonitetest: a REST call or hub invocation handled and its effects stored). It
+// fails the test after discordtest.WaitTimeout: a safety net, not an assertion on speed.
+func (e *e2e) waitUntil(what string, cond func() bool) {
+	e.t.Helper()
+	e.waitUntilWithin(what, discordtest.WaitTimeout(e.t), cond)
+}
+
+// waitUntilWithin is waitUntil with an explicit safety net, for the waits on hundreds of
+// messages; it is cut short by the test's own deadline (go test -timeout).
+func (e *e2e) waitUntilWithin(what string, limit time.Duration, cond func() bool) {
+	e.t.Helper()
+	if d, ok := e.t.(interface{ Deadline() (time.Time, bool) }); ok {
+		if dl, ok := d.Deadline(); ok {
+			limit = max(min(limit, time.Until(dl)-time.Second), 0)
 		}
-		time.Sleep(10 * time.Millisecond)
+	}
+	deadline := time.NewTimer(limit)
+	defer deadline.Stop()
+	for {
+		// The channels before cond: a change between the two still wakes the wait.
+		dch, rch := e.dc.Changed(), e.rf.Changed()
+		if cond() {
+			return
+		}
+		select {
+		case <-dch:
+		case <-rch:
+		case <-deadline.C:
+			logs := ""
+			if e.d != nil {
+				logs = "\n--- daemon logs ---\n" + e.d.logs.String()
+			}
+			e.t.Fatalf("gave up waiting for %s after %v%s", what, limit, logs)
+		}
+	}
+}
+
+// waitNoHubConnection waits until the bridge account has no hub connection left.
+func (e *e2e) waitNoHubConnection() {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), discordtest.WaitTimeout(e.t))
+	defer cancel()
+	if err := e.rf.WaitConnections(ctx, e2eBridgeID, 0); err != nil {
+		e.t.Fatalf("the previous daemon's hub connection did not close: %v", err)
 	}
 }
 
@@ -204,14 +240,14 @@ func TestE2ERelayBothWays(t *testing.T) {
 	e.link(e2eChannel, "Alice")
 
 	e.say(e2eChannel, "hello from Discord")
-	eventually(t, "the Discord message in Resonite", 20*time.Second, func() bool { return len(e.sentTo("U-Alice")) == 1 })
+	e.waitUntil("the Discord message in Resonite", func() bool { return len(e.sentTo("U-Alice")) == 1 })
 	got := e.sentTo("U-Alice")[0]
 	if got.Content != "Dana: hello from Discord" || !strings.HasPrefix(got.ID, "MSG-") {
 		t.Errorf("Resonite received %q (id %s)", got.Content, got.ID)
 	}
 
 	e.resoniteSays("U-Alice", "MSG-e2e-1", "hi @everyone, from VR", time.Now())
-	eventually(t, "the Resonite message in Discord", 20*time.Second, func() bool { return len(e.webhookPosts(e2eChannel)) == 1 })
+	e.waitUntil("the Resonite message in Discord", func() bool { return len(e.webhookPosts(e2eChannel)) == 1 })
 	post := e.webhookPosts(e2eChannel)[0]
 	if post.Author.Username != "Alice" || post.Content != "hi @\u200beveryone, from VR" {
 		t.Errorf("Discord shows %q by %q", post.Content, post.Author.Username)
@@ -222,7 +258,7 @@ func TestE2ERelayBothWays(t *testing.T) {
 	if post.Author.Avatar != "https://assets.resonite.com/aliceicon" {
 		t.Errorf("avatar %q", post.Author.Avatar)
 	}
-	eventually(t, "the relayed message marked read", 20*time.Second, func() bool {
+	e.waitUntil("the relayed message marked read", func() bool {
 		for _, m := range e.rf.Messages(e2eBridgeID) {
 			if m.ID == "MSG-e2e-1" {
 				return m.ReadTime != nil
@@ -231,9 +267,20 @@ func TestE2ERelayBothWays(t *testing.T) {
 		return false
 	})
 	// No loop: the webhook's own post (echoed on the gateway) was not sent back to Resonite.
-	time.Sleep(300 * time.Millisecond)
-	if n := len(e.sentTo("U-Alice")); n != 1 {
-		t.Errorf("the bridge sent %d messages to Alice; its own webhook post looped back", n)
+	// The gateway events are handled in order (SyncEvents) and the pipeline is ordered per
+	// pairing, so once a later member message reached Alice, a looped-back echo, which came
+	// before it on the gateway, would have reached her before it.
+	e.say(e2eChannel, "after the echo")
+	e.waitUntil("the later Discord message in Resonite", func() bool {
+		s := e.sentTo("U-Alice")
+		return len(s) > 0 && s[len(s)-1].Content == "Dana: after the echo"
+	})
+	if s := e.sentTo("U-Alice"); len(s) != 2 {
+		var got []string
+		for _, m := range s {
+			got = append(got, m.Content)
+		}
+		t.Errorf("the bridge sent %d messages to Alice, want 2; its own webhook post looped back: %q", len(s), got)
 	}
 	if code := e.stop(); code != 0 {
 		t.Errorf("exit code %d after a graceful stop", code)
@@ -254,7 +301,7 @@ func TestE2EOrderPerPairing(t *testing.T) {
 		e.resoniteSays("U-Alice", fmt.Sprintf("MSG-alice-%03d", i), fmt.Sprintf("A%03d", i), at)
 		e.resoniteSays("U-Bob", fmt.Sprintf("MSG-bob-%03d", i), fmt.Sprintf("B%03d", i), at)
 	}
-	eventually(t, "every message delivered", 120*time.Second, func() bool {
+	e.waitUntilWithin("every message delivered", 120*time.Second, func() bool {
 		return len(e.sentTo("U-Alice")) == n && len(e.sentTo("U-Bob")) == n &&
 			len(e.webhookPosts(e2eChannel)) >= 1 && len(e.webhookPosts(e2eChannel2)) >= 1 &&
 			countLines(e.webhookPosts(e2eChannel)) == n && countLines(e.webhookPosts(e2eChannel2)) == n
@@ -295,7 +342,7 @@ func TestE2EHubDropCatchesUpFromHistory(t *testing.T) {
 	e := newE2E(t).start()
 	e.link(e2eChannel, "Alice")
 	e.resoniteSays("U-Alice", "MSG-before", "before the drop", time.Now())
-	eventually(t, "the first message", 20*time.Second, func() bool { return len(e.webhookPosts(e2eChannel)) == 1 })
+	e.waitUntil("the first message", func() bool { return len(e.webhookPosts(e2eChannel)) == 1 })
 
 	e.rf.RefuseConnections(1500 * time.Millisecond)
 	e.rf.DropConnections()
@@ -311,10 +358,17 @@ func TestE2EHubDropCatchesUpFromHistory(t *testing.T) {
 	if err := e.rf.WaitConnected(ctx, e2eBridgeID, 1); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the three missed messages", 30*time.Second, func() bool { return len(e.webhookPosts(e2eChannel)) >= 4 })
-	time.Sleep(500 * time.Millisecond) // a duplicate would show up by now
+	e.waitUntilWithin("the three missed messages", 30*time.Second, func() bool { return countLines(e.webhookPosts(e2eChannel)) >= 4 })
+	// A duplicate (the catch-up and a push, or a redelivery) would be queued before a message
+	// pushed now, and the pipeline is ordered per pairing: once this one is in Discord, any
+	// duplicate is too.
+	e.resoniteSays("U-Alice", "MSG-after", "after the reconnect", time.Now())
+	e.waitUntil("the message pushed after the reconnect", func() bool {
+		l := postedLines(e.webhookPosts(e2eChannel))
+		return len(l) > 0 && l[len(l)-1] == "after the reconnect"
+	})
 	got := postedLines(e.webhookPosts(e2eChannel))
-	want := []string{"before the drop", "during the drop 1", "during the drop 2", "during the drop 3"}
+	want := []string{"before the drop", "during the drop 1", "during the drop 2", "during the drop 3", "after the reconnect"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("channel shows %q, want each message once in order %q", got, want)
 	}
@@ -326,6 +380,7 @@ func TestE2EAutoAcceptContacts(t *testing.T) {
 		t.Run(fmt.Sprint(auto), func(t *testing.T) {
 			t.Parallel()
 			e := newE2E(t, fmt.Sprintf("RESONITE_AUTO_ACCEPT_CONTACTS=%v", auto)).start()
+			e.link(e2eChannel, "Alice")
 			e.rf.AddUser(resonite.User{ID: "U-Eve", Username: "Eve"}, "")
 			e.rf.Push(e2eBridgeID, "ContactAddedOrUpdated", resonite.Contact{ID: "U-Eve", ContactUsername: "Eve",
 				OwnerID: e2eBridgeID, ContactStatus: resonite.ContactRequested})
@@ -338,10 +393,14 @@ func TestE2EAutoAcceptContacts(t *testing.T) {
 				return false
 			}
 			if auto {
-				eventually(t, "the request accepted", 20*time.Second, accepted)
+				e.waitUntil("the request accepted", accepted)
 				return
 			}
-			time.Sleep(time.Second)
+			// The hub's events are handled in order, and the decision to accept is taken while
+			// handling the contact event: once a message pushed after it is in Discord, the
+			// request has been seen and (rightly) left alone.
+			e.resoniteSays("U-Alice", "MSG-after-request", "after the request", time.Now())
+			e.waitUntil("the message pushed after the request", func() bool { return countLines(e.webhookPosts(e2eChannel)) >= 1 })
 			if accepted() {
 				t.Error("a contact request was accepted with RESONITE_AUTO_ACCEPT_CONTACTS=false")
 			}
@@ -351,7 +410,10 @@ func TestE2EAutoAcceptContacts(t *testing.T) {
 
 func TestE2EFriendOnlineNotifications(t *testing.T) {
 	t.Parallel()
-	e := newE2E(t).start()
+	// Auto-accept is on for the markers below: an accepted contact request proves that the
+	// bridge handled every earlier hub event and ran every earlier side task (notifications
+	// included), as both are handled in order.
+	e := newE2E(t, "RESONITE_AUTO_ACCEPT_CONTACTS=true").start()
 	f := e.dc.Interact(t, discordtest.Command(e2eGuild, e2eNotify, "notify", discordtest.Sub("add", discordtest.O("contact", "all")))).Final(t)
 	if !strings.Contains(f.Content, "every contact") {
 		t.Fatalf("/notify add all answered %q", f.Content)
@@ -370,17 +432,33 @@ func TestE2EFriendOnlineNotifications(t *testing.T) {
 		}
 		return out
 	}
+	markers := 0
+	settle := func() {
+		t.Helper()
+		markers++
+		id := fmt.Sprintf("U-Marker%d", markers)
+		e.rf.AddUser(resonite.User{ID: id, Username: fmt.Sprintf("Marker%d", markers)}, "")
+		e.rf.Push(e2eBridgeID, "ContactAddedOrUpdated", resonite.Contact{ID: id, ContactUsername: fmt.Sprintf("Marker%d", markers),
+			OwnerID: e2eBridgeID, ContactStatus: resonite.ContactRequested})
+		e.waitUntil("the marker contact request "+id+" accepted", func() bool {
+			for _, c := range e.rf.Contacts(e2eBridgeID) {
+				if c.ID == id && c.ContactStatus == resonite.ContactAccepted {
+					return true
+				}
+			}
+			return false
+		})
+	}
 	// Statuses that arrive before the hub's start-up sequence has finished are the baseline,
 	// not news (every online contact re-sends its status then): come online until it counts.
-	for deadline := time.Now().Add(30 * time.Second); len(notices()) == 0; {
-		if time.Now().After(deadline) {
+	// Each round ends on a marker, after which a notice for the round would have been posted.
+	for round := 0; len(notices()) == 0; round++ {
+		if round == 50 {
 			t.Fatal("no online notice")
 		}
 		status(resonite.StatusOffline, "desktop")
 		status(resonite.StatusOnline, "desktop")
-		for wait := time.Now().Add(time.Second); len(notices()) == 0 && time.Now().Before(wait); {
-			time.Sleep(10 * time.Millisecond)
-		}
+		settle()
 	}
 	if n := notices()[0]; !strings.Contains(n, "**Alice** is now Online") {
 		t.Errorf("notice %q", n)
@@ -391,7 +469,7 @@ func TestE2EFriendOnlineNotifications(t *testing.T) {
 	status(resonite.StatusOffline, "desktop")
 	status(resonite.StatusOffline, "phone")
 	status(resonite.StatusSociable, "desktop")
-	time.Sleep(time.Second)
+	settle() // a notice for any of these would have been posted before the marker was accepted
 	if n := notices(); len(n) != 1 {
 		t.Errorf("%d notices, want 1 (one transition announced, the next within 10 minutes not): %q", len(n), n)
 	}
@@ -447,9 +525,7 @@ type e2eProc struct {
 
 func (e *e2e) startProcess() *e2eProc {
 	e.t.Helper()
-	eventually(e.t, "the previous daemon's hub connection to close", 20*time.Second, func() bool {
-		return e.rf.Connections(e2eBridgeID) == 0
-	})
+	e.waitNoHubConnection()
 	p := &e2eProc{logs: &lockedBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(buildDaemon(e.t))
 	p.cmd.Dir = e.t.TempDir() // no .env there
@@ -495,7 +571,7 @@ func TestE2EHardStopLosesAndDuplicatesNothing(t *testing.T) {
 		}
 	}
 	// Kill it in the middle of relaying: some delivered, some in flight, some still queued.
-	eventually(t, "relaying under way", 60*time.Second, func() bool { return countLines(e.webhookPosts(e2eChannel)) >= 10 })
+	e.waitUntilWithin("relaying under way", 60*time.Second, func() bool { return countLines(e.webhookPosts(e2eChannel)) >= 10 })
 	proc.kill()
 	delivered := countLines(e.webhookPosts(e2eChannel))
 	t.Logf("killed after %d of %d Resonite messages and %d of %d Discord messages were delivered",
@@ -517,23 +593,26 @@ func TestE2EHardStopLosesAndDuplicatesNothing(t *testing.T) {
 	e.start()
 	wantR := fromResonite + 2
 	wantD := fromDiscord + 3
-	deadline := time.Now().Add(90 * time.Second)
-	for countLines(e.webhookPosts(e2eChannel)) < wantR || len(e.sentTo("U-Alice")) < wantD {
-		if time.Now().After(deadline) {
-			t.Fatalf("after the restart %d of %d lines in Discord, %d of %d messages in Resonite:\n%v\n--- daemon logs ---\n%s",
-				countLines(e.webhookPosts(e2eChannel)), wantR, len(e.sentTo("U-Alice")), wantD,
-				postedLines(e.webhookPosts(e2eChannel)), e.d.logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	time.Sleep(time.Second) // duplicates would show up by now
+	e.waitUntilWithin(fmt.Sprintf("every message after the restart (%d lines in Discord, %d messages in Resonite)", wantR, wantD),
+		90*time.Second, func() bool {
+			return countLines(e.webhookPosts(e2eChannel)) >= wantR && len(e.sentTo("U-Alice")) >= wantD
+		})
+	// A duplicate (a redelivered or re-caught-up message) would be queued before a message sent
+	// now, and the pipeline is ordered per pairing: once one more message each way arrived, any
+	// duplicate has too.
+	e.say(e2eChannel, "last")
+	e.resoniteSays("U-Alice", "MSG-hard-last", "LAST", time.Now())
+	e.waitUntil("the last message each way", func() bool {
+		l, s := postedLines(e.webhookPosts(e2eChannel)), e.sentTo("U-Alice")
+		return len(l) > 0 && l[len(l)-1] == "LAST" && len(s) > 0 && s[len(s)-1].Content == "Dana: last"
+	})
 
 	lines := postedLines(e.webhookPosts(e2eChannel))
 	var wantLines []string
 	for i := 0; i < fromResonite; i++ {
 		wantLines = append(wantLines, fmt.Sprintf("R%03d", i))
 	}
-	wantLines = append(wantLines, "DOWN0", "DOWN1")
+	wantLines = append(wantLines, "DOWN0", "DOWN1", "LAST")
 	if strings.Join(lines, ",") != strings.Join(wantLines, ",") {
 		t.Errorf("Discord shows %d lines %v,\nwant each Resonite message once, in order (%d)", len(lines), lines, len(wantLines))
 	}
@@ -547,7 +626,7 @@ func TestE2EHardStopLosesAndDuplicatesNothing(t *testing.T) {
 	for i := 0; i < fromDiscord; i++ {
 		wantSent = append(wantSent, fmt.Sprintf("d%03d", i))
 	}
-	wantSent = append(wantSent, "down0", "down1", "down2")
+	wantSent = append(wantSent, "down0", "down1", "down2", "last")
 	if strings.Join(sent, ",") != strings.Join(wantSent, ",") || len(ids) != len(wantSent) {
 		t.Errorf("Resonite received %d messages (%d distinct ids) %v,\nwant each Discord message once, in order (%d)", len(sent), len(ids), sent, len(wantSent))
 	}
