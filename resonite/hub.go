@@ -36,10 +36,7 @@ type HubOptions struct {
 	// onlineStatus Online are filled in when empty.
 	Status           UserStatus
 	RebroadcastEvery time.Duration // default 90 s (must be ≤ 120 s)
-	// Deprecated: ReorderWindow is ignored. Events leave in wire order as soon as they are
-	// read (see hub_order.go); there is no hold-back window any more.
-	ReorderWindow time.Duration
-	IdleTimeout   time.Duration // read watchdog, default 45 s
+	IdleTimeout      time.Duration // read watchdog, default 45 s
 	// ConfirmTimeout bounds SendMessage from the moment the hub is connected: the call and
 	// the wait for the MessageSent echo; default 30 s.
 	ConfirmTimeout time.Duration

@@ -58,7 +58,6 @@ func e2eTune(o *partOptions) {
 	o.Bridge.CatchUpRetry = 200 * time.Millisecond
 	o.Bridge.MarkReadDelay = 50 * time.Millisecond
 	o.Bridge.PresenceWarmup = time.Nanosecond
-	o.Hub.ReorderWindow = 20 * time.Millisecond
 	o.Bot.OpenTimeout = 5 * time.Second
 }
 
