@@ -316,18 +316,28 @@ func (b *Bridge) warnUndelivered(ctx context.Context, m core.OutboxRow, cause er
 	}
 }
 
+// rowPairing looks up the pairing a row belongs to; a pairing that is gone fails the row for
+// good.
+func (b *Bridge) rowPairing(ctx context.Context, m core.OutboxRow) (core.Pairing, error) {
+	p, err := b.o.Store.PairingByID(ctx, m.PairingID)
+	if errors.Is(err, core.ErrNotFound) {
+		return core.Pairing{}, core.Permanent(errors.New("the channel is no longer paired"))
+	}
+	if err != nil {
+		return core.Pairing{}, fmt.Errorf("looking up pairing %d: %w", m.PairingID, err)
+	}
+	return p, nil
+}
+
 // deliverToResonite sends a Discord message to the paired contact under its derived id.
 func (b *Bridge) deliverToResonite(ctx context.Context, m core.OutboxRow) error {
 	p, err := core.DecodeToResonite(m.Payload)
 	if err != nil {
 		return core.Permanent(err)
 	}
-	pairing, err := b.o.Store.PairingByID(ctx, m.PairingID)
-	if errors.Is(err, core.ErrNotFound) {
-		return core.Permanent(errors.New("the channel is no longer paired"))
-	}
+	pairing, err := b.rowPairing(ctx, m)
 	if err != nil {
-		return fmt.Errorf("looking up pairing %d: %w", m.PairingID, err)
+		return err
 	}
 	id := m.TargetID
 	if id == "" {
@@ -353,12 +363,9 @@ func (b *Bridge) deliverToDiscord(ctx context.Context, m core.OutboxRow) error {
 	if err != nil {
 		return core.Permanent(err)
 	}
-	pairing, err := b.o.Store.PairingByID(ctx, m.PairingID)
-	if errors.Is(err, core.ErrNotFound) {
-		return core.Permanent(errors.New("the channel is no longer paired"))
-	}
+	pairing, err := b.rowPairing(ctx, m)
 	if err != nil {
-		return fmt.Errorf("looking up pairing %d: %w", m.PairingID, err)
+		return err
 	}
 	name, avatar := b.presence.contactLook(rm.SenderID, pairing.ContactUsername)
 	posts := RenderForDiscord(rm, name, avatar)
