@@ -92,4 +92,38 @@ type OutboxRow struct {
 	EnqueuedAt    time.Time // when the row was stored
 	UpdatedAt     time.Time
 	DeliveredAt   *time.Time
+	// PartsPosted is how many posts of a message that takes several (a long text) were made
+	// by earlier tries; with FirstTargetID, the id of the first, so that a retry, even after
+	// a crash, goes on where the last try stopped.
+	PartsPosted   int
+	FirstTargetID string
+	// CoalescedInto is, for a delivered row whose text went out inside another row's post,
+	// that row's id.
+	CoalescedInto int64
+}
+
+// OutcomeKind says what became of a claimed row.
+type OutcomeKind int
+
+const (
+	// Delivered: the other side has it; TargetID is its id there.
+	Delivered OutcomeKind = iota + 1
+	// Retry: a failure worth another attempt, after the store's backoff; counts an attempt.
+	Retry
+	// Postpone: not the row's fault (a rate limit, an outage, shutdown): due again at Until,
+	// no attempt counted.
+	Postpone
+	// Fail: given up for good; Reason says why.
+	Fail
+)
+
+// Settlement is the outcome of one claimed row; a batch's settlements are stored together.
+type Settlement struct {
+	RowID    int64
+	Kind     OutcomeKind
+	TargetID string // Delivered
+	// CoalescedInto is the row whose post carried this row's text (Delivered; 0: its own).
+	CoalescedInto int64
+	Reason        string    // Retry, Fail
+	Until         time.Time // Postpone
 }
