@@ -92,6 +92,11 @@ func (h *Hub) run(ctx context.Context) {
 		if up {
 			connects++
 			b.Reset()
+			// connectOnce returned after the connection's last event was queued, so this
+			// comes after all of them and before anything of the next connection.
+			if !h.q.add(ctx, Disconnected{Err: err}) {
+				return
+			}
 		}
 		h.setState(ConnDisconnected, err)
 		if errors.Is(err, errTokenRenewed) {

@@ -48,7 +48,15 @@ type Connected struct {
 	Contacts  []Contact
 }
 
+// Disconnected follows the last event of a connection that was up, before anything of the next
+// one: pushes may be missed from here until the next Connected, so a consumer that keeps order
+// across gaps holds back until it has caught up after that Connected.
+type Disconnected struct {
+	Err error // why the connection ended
+}
+
 func (MessageReceived) isHubEvent() {}
+func (Disconnected) isHubEvent()    {}
 func (MessageSent) isHubEvent()     {}
 func (MessagesRead) isHubEvent()    {}
 func (StatusUpdated) isHubEvent()   {}
@@ -78,6 +86,8 @@ func eventName(e Event) string {
 		return "SessionRemoved"
 	case Connected:
 		return "Connected"
+	case Disconnected:
+		return "Disconnected"
 	}
 	return fmt.Sprintf("%T", e)
 }

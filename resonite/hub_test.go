@@ -706,8 +706,33 @@ func TestHubReconnectAfterDrop(t *testing.T) {
 	}
 	mark := len(e.f.Calls())
 
+	// A push on the old connection, then the drop: the push, then Disconnected, then the
+	// new connection's Connected, in that order.
+	e.f.PushMessage(botID, resonite.Message{ID: "MSG-before-drop", SenderID: "U-Friend", RecipientID: botID, MessageType: resonite.MessageText,
+		Content: "still there?", SendTime: resonite.NewTime(time.Now())})
+	next(t, he.h, func(m resonite.MessageReceived) bool { return m.Message.ID == "MSG-before-drop" })
 	e.f.DropConnections()
-	c := next(t, he.h, func(c resonite.Connected) bool { return c.Reconnect })
+	var c resonite.Connected
+	for gotDisconnected := false; ; {
+		ev := next[resonite.Event](t, he.h, nil)
+		if d, ok := ev.(resonite.Disconnected); ok {
+			if d.Err == nil {
+				t.Error("Disconnected carries no reason")
+			}
+			gotDisconnected = true
+			continue
+		}
+		if cc, ok := ev.(resonite.Connected); ok {
+			if !gotDisconnected {
+				t.Fatal("Connected after the drop came before Disconnected")
+			}
+			c = cc
+			break
+		}
+	}
+	if !c.Reconnect {
+		t.Error("the Connected after the drop is not a reconnect")
+	}
 	if len(c.Contacts) != 3 {
 		t.Errorf("Connected after the reconnect has %d contacts", len(c.Contacts))
 	}
