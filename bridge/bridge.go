@@ -190,6 +190,7 @@ type Bridge struct {
 
 	stats    statsCollector
 	presence *presence
+	fences   *fences
 	catchUp  *catchUpState
 	tasks    *taskQueue
 	reads    *readBatcher
@@ -220,13 +221,14 @@ func New(o Options) (*Bridge, error) {
 		o:       o,
 		log:     o.Logger,
 		wake:    map[core.Direction]chan struct{}{core.ToResonite: make(chan struct{}, 1), core.ToDiscord: make(chan struct{}, 1)},
-		catchUp: newCatchUpState(),
+		fences:  newFences(),
 		tasks:   newTaskQueue(),
 		reads:   newReadBatcher(),
 		queued:  map[int64][]queuedRow{},
 		limited: map[int64]bool{},
 		partial: map[int64]partialPost{},
 	}
+	b.catchUp = newCatchUpState(b.fences)
 	b.presence = newPresence(o.Now, o.PresenceExpiry, o.NotifyCooldown, o.PresenceWarmup)
 	return b, nil
 }
@@ -323,7 +325,7 @@ func (b *Bridge) runResonitePoll(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			b.catchUp.requestResonite()
+			b.catchUp.pollResonite()
 		}
 	}
 }

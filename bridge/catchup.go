@@ -13,9 +13,13 @@ import (
 	"github.com/resonite-bridge/resonite-bridge/bridge/core"
 )
 
-// catchUpState is the set of catch-ups asked for and not done yet.
+// catchUpState is the set of catch-ups asked for and not done yet, and the fences they lift.
+// A request for a catch-up after a gap raises its fence under the same lock that take reads
+// the requests with, so a catch-up's generation (see fences) always covers exactly the
+// requests it took.
 type catchUpState struct {
 	mu         sync.Mutex
+	fences     *fences
 	resonite   bool
 	allDiscord bool
 	guilds     map[string]bool
@@ -28,13 +32,35 @@ type catchUpJobs struct {
 	allDiscord bool
 	guilds     map[string]bool
 	channels   map[string]bool
+	// at is the fence generation when the jobs were taken.
+	at uint64
 }
 
-func newCatchUpState() *catchUpState {
-	return &catchUpState{guilds: map[string]bool{}, channels: map[string]bool{}, wake: make(chan struct{}, 1)}
+func newCatchUpState(f *fences) *catchUpState {
+	return &catchUpState{fences: f, guilds: map[string]bool{}, channels: map[string]bool{}, wake: make(chan struct{}, 1)}
 }
 
+// requestResonite asks for a Resonite catch-up after a gap (a start, a hub drop, a message that
+// could not be stored): every to_discord row waits for it.
 func (c *catchUpState) requestResonite() {
+	c.mu.Lock()
+	c.fences.raiseResonite()
+	c.resonite = true
+	c.mu.Unlock()
+	signal(c.wake)
+}
+
+// gapResonite raises the Resonite fence without asking for a catch-up yet: the hub dropped,
+// and only a catch-up after it reconnected covers the gap.
+func (c *catchUpState) gapResonite() {
+	c.mu.Lock()
+	c.fences.raiseResonite()
+	c.mu.Unlock()
+}
+
+// pollResonite asks for a Resonite catch-up that is no gap (the periodic mailbox read): nothing
+// waits for it.
+func (c *catchUpState) pollResonite() {
 	c.mu.Lock()
 	c.resonite = true
 	c.mu.Unlock()
@@ -43,6 +69,7 @@ func (c *catchUpState) requestResonite() {
 
 func (c *catchUpState) requestAllDiscord() {
 	c.mu.Lock()
+	c.fences.raiseDiscord()
 	c.allDiscord = true
 	c.mu.Unlock()
 	signal(c.wake)
@@ -50,12 +77,16 @@ func (c *catchUpState) requestAllDiscord() {
 
 func (c *catchUpState) requestGuild(id string) {
 	c.mu.Lock()
+	c.fences.raiseDiscord()
 	c.guilds[id] = true
 	c.mu.Unlock()
 	signal(c.wake)
 }
 
 func (c *catchUpState) requestChannel(id string) {
+	c.mu.Lock()
+	c.fences.raiseDiscord()
+	c.mu.Unlock()
 	c.requeue(catchUpJobs{channels: map[string]bool{id: true}})
 	signal(c.wake)
 }
@@ -78,7 +109,7 @@ func (c *catchUpState) requeue(j catchUpJobs) {
 func (c *catchUpState) take() catchUpJobs {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	j := catchUpJobs{resonite: c.resonite, allDiscord: c.allDiscord, guilds: c.guilds, channels: c.channels}
+	j := catchUpJobs{resonite: c.resonite, allDiscord: c.allDiscord, guilds: c.guilds, channels: c.channels, at: c.fences.now()}
 	c.resonite, c.allDiscord = false, false
 	c.guilds, c.channels = map[string]bool{}, map[string]bool{}
 	select {
@@ -106,6 +137,9 @@ func (b *Bridge) runCatchUp(ctx context.Context) {
 			if err := b.catchUpResonite(ctx); err != nil {
 				failed = append(failed, err)
 				b.catchUp.requeue(catchUpJobs{resonite: true})
+			} else {
+				b.fences.clearResonite(jobs.at)
+				signal(b.wake[core.ToDiscord])
 			}
 		}
 		if jobs.discord() {
@@ -153,6 +187,16 @@ func (b *Bridge) catchUpDiscord(ctx context.Context, jobs catchUpJobs) []error {
 		b.catchUp.requeue(catchUpJobs{allDiscord: jobs.allDiscord, guilds: jobs.guilds, channels: jobs.channels})
 		return []error{fmt.Errorf("listing pairings: %w", err)}
 	}
+	var affected, all []int64
+	for _, p := range pairings {
+		all = append(all, p.ID)
+		if jobs.allDiscord || jobs.guilds[p.GuildID] || jobs.channels[p.ChannelID] {
+			affected = append(affected, p.ID)
+		}
+	}
+	// From here the gap holds back only the pairings it concerns.
+	b.fences.resolveDiscord(jobs.at, affected, all)
+	signal(b.wake[core.ToResonite])
 	var failed []error
 	for _, p := range pairings {
 		if !jobs.allDiscord && !jobs.guilds[p.GuildID] && !jobs.channels[p.ChannelID] {
@@ -161,7 +205,10 @@ func (b *Bridge) catchUpDiscord(ctx context.Context, jobs catchUpJobs) []error {
 		if err := b.catchUpChannel(ctx, p); err != nil {
 			failed = append(failed, err)
 			b.catchUp.requeue(catchUpJobs{channels: map[string]bool{p.ChannelID: true}})
+			continue
 		}
+		b.fences.clearDiscord(p.ID, jobs.at)
+		signal(b.wake[core.ToResonite])
 	}
 	return failed
 }

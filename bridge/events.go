@@ -48,6 +48,12 @@ func (b *Bridge) HandleContact(_ context.Context, c core.Contact) {
 	b.acceptIfAsked(c)
 }
 
+// HandleDisconnected takes the end of the hub connection: messages may be missed from here on,
+// so to_discord rows wait until a catch-up after the reconnect (see fences).
+func (b *Bridge) HandleDisconnected(context.Context) {
+	b.catchUp.gapResonite()
+}
+
 // HandleConnected takes the contact list (with the statuses it carries) sent when the hub
 // (re)connected. The statuses only seed the model: everyone re-sends them on a connection.
 func (b *Bridge) HandleConnected(_ context.Context, contacts []core.Contact) {

@@ -180,7 +180,9 @@ func (b *Bridge) runWorker(ctx context.Context, dir core.Direction) {
 
 	for ctx.Err() == nil {
 		claimed := 0
-		if free := b.o.Concurrency - len(sem); free > 0 {
+		held, fenced := b.fences.hold(dir == core.ToDiscord)
+		// TODO(batch): skip only the fenced pairings once the store claims with a skip list.
+		if free := b.o.Concurrency - len(sem); free > 0 && !held && len(fenced) == 0 {
 			msgs, err := b.o.Store.Claim(ctx, dir, free, b.o.Lease)
 			if err != nil && ctx.Err() == nil {
 				b.noteError("claiming "+string(dir)+" messages", err)

@@ -371,11 +371,12 @@ func TestAdapterSessionCacheBounded(t *testing.T) {
 
 // recordingSink records what the event loop hands on.
 type recordingSink struct {
-	messages  []core.ContactMessage
-	sent      []string
-	devices   []core.Device
-	contacts  []core.Contact
-	connected [][]core.Contact
+	disconnects int
+	messages    []core.ContactMessage
+	sent        []string
+	devices     []core.Device
+	contacts    []core.Contact
+	connected   [][]core.Contact
 }
 
 func (s *recordingSink) HandleContactMessage(_ context.Context, m core.ContactMessage) error {
@@ -395,6 +396,7 @@ func (s *recordingSink) HandleContact(_ context.Context, c core.Contact) {
 func (s *recordingSink) HandleConnected(_ context.Context, cs []core.Contact) {
 	s.connected = append(s.connected, cs)
 }
+func (s *recordingSink) HandleDisconnected(context.Context) { s.disconnects++ }
 
 // TestEventLoopHandle: each hub event reaches the bridge converted, in the order given;
 // session events only keep the adapter's cache.
@@ -413,6 +415,7 @@ func TestEventLoopHandle(t *testing.T) {
 		resonite.StatusUpdated{Status: st},
 		resonite.ContactUpdated{Contact: alice},
 		resonite.SessionUpdated{Session: resonite.SessionInfo{SessionID: "S-1", Name: "<b>One</b>"}},
+		resonite.Disconnected{Err: errors.New("dropped")},
 		resonite.Connected{Reconnect: true, Contacts: []resonite.Contact{alice}},
 		resonite.MessagesRead{},
 	} {
@@ -422,6 +425,9 @@ func TestEventLoopHandle(t *testing.T) {
 	}
 	if want := []core.ContactMessage{message(m)}; !reflect.DeepEqual(sink.messages, want) {
 		t.Errorf("messages %+v, want %+v", sink.messages, want)
+	}
+	if sink.disconnects != 1 {
+		t.Errorf("%d disconnects reached the bridge, want 1", sink.disconnects)
 	}
 	if !reflect.DeepEqual(sink.sent, []string{"MSG-2"}) {
 		t.Errorf("sent %v", sink.sent)

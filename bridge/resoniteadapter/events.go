@@ -18,6 +18,7 @@ type Sink interface {
 	HandleDevice(ctx context.Context, d core.Device)
 	HandleContact(ctx context.Context, c core.Contact)
 	HandleConnected(ctx context.Context, contacts []core.Contact)
+	HandleDisconnected(ctx context.Context)
 }
 
 // EventLoop feeds the hub's events to a Sink, one at a time in the hub's order, from Start
@@ -112,6 +113,8 @@ func (l *EventLoop) handle(ctx context.Context, ev resonite.Event) error {
 		l.a.setSession(e.Session)
 	case resonite.SessionRemoved:
 		l.a.removeSession(e.SessionID)
+	case resonite.Disconnected:
+		l.sink.HandleDisconnected(ctx)
 	case resonite.Connected:
 		contacts := make([]core.Contact, 0, len(e.Contacts))
 		for _, c := range e.Contacts {
