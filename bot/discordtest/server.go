@@ -303,6 +303,14 @@ func (s *Server) FailNext(f Failure) {
 	s.notifyLocked()
 }
 
+// ClearFailures drops the failures FailNext queued and that have not happened yet.
+func (s *Server) ClearFailures() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failures = nil
+	s.notifyLocked()
+}
+
 // Calls returns a copy of every REST call so far.
 func (s *Server) Calls() []Call {
 	s.mu.Lock()

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,8 +21,10 @@ import (
 	"github.com/bwmarrin/discordgo"
 
 	"github.com/resonite-bridge/resonite-bridge/bot/discordtest"
+	"github.com/resonite-bridge/resonite-bridge/bridge/core"
 	"github.com/resonite-bridge/resonite-bridge/resonite"
 	"github.com/resonite-bridge/resonite-bridge/resonite/resonitetest"
+	"github.com/resonite-bridge/resonite-bridge/store"
 	"github.com/resonite-bridge/resonite-bridge/store/storetest"
 )
 
@@ -629,4 +632,100 @@ func TestE2EHardStopLosesAndDuplicatesNothing(t *testing.T) {
 	if strings.Join(sent, ",") != strings.Join(wantSent, ",") || len(ids) != len(wantSent) {
 		t.Errorf("Resonite received %d messages (%d distinct ids) %v,\nwant each Discord message once, in order (%d)", len(sent), len(ids), sent, len(wantSent))
 	}
+}
+
+// queueStats reads the daemon's outbox straight from its database.
+func (e *e2e) queueStats() store.QueueStats {
+	e.t.Helper()
+	st, err := store.Open(context.Background(), e.dbURL, nil)
+	if err != nil {
+		e.t.Fatalf("opening the daemon's database: %v", err)
+	}
+	defer st.Close()
+	q, err := st.QueueStats(context.Background())
+	if err != nil {
+		e.t.Fatalf("reading the queue: %v", err)
+	}
+	return q
+}
+
+// A gap's messages go out before the newer ones of their pairing, even when the newer ones are
+// stored first: the pairing waits for the catch-up that covers the gap (delivery rule 2).
+func TestE2EGapMessagesGoBeforeNewerOnes(t *testing.T) {
+	t.Parallel()
+	t.Run("Resonite, hub drop", func(t *testing.T) {
+		t.Parallel()
+		e := newE2E(t).start()
+		e.link(e2eChannel, "Alice")
+		e.resoniteSays("U-Alice", "MSG-first", "first", time.Now())
+		e.waitUntil("the first message", func() bool { return countLines(e.webhookPosts(e2eChannel)) == 1 })
+
+		e.rf.RefuseConnections(500 * time.Millisecond)
+		e.rf.DropConnections()
+		base := time.Now()
+		for i := 1; i <= 5; i++ { // in the mailbox only: no hub connection to push them
+			at := base.Add(time.Duration(i) * time.Millisecond)
+			e.rf.AddMessage(e2eBridgeID, resonite.Message{ID: fmt.Sprintf("MSG-gap-%d", i), SenderID: "U-Alice", RecipientID: e2eBridgeID,
+				OtherID: "U-Alice", MessageType: resonite.MessageText, Content: fmt.Sprintf("gap %d", i),
+				SendTime: resonite.NewTime(at), LastUpdateTime: resonite.NewTime(at)})
+		}
+		// The mailbox cannot be read until the live messages below are stored.
+		e.rf.FailNext("/users/"+e2eBridgeID+"/messages", http.StatusServiceUnavailable, 0, 1<<30)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		// The old connection gone, then the new one up: pushes reach the new one.
+		if err := e.rf.WaitConnections(ctx, e2eBridgeID, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.rf.WaitConnected(ctx, e2eBridgeID, 1); err != nil {
+			t.Fatal(err)
+		}
+		for i := 1; i <= 5; i++ {
+			e.resoniteSays("U-Alice", fmt.Sprintf("MSG-live-%d", i), fmt.Sprintf("live %d", i), base.Add(time.Second+time.Duration(i)*time.Millisecond))
+		}
+		e.waitUntil("the live messages stored", func() bool { return e.queueStats().Pending[core.ToDiscord] == 5 })
+		if n := countLines(e.webhookPosts(e2eChannel)); n != 1 {
+			t.Errorf("%d lines in Discord before the gap was caught up, want only the first", n)
+		}
+		e.rf.ClearFailures()
+		e.waitUntilWithin("every message", 30*time.Second, func() bool { return countLines(e.webhookPosts(e2eChannel)) >= 11 })
+		want := []string{"first", "gap 1", "gap 2", "gap 3", "gap 4", "gap 5", "live 1", "live 2", "live 3", "live 4", "live 5"}
+		if got := postedLines(e.webhookPosts(e2eChannel)); strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("Discord shows %q, want the gap first, in send-time order: %q", got, want)
+		}
+	})
+	t.Run("Discord, daemon restart", func(t *testing.T) {
+		t.Parallel()
+		e := newE2E(t).start()
+		e.link(e2eChannel, "Alice")
+		e.say(e2eChannel, "first")
+		e.waitUntil("the first message", func() bool { return len(e.sentTo("U-Alice")) == 1 })
+		if code := e.stop(); code != 0 {
+			t.Fatalf("exit code %d", code)
+		}
+		for i := 1; i <= 5; i++ { // in the channel's history only: no daemon to see them
+			e.dc.AppendMessage(discordtest.UserMessage{ChannelID: e2eChannel, AuthorID: "710000000000000001", Username: "dana",
+				GlobalName: "Dana", Content: fmt.Sprintf("gap %d", i)})
+		}
+		// The history cannot be read until the live messages below are stored.
+		e.dc.FailNext(discordtest.Failure{PathContains: "/channels/" + e2eChannel + "/messages", Count: 1 << 30, Status: http.StatusServiceUnavailable})
+		e.start()
+		for i := 1; i <= 5; i++ {
+			e.say(e2eChannel, fmt.Sprintf("live %d", i))
+		}
+		e.waitUntil("the live messages stored", func() bool { return e.queueStats().Pending[core.ToResonite] == 5 })
+		if n := len(e.sentTo("U-Alice")); n != 1 {
+			t.Errorf("%d messages in Resonite before the gap was caught up, want only the first", n)
+		}
+		e.dc.ClearFailures()
+		e.waitUntilWithin("every message", 30*time.Second, func() bool { return len(e.sentTo("U-Alice")) >= 11 })
+		var got []string
+		for _, m := range e.sentTo("U-Alice") {
+			got = append(got, strings.TrimPrefix(m.Content, "Dana: "))
+		}
+		want := []string{"first", "gap 1", "gap 2", "gap 3", "gap 4", "gap 5", "live 1", "live 2", "live 3", "live 4", "live 5"}
+		if strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("Resonite received %q, want the gap first, in send-time order: %q", got, want)
+		}
+	})
 }

@@ -104,12 +104,12 @@ func wire(ctx context.Context, d deps) (*wiring, error) {
 			UID:             acct.UID,
 			SecretMachineID: acct.SecretMachineID,
 			SessionStore:    sessionStore{st},
-			Logger:          log.With("component", "resonite"),
+			Logger:          log, // the client and the hub name their component themselves
 		},
-		Hub: resonite.HubOptions{URL: cfg.ResoniteHubURL, Logger: log.With("component", "resonite-hub")},
+		Hub: resonite.HubOptions{URL: cfg.ResoniteHubURL, Logger: log},
 		Bot: bot.Options{
 			Token: cfg.DiscordToken, GuildID: cfg.DiscordGuildID, APIURL: cfg.DiscordAPIURL,
-			Logger: log.With("component", "discord"), Store: st, Presence: presence, DrainTimeout: botDrain,
+			Logger: log, Store: st, // the bot names its component itself Presence: presence, DrainTimeout: botDrain,
 			Handlers: bot.Handlers{
 				OnMessage: func(ctx context.Context, m core.DiscordMessage) {
 					if err := br.HandleDiscordMessage(ctx, m); err != nil {

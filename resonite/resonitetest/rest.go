@@ -49,6 +49,13 @@ func (f *Fake) FailNext(path string, status int, retryAfter time.Duration, times
 	f.rest.failures = append(f.rest.failures, failure{path: path, status: status, retryAfter: retryAfter, times: times})
 }
 
+// ClearFailures drops the failures FailNext queued and that have not happened yet.
+func (f *Fake) ClearFailures() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rest.failures = nil
+}
+
 // StallNext makes the next `times` REST requests to path hang until the client gives up (its
 // timeout or context) or the fake closes: a server that stopped answering.
 func (f *Fake) StallNext(path string, times int) {
@@ -96,10 +103,10 @@ func (f *Fake) mountREST(mux *http.ServeMux) {
 			body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 			uid, _ := f.authenticate(r.Header)
 			f.record(Call{Kind: "rest", Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Header: r.Header.Clone(), Body: body, UserID: uid})
+			defer f.settled()
 			if f.injected(w, r) {
 				return
 			}
-			defer f.settled()
 			fn(w, r, body)
 		})
 	}
