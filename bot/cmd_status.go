@@ -43,10 +43,16 @@ func (b *Bot) cmdStatus(ctx context.Context, ix *interaction, _ discordgo.Applic
 		field("Resonite account", account, false)
 		field("Pairings", fmt.Sprint(st.Pairings), true)
 		queue := fmt.Sprintf("%d waiting", st.QueueDepth)
+		if st.QueueDepth > 0 {
+			queue += fmt.Sprintf(" (%d to Discord, %d to Resonite)", st.QueueToDiscord, st.QueueToResonite)
+		}
 		if st.FailedMessages > 0 {
 			queue += fmt.Sprintf(", %d failed", st.FailedMessages)
 		}
 		field("Queue", queue, true)
+		if c := catchUpText(st.CatchUp); c != "" {
+			field("Catch-up", c, false)
+		}
 		if st.LastError != "" {
 			when := ""
 			if !st.LastErrorAt.IsZero() {
@@ -69,6 +75,40 @@ func (b *Bot) cmdStatus(ctx context.Context, ix *interaction, _ discordgo.Applic
 		e.Color = 0xe67e22
 	}
 	return answer{embeds: []*discordgo.MessageEmbed{e}}
+}
+
+// catchUpText describes a running catch-up and what waits for it; "" when nothing does.
+func catchUpText(c bridge.CatchUpProgress) string {
+	var parts []string
+	if c.Running {
+		s := "running"
+		if !c.Since.IsZero() {
+			s += fmt.Sprintf(" since <t:%d:R>", c.Since.Unix())
+		}
+		if !c.ResoniteDone {
+			s += ": reading the Resonite mailbox"
+		} else if c.PairingsTotal > 0 {
+			s += fmt.Sprintf(": %d of %d channels read", c.PairingsDone, c.PairingsTotal)
+		}
+		parts = append(parts, s)
+	}
+	switch {
+	case c.HeldToDiscord && c.HeldPairings != 0:
+		parts = append(parts, "messages wait for it both ways")
+	case c.HeldToDiscord:
+		parts = append(parts, "messages to Discord wait for it")
+	case c.HeldPairings < 0:
+		parts = append(parts, "messages to Resonite wait for it")
+	case c.HeldPairings > 0:
+		parts = append(parts, fmt.Sprintf("messages of %d channels to Resonite wait for it", c.HeldPairings))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	if c.Recovered > 0 {
+		parts = append(parts, fmt.Sprintf("%d messages recovered from history since start", c.Recovered))
+	}
+	return strings.Join(parts, "; ")
 }
 
 func upDown(up bool, since time.Time) string {

@@ -10,6 +10,7 @@ import (
 	"github.com/bwmarrin/discordgo"
 
 	"github.com/resonite-bridge/resonite-bridge/bot"
+	"github.com/resonite-bridge/resonite-bridge/bridge"
 	"github.com/resonite-bridge/resonite-bridge/bot/discordtest"
 	"github.com/resonite-bridge/resonite-bridge/bridge/core"
 )
@@ -285,7 +286,10 @@ func TestStatus(t *testing.T) {
 	e := newEnv(t, func(o *bot.Options) {
 		o.Status = fakeStatus{bot.BridgeStatus{
 			HubState: "connecting", AccountUserID: bridgeID, AccountUsername: "BridgeBot", Pairings: 4, QueueDepth: 7,
+			QueueToDiscord: 5, QueueToResonite: 2,
 			FailedMessages: 2, LastError: "delivering to_discord message 9: boom", AutoAccept: true,
+			CatchUp: bridge.CatchUpProgress{Running: true, ResoniteDone: true, PairingsDone: 3, PairingsTotal: 10,
+				Recovered: 42, HeldPairings: 7},
 		}}
 	}).start()
 	f := e.command("status").Final(t)
@@ -295,7 +299,8 @@ func TestStatus(t *testing.T) {
 	got := fieldMap(f.Embeds[0])
 	for k, want := range map[string]string{
 		"Discord gateway": "🟢 connected", "Resonite hub": "connecting", "Resonite account": "BridgeBot (`U-BridgeBot`)",
-		"Pairings": "4", "Queue": "7 waiting, 2 failed", "Last error": "delivering to_discord message 9: boom",
+		"Pairings": "4", "Queue": "7 waiting (5 to Discord, 2 to Resonite), 2 failed", "Last error": "delivering to_discord message 9: boom",
+		"Catch-up": "running: 3 of 10 channels read; messages of 7 channels to Resonite wait for it; 42 messages recovered",
 	} {
 		if !strings.HasPrefix(got[k], want) {
 			t.Errorf("field %s = %q, want it to start with %q", k, got[k], want)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/resonite-bridge/resonite-bridge/bridge"
 	"github.com/resonite-bridge/resonite-bridge/bridge/core"
 )
 
@@ -47,6 +48,9 @@ type BridgeStatus struct {
 	AutoAccept      bool // incoming contact requests are accepted automatically
 	Pairings        int
 	QueueDepth      int // messages stored and not yet delivered, both ways
+	QueueToDiscord  int // of QueueDepth, those going to Discord
+	QueueToResonite int // of QueueDepth, those going to Resonite
+	CatchUp         bridge.CatchUpProgress
 	FailedMessages  int
 	LastError       string
 	LastErrorAt     time.Time

@@ -105,10 +105,7 @@ type Options struct {
 	Concurrency    int           // deliveries in flight per direction (distinct pairings); default 8
 	DrainTimeout   time.Duration // how long Stop waits for in-flight deliveries; default 10 s
 	RescueInterval time.Duration // period of RescueExpired; default 30 s
-	// ReorderWindow delays each new row so that a message that arrives slightly late (hub and
-	// gateway handlers run concurrently) still goes out in source-timestamp order; default 0.
-	ReorderWindow time.Duration
-	CatchUpRetry  time.Duration // first delay before a failed catch-up is retried; default 5 s
+	CatchUpRetry   time.Duration // first delay before a failed catch-up is retried; default 5 s
 	// CatchUpPageSize is the number of Discord history and Resonite messages per request;
 	// default and maximum 100, the cap of both APIs (a larger page would come back short and
 	// look like the end of the history).

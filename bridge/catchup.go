@@ -123,6 +123,9 @@ func (j catchUpJobs) discord() bool {
 	return j.allDiscord || len(j.guilds) > 0 || len(j.channels) > 0
 }
 
+// progressEvery is how many channels a catch-up reads between progress lines in the log.
+const progressEvery = 100
+
 // maxCatchUpBackoff bounds the wait between attempts of a failing catch-up.
 const maxCatchUpBackoff = 5 * time.Minute
 
@@ -132,6 +135,11 @@ func (b *Bridge) runCatchUp(ctx context.Context) {
 	backoff := b.o.CatchUpRetry
 	for {
 		jobs := b.catchUp.take()
+		began := time.Now()
+		recoveredBefore := b.Stats().CatchUp.Recovered
+		b.stats.catchUp(func(p *CatchUpProgress) {
+			*p = CatchUpProgress{Running: true, Since: began, ResoniteDone: !jobs.resonite, Recovered: p.Recovered}
+		})
 		var failed []error
 		if jobs.resonite {
 			if err := b.catchUpResonite(ctx); err != nil {
@@ -142,11 +150,18 @@ func (b *Bridge) runCatchUp(ctx context.Context) {
 				signal(b.wake[core.ToDiscord])
 			}
 		}
+		b.stats.catchUp(func(p *CatchUpProgress) { p.ResoniteDone = true })
 		if jobs.discord() {
 			failed = append(failed, b.catchUpDiscord(ctx, jobs)...)
 		}
+		st := b.Stats().CatchUp
+		b.stats.catchUp(func(p *CatchUpProgress) { p.Running = false })
 		if ctx.Err() != nil {
 			return
+		}
+		if found := st.Recovered - recoveredBefore; found > 0 || len(failed) > 0 || time.Since(began) > time.Second {
+			b.log.Info("catch-up finished", "channels", st.PairingsTotal, "recovered", found,
+				"failed", len(failed), "took", time.Since(began).Round(time.Millisecond))
 		}
 		if len(failed) == 0 {
 			backoff = b.o.CatchUpRetry
@@ -187,22 +202,28 @@ func (b *Bridge) catchUpDiscord(ctx context.Context, jobs catchUpJobs) []error {
 		b.catchUp.requeue(catchUpJobs{allDiscord: jobs.allDiscord, guilds: jobs.guilds, channels: jobs.channels})
 		return []error{fmt.Errorf("listing pairings: %w", err)}
 	}
-	var affected, all []int64
+	var affected []core.Pairing
+	var affectedIDs, all []int64
 	for _, p := range pairings {
 		all = append(all, p.ID)
 		if jobs.allDiscord || jobs.guilds[p.GuildID] || jobs.channels[p.ChannelID] {
-			affected = append(affected, p.ID)
+			affected = append(affected, p)
+			affectedIDs = append(affectedIDs, p.ID)
 		}
 	}
 	// From here the gap holds back only the pairings it concerns.
-	b.fences.resolveDiscord(jobs.at, affected, all)
+	b.fences.resolveDiscord(jobs.at, affectedIDs, all)
 	signal(b.wake[core.ToResonite])
+	b.stats.catchUp(func(p *CatchUpProgress) { p.PairingsTotal = len(affected) })
 	var failed []error
-	for _, p := range pairings {
-		if !jobs.allDiscord && !jobs.guilds[p.GuildID] && !jobs.channels[p.ChannelID] {
-			continue
+	for i, p := range affected {
+		done := i + 1
+		err := b.catchUpChannel(ctx, p)
+		b.stats.catchUp(func(p *CatchUpProgress) { p.PairingsDone = done })
+		if done%progressEvery == 0 {
+			b.log.Info("catching up", "channels_done", done, "channels", len(affected), "recovered", b.Stats().CatchUp.Recovered)
 		}
-		if err := b.catchUpChannel(ctx, p); err != nil {
+		if err != nil {
 			failed = append(failed, err)
 			b.catchUp.requeue(catchUpJobs{channels: map[string]bool{p.ChannelID: true}})
 			continue
@@ -235,7 +256,7 @@ func (b *Bridge) catchUpChannel(ctx context.Context, p core.Pairing) error {
 		// move the cursor back to the oldest message of the page.
 		slices.SortStableFunc(msgs, func(x, y core.DiscordMessage) int { return compareSnowflakes(x.ID, y.ID) })
 		for _, m := range msgs {
-			if err := b.ingestDiscord(ctx, p, m); err != nil {
+			if err := b.ingestDiscord(ctx, p, m, true); err != nil {
 				return err
 			}
 		}

@@ -62,7 +62,7 @@ func (b *Bridge) HandleDiscordMessage(ctx context.Context, m core.DiscordMessage
 		b.noteError("looking up the pairing of a Discord message", err)
 		return fmt.Errorf("bridge: looking up pairing of channel %s: %w", m.ChannelID, err)
 	}
-	if err := b.ingestDiscord(ctx, p, m); err != nil {
+	if err := b.ingestDiscord(ctx, p, m, false); err != nil {
 		b.catchUp.requestChannel(m.ChannelID)
 		return err
 	}
@@ -70,7 +70,8 @@ func (b *Bridge) HandleDiscordMessage(ctx context.Context, m core.DiscordMessage
 }
 
 // ingestDiscord stores one Discord message of a paired channel; duplicates are no-ops.
-func (b *Bridge) ingestDiscord(ctx context.Context, p core.Pairing, m core.DiscordMessage) error {
+// fromHistory counts a stored message as recovered by a catch-up.
+func (b *Bridge) ingestDiscord(ctx context.Context, p core.Pairing, m core.DiscordMessage, fromHistory bool) error {
 	if m.FromSelf || m.ID == "" || (m.WebhookID != "" && m.WebhookID == p.WebhookID) {
 		return nil
 	}
@@ -100,7 +101,7 @@ func (b *Bridge) ingestDiscord(ctx context.Context, p core.Pairing, m core.Disco
 		TargetID:      ResoniteMessageID(m.ID),
 		Payload:       payload,
 		State:         core.StatePending,
-		NextAttemptAt: time.Now().Add(b.o.ReorderWindow),
+		NextAttemptAt: time.Now(),
 		SourceTime:    created,
 	})
 	if err != nil {
@@ -108,6 +109,9 @@ func (b *Bridge) ingestDiscord(ctx context.Context, p core.Pairing, m core.Disco
 		return fmt.Errorf("bridge: storing Discord message %s: %w", m.ID, err)
 	}
 	if inserted {
+		if fromHistory {
+			b.stats.recovered(1)
+		}
 		signal(b.wake[core.ToResonite])
 	}
 	return nil
@@ -148,7 +152,7 @@ func (b *Bridge) ingestResonite(ctx context.Context, m core.ContactMessage, from
 			PairingID:     p.ID,
 			Payload:       payload,
 			State:         core.StatePending,
-			NextAttemptAt: time.Now().Add(b.o.ReorderWindow),
+			NextAttemptAt: time.Now(),
 			SourceTime:    created,
 		})
 		if err != nil {
@@ -157,6 +161,9 @@ func (b *Bridge) ingestResonite(ctx context.Context, m core.ContactMessage, from
 		}
 		if inserted {
 			any = true
+			if fromHistory {
+				b.stats.recovered(1)
+			}
 			b.remember(p.ID, queuedRow{id: id, sourceID: src, createdAt: created, msg: m})
 		}
 	}

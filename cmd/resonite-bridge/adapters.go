@@ -52,18 +52,15 @@ func (d *dbAdapter) Close() {
 	d.s.Close()
 }
 
-func (d *dbAdapter) QueueDepth(ctx context.Context) (int64, error) {
+func (d *dbAdapter) Backlog(ctx context.Context) (backlog, error) {
 	st, err := d.s.QueueStats(ctx)
 	if err != nil {
-		return 0, err
+		return backlog{}, err
 	}
-	var n int64
-	for _, m := range []map[core.Direction]int{st.Pending, st.InFlight} {
-		for _, v := range m {
-			n += int64(v)
-		}
-	}
-	return n, nil
+	return backlog{
+		toDiscord:  int64(st.Pending[core.ToDiscord] + st.InFlight[core.ToDiscord]),
+		toResonite: int64(st.Pending[core.ToResonite] + st.InFlight[core.ToResonite]),
+	}, nil
 }
 
 // minSessionLife is how long a stored session must still be valid to start without credentials.

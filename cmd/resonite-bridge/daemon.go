@@ -14,8 +14,8 @@ type database interface {
 	// Migrate applies pending migrations and returns the names of those it applied.
 	Migrate(ctx context.Context) ([]string, error)
 	Ping(ctx context.Context) error
-	// QueueDepth counts messages stored and not yet delivered, in both directions.
-	QueueDepth(ctx context.Context) (int64, error)
+	// Backlog counts messages stored and not yet delivered, per direction.
+	Backlog(ctx context.Context) (backlog, error)
 	// HasValidSession reports whether a stored Resonite session can still be used, which lets
 	// the daemon start without RESONITE_USERNAME and RESONITE_PASSWORD.
 	HasValidSession(ctx context.Context) (bool, error)
@@ -143,17 +143,26 @@ func openAndMigrate(ctx context.Context, cfg *Config, base *slog.Logger, h hooks
 	return db, nil
 }
 
-// pollQueue refreshes the queue depth gauge now and then every interval.
+// backlog is what waits for delivery, per direction.
+type backlog struct{ toDiscord, toResonite int64 }
+
+// pollQueue refreshes the queue depth gauge now and then every interval, and logs the backlog
+// per direction while there is one (and once when it is gone).
 func pollQueue(ctx context.Context, db database, m *metrics, interval time.Duration, log *slog.Logger) error {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var last backlog
 	for {
-		n, err := db.QueueDepth(ctx)
+		b, err := db.Backlog(ctx)
 		switch {
 		case err == nil:
-			m.SetQueueDepth(n)
+			m.SetQueueDepth(b.toDiscord + b.toResonite)
+			if b != last && (b != backlog{} || last != backlog{}) {
+				log.Info("backlog", "to_discord", b.toDiscord, "to_resonite", b.toResonite)
+			}
+			last = b
 		case ctx.Err() == nil:
-			log.Warn("reading queue depth", "err", err)
+			log.Warn("reading the backlog", "err", err)
 		}
 		select {
 		case <-ctx.Done():

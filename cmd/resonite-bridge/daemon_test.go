@@ -22,7 +22,7 @@ type stubDB struct {
 	pingErr      atomic.Value // error wrapper; nil or *errBox
 	depth        int64
 	depthCalls   atomic.Int32
-	secondDepth  chan struct{} // closed on the second QueueDepth call: the first result is set by then
+	secondDepth  chan struct{} // closed on the second Backlog call: the first result is set by then
 	validSession bool
 	migrateErr   error
 	closed       atomic.Bool
@@ -52,11 +52,11 @@ func (d *stubDB) Ping(context.Context) error {
 	return nil
 }
 
-func (d *stubDB) QueueDepth(context.Context) (int64, error) {
+func (d *stubDB) Backlog(context.Context) (backlog, error) {
 	if d.depthCalls.Add(1) == 2 {
 		close(d.secondDepth)
 	}
-	return d.depth, nil
+	return backlog{toDiscord: d.depth - 2, toResonite: 2}, nil
 }
 
 func (d *stubDB) HasValidSession(context.Context) (bool, error) { return d.validSession, nil }
@@ -273,6 +273,9 @@ func TestDaemonServesHealthReadinessMetricsAndDrains(t *testing.T) {
 		t.Error("database not closed on stop")
 	}
 	log := h.stderr.String()
+	if !strings.Contains(log, "msg=backlog component=daemon to_discord=40 to_resonite=2") {
+		t.Errorf("log lacks the backlog per direction:\n%s", log)
+	}
 	for _, want := range []string{"migrated 2", "listening on", "started", "stopping", "msg=stopped"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("log lacks %q:\n%s", want, log)

@@ -196,14 +196,18 @@ func (s statusSource) Status(ctx context.Context) bot.BridgeStatus {
 			out.QueueDepth += q.Pending[dir] + q.InFlight[dir]
 			out.FailedMessages += q.Failed[dir]
 		}
+		out.QueueToDiscord = q.Pending[core.ToDiscord] + q.InFlight[core.ToDiscord]
+		out.QueueToResonite = q.Pending[core.ToResonite] + q.InFlight[core.ToResonite]
 		if q.LastError != "" && q.LastErrorAt != nil {
 			out.LastError, out.LastErrorAt = q.LastError, *q.LastErrorAt
 		}
 	}
 	if b := s.presence.b; b != nil {
-		if bs := b.Stats(); bs.LastError != "" && bs.LastErrorAt.After(out.LastErrorAt) {
+		bs := b.Stats()
+		if bs.LastError != "" && bs.LastErrorAt.After(out.LastErrorAt) {
 			out.LastError, out.LastErrorAt = bs.LastError, bs.LastErrorAt
 		}
+		out.CatchUp = bs.CatchUp
 	}
 	return out
 }
