@@ -18,14 +18,14 @@ import (
 // Store is the durable outbox and the pairing tables; *store.Store has it.
 //
 // Semantics the bridge relies on: Enqueue is idempotent on (Direction, SourceID) and returns
-// inserted=false for a duplicate. Claim returns, per pairing, only the oldest undelivered row
-// (by SourceTime, then ID; pending or in flight, failed rows do not block), and only when it is
-// pending and due and no other row of its pairing is in flight (a row with an older SourceTime
-// can arrive while a newer one is in flight), so a pairing never has two rows in flight and a
-// row that waits for a retry holds back the rows behind it. Attempts counts Retry calls only:
-// Claim and Postpone leave it alone. MarkDelivered also accepts a pending row (coalesced posts
-// and late MessageSent echoes deliver rows that were not claimed). Lookups of missing rows
-// return core.ErrNotFound.
+// inserted=false for a duplicate. ClaimBatch hands out, for up to maxPairings pairings not in
+// skip, the run of rows at the head of the pairing's queue (oldest undelivered by SourceTime,
+// then ID; failed rows do not block) while they are pending and due, at most maxRows; never
+// while anything of the pairing is in flight, so a pairing has at most one batch out and a row
+// that waits for a retry holds back the rows behind it. Settle stores a batch's outcomes in one
+// transaction; Retry outcomes count an attempt, Postpone ones do not. SetProgress records the
+// parts of a long message posted so far. MarkDelivered also accepts a pending row (late
+// MessageSent echoes). Lookups of missing rows return core.ErrNotFound.
 type Store interface {
 	Pairings(ctx context.Context) ([]core.Pairing, error)
 	PairingByChannel(ctx context.Context, channelID string) (core.Pairing, error)
@@ -34,14 +34,12 @@ type Store interface {
 	SubscriptionsForContact(ctx context.Context, contactID string) ([]core.Subscription, error)
 
 	Enqueue(ctx context.Context, m core.OutboxRow) (id int64, inserted bool, err error)
-	Claim(ctx context.Context, dir core.Direction, limit int, lease time.Duration) ([]core.OutboxRow, error)
+	ClaimBatch(ctx context.Context, dir core.Direction, maxPairings, maxRows int, lease time.Duration, skip []int64) ([]core.OutboxRow, error)
+	Settle(ctx context.Context, s []core.Settlement) error
+	SetProgress(ctx context.Context, rowID int64, partsPosted int, firstTargetID string) error
 	MarkDelivered(ctx context.Context, id int64, targetID string) error
-	Retry(ctx context.Context, id int64, reason string) (next time.Time, err error)
-	Postpone(ctx context.Context, id int64, until time.Time) error
-	Fail(ctx context.Context, id int64, reason string) error
 	RescueExpired(ctx context.Context) (int, error)
 	NextDue(ctx context.Context, dir core.Direction) (time.Time, bool, error)
-	MessageBySource(ctx context.Context, dir core.Direction, sourceID string) (core.OutboxRow, error)
 	MessageByTarget(ctx context.Context, dir core.Direction, targetID string) (core.OutboxRow, error)
 
 	DiscordCursor(ctx context.Context, pairingID int64) (string, error)
@@ -100,9 +98,11 @@ type Options struct {
 	// MaxAttempts is how many failed attempts (not rate limits or outages, which are
 	// postponements) a message gets before it is given up and the sender told;
 	// default 10, which with the store's backoff is about 17 minutes.
-	MaxAttempts    int
-	Lease          time.Duration // claim lease; default 2 min
-	Concurrency    int           // deliveries in flight per direction (distinct pairings); default 8
+	MaxAttempts int
+	Lease       time.Duration // claim lease; default 2 min
+	Concurrency int           // batches in flight per direction (distinct pairings); default 8
+	// BatchSize is the most rows of one pairing claimed and delivered together; default 50.
+	BatchSize      int
 	DrainTimeout   time.Duration // how long Stop waits for in-flight deliveries; default 10 s
 	RescueInterval time.Duration // period of RescueExpired; default 30 s
 	CatchUpRetry   time.Duration // first delay before a failed catch-up is retried; default 5 s
@@ -171,6 +171,9 @@ func (o *Options) defaults() error {
 	if o.Concurrency <= 0 {
 		o.Concurrency = 8
 	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = 50
+	}
 	if o.CatchUpPageSize <= 0 || o.CatchUpPageSize > maxPageSize {
 		o.CatchUpPageSize = maxPageSize
 	}
@@ -198,15 +201,6 @@ type Bridge struct {
 	stopIntake, stopReads context.CancelFunc
 	started               bool
 	done                  chan struct{}
-
-	mu sync.Mutex
-	// queued remembers the to_discord rows enqueued by this process, per pairing, in enqueue
-	// order, for coalescing under a rate limit.
-	queued map[int64][]queuedRow
-	// limited marks pairings whose webhook was rate limited and not posted since.
-	limited map[int64]bool
-	// partial keeps the progress of to_discord rows posted in several parts.
-	partial map[int64]partialPost
 }
 
 // New checks the options and returns a Bridge; nothing runs until Start.
@@ -215,15 +209,12 @@ func New(o Options) (*Bridge, error) {
 		return nil, err
 	}
 	b := &Bridge{
-		o:       o,
-		log:     o.Logger,
-		wake:    map[core.Direction]chan struct{}{core.ToResonite: make(chan struct{}, 1), core.ToDiscord: make(chan struct{}, 1)},
-		fences:  newFences(),
-		tasks:   newTaskQueue(),
-		reads:   newReadBatcher(),
-		queued:  map[int64][]queuedRow{},
-		limited: map[int64]bool{},
-		partial: map[int64]partialPost{},
+		o:      o,
+		log:    o.Logger,
+		wake:   map[core.Direction]chan struct{}{core.ToResonite: make(chan struct{}, 1), core.ToDiscord: make(chan struct{}, 1)},
+		fences: newFences(),
+		tasks:  newTaskQueue(),
+		reads:  newReadBatcher(),
 	}
 	b.catchUp = newCatchUpState(b.fences)
 	b.presence = newPresence(o.Now, o.PresenceExpiry, o.NotifyCooldown, o.PresenceWarmup)

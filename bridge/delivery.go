@@ -1,0 +1,424 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/resonite-bridge/resonite-bridge/bridge/core"
+)
+
+// The delivery engine. A worker per direction claims batches from the store: per pairing, the
+// run of due rows at the head of its queue, in (source time, id) order, never two batches of one
+// pairing at once. A batch is delivered in order and its outcomes are stored together in one
+// transaction. What must survive a crash lives in the rows, not here: how many parts of a long
+// message were posted (PartsPosted, FirstTargetID), and which rows went out inside another's
+// post (CoalescedInto).
+
+// runWorker claims batches of one direction and delivers them concurrently (one goroutine per
+// pairing in flight, at most Concurrency), until ctx ends; then it waits for the batches in
+// flight for at most DrainTimeout before cancelling them.
+func (b *Bridge) runWorker(ctx context.Context, dir core.Direction) {
+	deliverCtx, cancelDeliver := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelDeliver()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, b.o.Concurrency)
+	wake := b.wake[dir]
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+
+	for ctx.Err() == nil {
+		held, fenced := b.fences.hold(dir == core.ToDiscord)
+		if free := b.o.Concurrency - len(sem); free > 0 && !held {
+			rows, err := b.o.Store.ClaimBatch(ctx, dir, free, b.o.BatchSize, b.o.Lease, fenced)
+			if err != nil && ctx.Err() == nil {
+				b.noteError("claiming "+string(dir)+" messages", err)
+			}
+			batches := byPairing(rows)
+			for _, batch := range batches {
+				sem <- struct{}{}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					b.deliverBatch(deliverCtx, batch)
+					<-sem
+					signal(wake) // the pairing's next rows may be claimable now
+				}()
+			}
+			if len(batches) == free {
+				continue // there may be more
+			}
+		}
+		sleep := b.o.PollInterval
+		if t, ok, err := b.o.Store.NextDue(ctx, dir); err == nil && ok {
+			// A due row that the claim did not return waits for its pairing's batch in flight
+			// or for a fence; both signal wake when they end, so do not spin on it.
+			if d := time.Until(t); d > 0 && d < sleep {
+				sleep = d
+			}
+		}
+		timer.Reset(sleep)
+		select {
+		case <-ctx.Done():
+		case <-wake:
+		case <-timer.C:
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	drain := time.NewTimer(b.o.DrainTimeout)
+	defer drain.Stop()
+	select {
+	case <-done:
+	case <-drain.C:
+		b.log.Warn("drain timeout: cancelling deliveries in flight", "direction", dir)
+		cancelDeliver()
+		<-done
+	}
+}
+
+// byPairing splits claimed rows, which come grouped by pairing in delivery order, into batches.
+func byPairing(rows []core.OutboxRow) [][]core.OutboxRow {
+	var out [][]core.OutboxRow
+	for i := 0; i < len(rows); {
+		j := i + 1
+		for j < len(rows) && rows[j].PairingID == rows[i].PairingID {
+			j++
+		}
+		out = append(out, rows[i:j])
+		i = j
+	}
+	return out
+}
+
+// storeCtx outlives a cancelled delivery so that its outcome still reaches the store.
+func storeCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+}
+
+// deliverBatch delivers one pairing's batch in order and stores every outcome at once. The
+// first failure ends the batch: the failed row is retried, postponed or given up, the rows
+// behind it go back unchanged (no attempt counted), so order holds.
+func (b *Bridge) deliverBatch(ctx context.Context, batch []core.OutboxRow) {
+	var out []core.Settlement
+	var err error
+	var failed core.OutboxRow
+	pairing, perr := b.rowPairing(ctx, batch[0])
+	switch {
+	case perr != nil:
+		err, failed = perr, batch[0]
+	case batch[0].Direction == core.ToResonite:
+		out, failed, err = b.sendToResonite(ctx, pairing, batch)
+	case batch[0].Direction == core.ToDiscord:
+		out, failed, err = b.postToDiscord(ctx, pairing, batch)
+	default:
+		err, failed = core.Permanent(fmt.Errorf("unknown direction %q", batch[0].Direction)), batch[0]
+	}
+	if err != nil {
+		f := b.failure(ctx, failed, err)
+		out = append(out, f)
+		for _, r := range batch {
+			if !settled(out, r.ID) {
+				out = append(out, core.Settlement{RowID: r.ID, Kind: core.Postpone, Until: time.Now()})
+			}
+		}
+		defer func() {
+			if f.Kind == core.Fail && failed.Direction == core.ToResonite {
+				sctx, cancel := storeCtx(ctx)
+				defer cancel()
+				b.warnUndelivered(sctx, failed, err)
+			}
+		}()
+	}
+	b.settle(ctx, batch, out)
+}
+
+func settled(out []core.Settlement, id int64) bool {
+	return slices.ContainsFunc(out, func(s core.Settlement) bool { return s.RowID == id })
+}
+
+// failure decides what becomes of a row whose delivery failed with err.
+func (b *Bridge) failure(ctx context.Context, m core.OutboxRow, err error) core.Settlement {
+	reason := Shorten(err.Error(), 300)
+	wait, postpone := core.Wait(err)
+	switch {
+	case ctx.Err() != nil && !core.IsPermanent(err):
+		// Shutdown interrupted the delivery: due again at next start, not counted as an attempt.
+		return core.Settlement{RowID: m.ID, Kind: core.Postpone, Until: time.Now()}
+	case postpone:
+		b.stats.add(m.Direction, func(s *DirectionStats) { s.Postponed++ })
+		return core.Settlement{RowID: m.ID, Kind: core.Postpone, Until: time.Now().Add(wait)}
+	case core.IsPermanent(err) || m.Attempts+1 >= b.o.MaxAttempts:
+		if !core.IsPermanent(err) {
+			err = fmt.Errorf("gave up after %d attempts: %w", m.Attempts+1, err)
+			reason = Shorten(err.Error(), 300)
+		}
+		b.stats.add(m.Direction, func(s *DirectionStats) { s.Failed++ })
+		b.noteError(fmt.Sprintf("delivering %s message %d (given up)", m.Direction, m.ID), err)
+		return core.Settlement{RowID: m.ID, Kind: core.Fail, Reason: reason}
+	default:
+		b.stats.add(m.Direction, func(s *DirectionStats) { s.Retried++ })
+		b.noteError(fmt.Sprintf("delivering %s message %d (will retry)", m.Direction, m.ID), err)
+		return core.Settlement{RowID: m.ID, Kind: core.Retry, Reason: reason}
+	}
+}
+
+// settleRetry is how long settle keeps trying to store a batch's outcomes while the database
+// is unreachable: well inside the lease, so that the rows are not handed out again meanwhile.
+const settleRetry = 30 * time.Second
+
+// settle stores a batch's outcomes in one transaction. The deliveries already happened, so an
+// outcome that could not be stored would make a retry post again: settle keeps trying through a
+// database outage (bounded by settleRetry, and by shutdown's drain).
+func (b *Bridge) settle(ctx context.Context, batch []core.OutboxRow, out []core.Settlement) {
+	deadline := time.Now().Add(min(settleRetry, b.o.Lease/2))
+	wait := 100 * time.Millisecond
+	for {
+		sctx, cancel := storeCtx(ctx)
+		err := b.o.Store.Settle(sctx, out)
+		cancel()
+		if err == nil || errors.Is(err, core.ErrConflict) {
+			if err != nil {
+				b.noteError("storing delivery outcomes", err) // rows settled meanwhile: nothing to redo
+			}
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			b.noteError("storing delivery outcomes (given up; these rows may be delivered again)", err)
+			return
+		}
+		b.log.Warn("storing delivery outcomes failed; trying again", "rows", len(out), "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop() // shutdown cancelled the drain: one last try right away
+		}
+		wait = min(wait*2, 5*time.Second)
+	}
+	for _, s := range out {
+		if s.Kind != core.Delivered {
+			continue
+		}
+		dir := batch[0].Direction
+		b.stats.add(dir, func(st *DirectionStats) {
+			st.Delivered++
+			if s.CoalescedInto != 0 {
+				st.Coalesced++
+			}
+		})
+	}
+}
+
+// sendToResonite sends a batch of Discord messages to the contact, back to back, each under
+// its derived id (so a retry never sends a second copy).
+func (b *Bridge) sendToResonite(ctx context.Context, pairing core.Pairing, batch []core.OutboxRow) ([]core.Settlement, core.OutboxRow, error) {
+	var out []core.Settlement
+	for _, m := range batch {
+		p, err := core.DecodeToResonite(m.Payload)
+		if err != nil {
+			return out, m, core.Permanent(err)
+		}
+		id := m.TargetID
+		if id == "" {
+			id = ResoniteMessageID(m.SourceID)
+		}
+		if err := b.o.Resonite.SendText(ctx, id, pairing.ContactID, p.Text); err != nil {
+			return out, m, fmt.Errorf("sending to %s: %w", pairing.ContactID, err)
+		}
+		out = append(out, core.Settlement{RowID: m.ID, Kind: core.Delivered, TargetID: id})
+	}
+	return out, core.OutboxRow{}, nil
+}
+
+// postGroup is one or more rows that go out as the same post(s): a run of text rows of one
+// sender whose lines fit one Discord message together, or one row of any other kind.
+type postGroup struct {
+	rows  []core.OutboxRow
+	msg   core.ContactMessage // of rows[0]
+	posts []core.Post
+}
+
+// postToDiscord posts a batch of a contact's messages into the paired channel: text rows are
+// joined into as few posts as fit DiscordMaxLen, in order; other kinds go alone; a long text
+// takes several posts, and its progress is stored after each so that a retry goes on from the
+// first post not made, even after a crash.
+func (b *Bridge) postToDiscord(ctx context.Context, pairing core.Pairing, batch []core.OutboxRow) ([]core.Settlement, core.OutboxRow, error) {
+	groups, bad := b.groupPosts(pairing, batch)
+	var out []core.Settlement
+	for _, g := range groups {
+		head := g.rows[0]
+		first, err := b.postGroup(ctx, pairing, g)
+		if err != nil {
+			return out, head, err
+		}
+		for i, r := range g.rows {
+			s := core.Settlement{RowID: r.ID, Kind: core.Delivered, TargetID: first}
+			if i > 0 {
+				s.CoalescedInto = head.ID
+			}
+			out = append(out, s)
+			id, _, _ := strings.Cut(r.SourceID, ":") // "<Resonite message id>:<pairing id>"
+			b.reads.add(g.msg.SenderID, id)
+		}
+	}
+	if bad != nil {
+		return out, *bad, core.Permanent(errors.New("the stored message cannot be read"))
+	}
+	return out, core.OutboxRow{}, nil
+}
+
+// groupPosts renders a batch into post groups, stopping at a row whose payload cannot be read
+// (returned as bad: the rows before it still go out).
+func (b *Bridge) groupPosts(pairing core.Pairing, batch []core.OutboxRow) ([]postGroup, *core.OutboxRow) {
+	var groups []postGroup
+	for i := range batch {
+		r := batch[i]
+		m, err := core.DecodeToDiscord(r.Payload)
+		if err != nil {
+			return groups, &batch[i]
+		}
+		name, avatar := b.presence.contactLook(m.SenderID, pairing.ContactUsername)
+		posts := RenderForDiscord(m, name, avatar)
+		if n := len(groups); n > 0 && joinable(groups[n-1], r, m, posts) {
+			g := &groups[n-1]
+			g.rows = append(g.rows, r)
+			if len(posts) == 1 { // blank text adds no line
+				g.posts[0].Content += "\n" + posts[0].Content
+			}
+			continue
+		}
+		groups = append(groups, postGroup{rows: []core.OutboxRow{r}, msg: m, posts: posts})
+	}
+	return groups, nil
+}
+
+// joinable reports whether row r (message m, rendered as posts) can go out inside group g's
+// post: both plain one-post text of the same sender, never posted in part, fitting together.
+func joinable(g postGroup, r core.OutboxRow, m core.ContactMessage, posts []core.Post) bool {
+	head := g.rows[0]
+	if g.msg.SenderID != m.SenderID || !isText(g.msg) || !isText(m) || len(g.posts) != 1 || len(posts) > 1 ||
+		head.PartsPosted > 0 || r.PartsPosted > 0 || len(g.posts[0].Embeds) > 0 {
+		return false
+	}
+	if len(posts) == 0 {
+		return true // blank: delivered with the group, nothing to show
+	}
+	return utf8.RuneCountInString(g.posts[0].Content)+1+utf8.RuneCountInString(posts[0].Content) <= DiscordMaxLen
+}
+
+func isText(m core.ContactMessage) bool { return m.Kind == core.KindText || m.Kind == "" }
+
+// postGroup makes a group's posts from the first one not made yet and returns the id of the
+// first post (empty when there was nothing to show).
+func (b *Bridge) postGroup(ctx context.Context, pairing core.Pairing, g postGroup) (string, error) {
+	head := g.rows[0]
+	first := head.FirstTargetID
+	var before []string
+	if head.PartsPosted == 0 && slices.ContainsFunc(g.rows, func(r core.OutboxRow) bool { return r.Claims > 1 }) {
+		// Taken before by a process that crashed, or by a try that timed out: its posts may
+		// have landed without being recorded. Look before posting again.
+		before = b.postedBefore(ctx, pairing, head, g.posts)
+	}
+	for i := head.PartsPosted; i < len(g.posts); i++ {
+		if i < len(before) && before[i] != "" {
+			if first == "" {
+				first = before[i]
+			}
+			continue
+		}
+		id, err := b.o.Discord.Post(ctx, pairing.ChannelID, g.posts[i])
+		if err != nil {
+			return "", fmt.Errorf("posting part %d of %d into channel %s: %w", i+1, len(g.posts), pairing.ChannelID, err)
+		}
+		if first == "" {
+			first = id
+		}
+		if len(g.posts) > 1 && i < len(g.posts)-1 {
+			sctx, cancel := storeCtx(ctx)
+			if err := b.o.Store.SetProgress(sctx, head.ID, i+1, first); err != nil {
+				b.noteError("recording the progress of a long message", err)
+			}
+			cancel()
+		}
+	}
+	return first, nil
+}
+
+// redeliveryWindow is how much history before a row's enqueue time postedBefore reads.
+const redeliveryWindow = time.Minute
+
+// postedBefore finds, for each post, the id of an identical post of the bridge already in the
+// channel that no other row claims: made by an earlier try of m whose outcome was not stored.
+// When the history cannot be read it returns nothing, and m is posted again: a rare duplicate
+// beats a lost message.
+func (b *Bridge) postedBefore(ctx context.Context, pairing core.Pairing, m core.OutboxRow, posts []core.Post) []string {
+	since := m.EnqueuedAt
+	if since.IsZero() {
+		since = m.SourceTime
+	}
+	history, err := b.o.Discord.History(ctx, pairing.ChannelID, snowflakeAt(since.Add(-redeliveryWindow)), 100)
+	if err != nil {
+		b.log.Warn("cannot check for an earlier post of a redelivered message; posting it again", "row", m.ID, "err", err)
+		return nil
+	}
+	found := make([]string, len(posts))
+	used := map[string]bool{}
+	for i, p := range posts {
+		for _, h := range history {
+			ours := h.FromSelf || (h.WebhookID != "" && h.WebhookID == pairing.WebhookID)
+			if used[h.ID] || !ours || (h.Content != p.Content && !strings.HasSuffix(h.Content, "**: "+p.Content)) {
+				continue
+			}
+			if row, err := b.o.Store.MessageByTarget(ctx, core.ToDiscord, h.ID); err == nil && row.ID != m.ID && row.CoalescedInto != m.ID {
+				continue // another message's post with the same text
+			}
+			found[i], used[h.ID] = h.ID, true
+			break
+		}
+	}
+	if slices.ContainsFunc(found, func(id string) bool { return id != "" }) {
+		b.log.Info("a redelivered message was posted before; posting only what is missing", "row", m.ID)
+	}
+	return found
+}
+
+// rowPairing looks up the pairing a row belongs to; a pairing that is gone fails the row for
+// good.
+func (b *Bridge) rowPairing(ctx context.Context, m core.OutboxRow) (core.Pairing, error) {
+	p, err := b.o.Store.PairingByID(ctx, m.PairingID)
+	if errors.Is(err, core.ErrNotFound) {
+		return core.Pairing{}, core.Permanent(errors.New("the channel is no longer paired"))
+	}
+	if err != nil {
+		return core.Pairing{}, fmt.Errorf("looking up pairing %d: %w", m.PairingID, err)
+	}
+	return p, nil
+}
+
+// warnUndelivered leaves a short ⚠ reply under the Discord message that did not reach Resonite.
+func (b *Bridge) warnUndelivered(ctx context.Context, m core.OutboxRow, cause error) {
+	p, err := core.DecodeToResonite(m.Payload)
+	if err != nil || p.ChannelID == "" {
+		return
+	}
+	text := "⚠ Not delivered to Resonite: " + Shorten(cause.Error(), 150)
+	if err := b.o.Discord.Reply(ctx, p.ChannelID, p.MessageID, text); err != nil {
+		b.noteError("replying with a delivery warning", err)
+	}
+}
