@@ -370,10 +370,11 @@ type EnqueueResult struct {
 // enqueueSQL inserts rows given as parallel arrays ($1 position, $2
 // direction, $3 source id, $4 pairing, $5 payload, $6 next attempt, $7
 // source time, $8 target id) in the given order, skipping those whose source
-// id is there already or whose pairing is not, and returns per position the
-// row id (0 when not seen: a row another transaction inserted concurrently,
-// or an unknown pairing), whether it was inserted, and whether the pairing
-// exists.
+// id is there already or whose pairing is not. It returns the positions of
+// the rows it inserted with their ids, and those of unknown pairings with id
+// 0. The rows it skipped for their source id are looked up afterwards (and
+// only when there are any): a join with relay_messages here would read the
+// whole table, and would not see rows a concurrent transaction inserted.
 const enqueueSQL = `with input as (
 		select * from unnest($1::int[], $2::text[], $3::text[], $4::bigint[], $5::bytea[], $6::timestamptz[],
 			$7::timestamptz[], $8::text[]) as i (ord, direction, source_id, pairing_id, payload, next_attempt_at, source_time, target_id)),
@@ -387,10 +388,9 @@ const enqueueSQL = `with input as (
 		order by ord
 		on conflict (direction, source_id) do nothing
 		returning id, direction, source_id)
-	select k.ord, coalesce(ins.id, m.id, 0), ins.id is not null, k.paired
-	from known k
-	left join ins on ins.direction = k.direction and ins.source_id = k.source_id
-	left join relay_messages m on m.direction = k.direction and m.source_id = k.source_id`
+	select k.ord, ins.id from known k join ins on ins.direction = k.direction and ins.source_id = k.source_id
+	union all
+	select k.ord, 0 from known k where not k.paired`
 
 // EnqueueBatch stores many rows as Enqueue does, in one transaction, in the
 // given order (so rows of equal source time keep it), and returns a result
@@ -449,23 +449,20 @@ func (s *Store) EnqueueBatch(ctx context.Context, rows []core.OutboxRow) ([]Enqu
 	if len(ords) == 0 {
 		return res, nil
 	}
-	var missing []int // positions whose row another transaction inserted meanwhile
-	var unpaired []string
 	q, _ := s.pool.Query(ctx, enqueueSQL, ords, dirs, srcs, pairings, payloads, nexts, times, targetIDs)
 	var (
-		ord      int32
-		id       int64
-		inserted bool
-		paired   bool
+		ord  int32
+		id   int64
+		seen = make([]bool, len(rows))
 	)
-	_, err := pgx.ForEachRow(q, []any{&ord, &id, &inserted, &paired}, func() error {
-		res[ord] = EnqueueResult{ID: id, Inserted: inserted}
-		switch {
-		case !paired:
+	var unpaired []string
+	_, err := pgx.ForEachRow(q, []any{&ord, &id}, func() error {
+		seen[ord] = true
+		if id == 0 {
 			unpaired = append(unpaired, fmt.Sprintf("%s (pairing %d)", rows[ord].SourceID, rows[ord].PairingID))
-		case id == 0:
-			missing = append(missing, int(ord))
+			return nil
 		}
+		res[ord] = EnqueueResult{ID: id, Inserted: true}
 		return nil
 	})
 	if isForeignKeyViolation(err) { // a pairing deleted while we inserted: nothing was stored
@@ -474,10 +471,33 @@ func (s *Store) EnqueueBatch(ctx context.Context, rows []core.OutboxRow) ([]Enqu
 	if err != nil {
 		return nil, fmt.Errorf("store: enqueue batch of %d rows: %w", len(rows), err)
 	}
-	for _, i := range missing {
-		if err := s.pool.QueryRow(ctx, `select id from relay_messages where direction = $1 and source_id = $2`,
-			rows[i].Direction, rows[i].SourceID).Scan(&res[i].ID); err != nil {
-			return nil, fmt.Errorf("store: enqueue batch: %s %s: read existing row: %w", rows[i].Direction, rows[i].SourceID, err)
+	// The rows that were there already.
+	var existing []int32
+	for _, o := range ords {
+		if !seen[o] {
+			existing = append(existing, o)
+		}
+	}
+	if len(existing) > 0 {
+		eDirs, eSrcs := make([]string, len(existing)), make([]string, len(existing))
+		for i, o := range existing {
+			eDirs[i], eSrcs[i] = string(rows[o].Direction), rows[o].SourceID
+		}
+		q, _ := s.pool.Query(ctx, `select e.ord, m.id
+			from unnest($1::int[], $2::text[], $3::text[]) e (ord, direction, source_id)
+			join relay_messages m on m.direction = e.direction and m.source_id = e.source_id`, existing, eDirs, eSrcs)
+		_, err := pgx.ForEachRow(q, []any{&ord, &id}, func() error {
+			seen[ord] = true
+			res[ord] = EnqueueResult{ID: id}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("store: enqueue batch: read existing rows: %w", err)
+		}
+		for _, o := range existing {
+			if !seen[o] { // deleted by pruning or unpairing in between: see Enqueue
+				return nil, fmt.Errorf("store: enqueue batch: %s %s: the existing row vanished", rows[o].Direction, rows[o].SourceID)
+			}
 		}
 	}
 	for i := range rows { // repeated source ids: the row stored for the first
