@@ -122,18 +122,7 @@ func TestClaimBatchConcurrentOrder(t *testing.T) {
 	t.Parallel()
 	ctx := ctxT(t)
 	dsn := storetest.URL(t)
-	var sts []*store.Store
-	for range 2 {
-		st, err := store.Open(ctx, dsn+"&pool_max_conns=4", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(st.Close)
-		if _, err := st.Migrate(ctx); err != nil {
-			t.Fatal(err)
-		}
-		sts = append(sts, st)
-	}
+	sts := openStores(t, dsn, 2, 4)
 	const (
 		pairings, perPairing, windowLate, freeLate, workers = 8, 24, 5, 30, 8
 		dir                                                 = core.ToDiscord

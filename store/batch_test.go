@@ -56,6 +56,25 @@ func settleAll(t testing.TB, st *store.Store, msgs []core.OutboxRow) {
 	}
 }
 
+// openStores opens n migrated Stores on the database at dsn, each with a pool
+// of its own of up to maxConns connections, closed when the test ends.
+func openStores(t testing.TB, dsn string, n, maxConns int) []*store.Store {
+	t.Helper()
+	var sts []*store.Store
+	for range n {
+		st, err := store.Open(ctxT(t), fmt.Sprintf("%s&pool_max_conns=%d", dsn, maxConns), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(st.Close)
+		if _, err := st.Migrate(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+		sts = append(sts, st)
+	}
+	return sts
+}
+
 // TestClaimBatchBoundaries covers where a batch ends and which pairings get one.
 func TestClaimBatchBoundaries(t *testing.T) {
 	t.Parallel()
@@ -181,18 +200,7 @@ func TestClaimBatchRaceWithOlderEnqueue(t *testing.T) {
 	t.Parallel()
 	ctx := ctxT(t)
 	dsn := storetest.URL(t)
-	var sts []*store.Store
-	for range 3 { // every claimer on a pool of its own: separate connections for sure
-		st, err := store.Open(ctx, dsn+"&pool_max_conns=2", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(st.Close)
-		if _, err := st.Migrate(ctx); err != nil {
-			t.Fatal(err)
-		}
-		sts = append(sts, st)
-	}
+	sts := openStores(t, dsn, 3, 2) // every claimer on a pool of its own: separate connections for sure
 	p := mustPair(t, sts[0], "c1")
 	const rounds = 150
 	for round := range rounds {
