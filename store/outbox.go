@@ -22,13 +22,20 @@ const (
 	jitter      = 0.2
 )
 
-const messageColumns = `id, direction, source_id, pairing_id, coalesce(target_id, ''), payload, source_time, claims,
-	state, attempts, next_attempt_at, coalesce(last_error, ''), created_at, updated_at, delivered_at`
+const messageColumns = `id, direction, source_id, pairing_id, coalesce(target_id, '') as target_id, payload, source_time,
+	claims, state, attempts, next_attempt_at, coalesce(last_error, '') as last_error, created_at, updated_at, delivered_at,
+	parts_posted, coalesce(first_target_id, '') as first_target_id, coalesce(coalesced_into, 0) as coalesced_into`
+
+// messageFields are the scan targets of messageColumns in m.
+func messageFields(m *core.OutboxRow) []any {
+	return []any{&m.ID, &m.Direction, &m.SourceID, &m.PairingID, &m.TargetID, &m.Payload, &m.SourceTime,
+		&m.Claims, &m.State, &m.Attempts, &m.NextAttemptAt, &m.LastError, &m.EnqueuedAt, &m.UpdatedAt, &m.DeliveredAt,
+		&m.PartsPosted, &m.FirstTargetID, &m.CoalescedInto}
+}
 
 func scanMessage(row pgx.CollectableRow) (core.OutboxRow, error) {
 	var m core.OutboxRow
-	err := row.Scan(&m.ID, &m.Direction, &m.SourceID, &m.PairingID, &m.TargetID, &m.Payload, &m.SourceTime, &m.Claims,
-		&m.State, &m.Attempts, &m.NextAttemptAt, &m.LastError, &m.EnqueuedAt, &m.UpdatedAt, &m.DeliveredAt)
+	err := row.Scan(messageFields(&m)...)
 	return m, err
 }
 
@@ -37,8 +44,8 @@ func scanMessage(row pgx.CollectableRow) (core.OutboxRow, error) {
 // relay_messages_open_idx per pairing. Only heads that are pending and whose
 // pairing has nothing in flight (a row enqueued with an earlier source_time
 // than one already in flight becomes the head while the other is still out)
-// are kept: h.id, h.next_attempt_at. The caller checks due-ness.
-const headsOf = `select h.id, h.next_attempt_at from pairings p
+// are kept: pairing_id, id, next_attempt_at. The caller checks due-ness.
+const headsOf = `select p.id as pairing_id, h.id, h.next_attempt_at from pairings p
 	cross join lateral (
 		select m.id, m.state, m.next_attempt_at from relay_messages m
 		where m.direction = $1 and m.pairing_id = p.id and m.state in ('pending', 'in_flight')
@@ -105,51 +112,11 @@ func (s *Store) Enqueue(ctx context.Context, m core.OutboxRow) (int64, bool, err
 // earliest due heads go first. Claimed rows are in flight until
 // MarkDelivered, Retry, Postpone or Fail, or until lease runs out and
 // RescueExpired returns them. Attempts are counted by Retry, not here.
-// Concurrent claimers never get the same row.
+// Concurrent claimers never get the same row. It is ClaimBatch with batches
+// of one row, so the two can be used side by side.
 func (s *Store) Claim(ctx context.Context, dir core.Direction, limit int, lease time.Duration) ([]core.OutboxRow, error) {
-	if limit <= 0 {
-		return nil, nil
-	}
-	// The heads go through an array so that they are computed once (an
-	// InitPlan) and fetched by primary key, whatever the statistics say; a
-	// plain IN let a fresh, unanalysed table recompute them for every row.
-	// They come from the statement's snapshot: SKIP LOCKED passes over heads
-	// another claimer is taking right now, and PostgreSQL re-checks r's own
-	// conditions on the newest version of a head a concurrent claimer
-	// committed in between. What a snapshot cannot see is a row of the same
-	// pairing claimed concurrently by someone who saw a different head (one
-	// enqueued with an earlier source_time in between): the unique index
-	// relay_messages_one_in_flight_idx refuses that second row, and the
-	// statement is retried on a fresh snapshot.
-	const claimSQL = `with picked as (
-			select r.id as pid from relay_messages r
-			where r.id = any(array(select id from (` + headsOf + `) heads where next_attempt_at <= now()))
-			  and r.state = 'pending' and r.next_attempt_at <= now()
-			order by r.next_attempt_at, r.id
-			limit $2
-			for update of r skip locked)
-		update relay_messages r
-		set state = 'in_flight', lease_until = now() + $3::interval, updated_at = now(), claims = r.claims + 1
-		from picked where r.id = picked.pid
-		returning ` + messageColumns
-	var err error
-	for range claimTries {
-		rows, _ := s.pool.Query(ctx, claimSQL, dir, limit, lease)
-		var msgs []core.OutboxRow
-		msgs, err = pgx.CollectRows(rows, scanMessage)
-		if err == nil {
-			return msgs, nil
-		}
-		if !isUniqueViolation(err) && !isDeadlock(err) {
-			break
-		}
-	}
-	return nil, fmt.Errorf("store: claim %s messages: %w", dir, err)
+	return s.ClaimBatch(ctx, dir, limit, 1, lease, nil)
 }
-
-// claimTries bounds Claim's retries after losing a race for a pairing; each
-// retry sees the winner's row in flight, so one is normally enough.
-const claimTries = 5
 
 // MarkDelivered records that the message arrived on the other side, as
 // targetID there. It works from any state: in flight (the usual case),
@@ -236,12 +203,15 @@ func (s *Store) finalStateError(ctx context.Context, err error, id int64, doing 
 }
 
 // RescueExpired returns in-flight rows whose lease ran out (a worker crashed
-// or hung) to pending, due now, without counting an attempt. Run it at start
-// and periodically.
+// or hung) to pending, due now, without counting an attempt. A batch goes
+// back whole: every in-flight row of a pairing that has an expired one (the
+// rows of a batch share their lease anyway). Run it at start and
+// periodically.
 func (s *Store) RescueExpired(ctx context.Context) (int, error) {
 	tag, err := s.pool.Exec(ctx, `update relay_messages
 		set state = 'pending', lease_until = null, next_attempt_at = least(next_attempt_at, now()), updated_at = now()
-		where state = 'in_flight' and lease_until < now()`)
+		where state = 'in_flight' and (direction, pairing_id) in (
+			select direction, pairing_id from relay_messages where state = 'in_flight' and lease_until < now())`)
 	if err != nil {
 		return 0, fmt.Errorf("store: rescue expired messages: %w", err)
 	}
