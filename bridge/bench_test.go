@@ -31,25 +31,6 @@ func BenchmarkRenderForDiscordLongText(b *testing.B) {
 	}
 }
 
-func BenchmarkCoalescingMemory(b *testing.B) {
-	note := newNotifier()
-	br, err := New(Options{Store: storetest.New(b), Resonite: newFakeResonite(note), Discord: newFakeDiscord(note)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	var id int64
-	for b.Loop() {
-		id++
-		br.remember(1, queuedRow{id: id, createdAt: at(int(id))})
-		if id%64 == 0 { // a pairing's queue drains as it is delivered
-			for k := id - 63; k <= id; k++ {
-				br.forget(1, k)
-			}
-		}
-	}
-}
-
 // BenchmarkRelayToDiscord is the whole path of a contact's message through the real store:
 // stored, claimed, posted, marked delivered. Each iteration waits for its post.
 func BenchmarkRelayToDiscord(b *testing.B) {

@@ -65,6 +65,16 @@ func contents(posts []postedMsg) []string {
 	return out
 }
 
+// lines is what the posts show, one line each: rows of one pairing that wait together go out
+// as one post, so order is checked on lines.
+func lines(posts []postedMsg) []string {
+	var out []string
+	for _, p := range posts {
+		out = append(out, strings.Split(p.Content, "\n")...)
+	}
+	return out
+}
+
 func sentContents(ms []sentText) []string {
 	var out []string
 	for _, m := range ms {
@@ -209,7 +219,7 @@ func TestRestartAfterCrash(t *testing.T) {
 		})
 	}
 	// The dead process had claimed the first row.
-	if claimed, err := h.store.Claim(ctx, core.ToResonite, 1, time.Microsecond); err != nil || len(claimed) != 1 {
+	if claimed, err := h.store.pg.Claim(ctx, core.ToResonite, 1, time.Microsecond); err != nil || len(claimed) != 1 {
 		t.Fatalf("claim: %v %v", claimed, err)
 	}
 	h.start()

@@ -252,6 +252,16 @@ type postGroup struct {
 	rows  []core.OutboxRow
 	msg   core.ContactMessage // of rows[0]
 	posts []core.Post
+	texts []string // of a joined text group: what each row adds ("" for a blank one)
+}
+
+// joined reports whether g is one plain text post that rows may have been joined into.
+func (g postGroup) joined() bool {
+	return isText(g.msg) && len(g.posts) == 1 && len(g.posts[0].Embeds) == 0
+}
+
+func claimedBefore(rows []core.OutboxRow) bool {
+	return slices.ContainsFunc(rows, func(r core.OutboxRow) bool { return r.Claims > 1 })
 }
 
 // postToDiscord posts a batch of a contact's messages into the paired channel: text rows are
@@ -259,23 +269,43 @@ type postGroup struct {
 // takes several posts, and its progress is stored after each so that a retry goes on from the
 // first post not made, even after a crash.
 func (b *Bridge) postToDiscord(ctx context.Context, pairing core.Pairing, batch []core.OutboxRow) ([]core.Settlement, core.OutboxRow, error) {
-	groups, bad := b.groupPosts(pairing, batch)
+	return b.postRows(ctx, pairing, batch, true)
+}
+
+// postRows posts rows in order, joining text rows when join is set.
+func (b *Bridge) postRows(ctx context.Context, pairing core.Pairing, batch []core.OutboxRow, join bool) ([]core.Settlement, core.OutboxRow, error) {
+	groups, bad := b.groupPosts(pairing, batch, join)
 	var out []core.Settlement
 	for _, g := range groups {
 		head := g.rows[0]
+		if g.joined() && head.PartsPosted == 0 && claimedBefore(g.rows) {
+			// Taken before by a process that crashed, or by a try that timed out: a post of
+			// some of these rows may have landed without being recorded.
+			if id, n := b.coveredBefore(ctx, pairing, g); n > 0 {
+				out = append(out, b.delivered(g, n, id)...)
+				if n < len(g.rows) {
+					more, failed, err := b.postRows(ctx, pairing, batch[len(out):], join)
+					return append(out, more...), failed, err
+				}
+				continue
+			}
+		}
 		first, err := b.postGroup(ctx, pairing, g)
+		if err != nil && core.IsPermanent(err) && len(g.rows) > 1 {
+			// Discord refused the joined post for good: one of its rows is at fault, and
+			// only that one must fail. Post them one by one, then go on with the rest.
+			sub, failed, err := b.postRows(ctx, pairing, g.rows, false)
+			out = append(out, sub...)
+			if err != nil {
+				return out, failed, err
+			}
+			more, failed, err := b.postRows(ctx, pairing, batch[len(out):], true)
+			return append(out, more...), failed, err
+		}
 		if err != nil {
 			return out, head, err
 		}
-		for i, r := range g.rows {
-			s := core.Settlement{RowID: r.ID, Kind: core.Delivered, TargetID: first}
-			if i > 0 {
-				s.CoalescedInto = head.ID
-			}
-			out = append(out, s)
-			id, _, _ := strings.Cut(r.SourceID, ":") // "<Resonite message id>:<pairing id>"
-			b.reads.add(g.msg.SenderID, id)
-		}
+		out = append(out, b.delivered(g, len(g.rows), first)...)
 	}
 	if bad != nil {
 		return out, *bad, core.Permanent(errors.New("the stored message cannot be read"))
@@ -283,9 +313,25 @@ func (b *Bridge) postToDiscord(ctx context.Context, pairing core.Pairing, batch 
 	return out, core.OutboxRow{}, nil
 }
 
+// delivered settles the first n rows of g as carried by the post target, and queues their
+// read receipts.
+func (b *Bridge) delivered(g postGroup, n int, target string) []core.Settlement {
+	out := make([]core.Settlement, 0, n)
+	for i, r := range g.rows[:n] {
+		s := core.Settlement{RowID: r.ID, Kind: core.Delivered, TargetID: target}
+		if i > 0 {
+			s.CoalescedInto = g.rows[0].ID
+		}
+		out = append(out, s)
+		id, _, _ := strings.Cut(r.SourceID, ":") // "<Resonite message id>:<pairing id>"
+		b.reads.add(g.msg.SenderID, id)
+	}
+	return out
+}
+
 // groupPosts renders a batch into post groups, stopping at a row whose payload cannot be read
 // (returned as bad: the rows before it still go out).
-func (b *Bridge) groupPosts(pairing core.Pairing, batch []core.OutboxRow) ([]postGroup, *core.OutboxRow) {
+func (b *Bridge) groupPosts(pairing core.Pairing, batch []core.OutboxRow, join bool) ([]postGroup, *core.OutboxRow) {
 	var groups []postGroup
 	for i := range batch {
 		r := batch[i]
@@ -295,15 +341,22 @@ func (b *Bridge) groupPosts(pairing core.Pairing, batch []core.OutboxRow) ([]pos
 		}
 		name, avatar := b.presence.contactLook(m.SenderID, pairing.ContactUsername)
 		posts := RenderForDiscord(m, name, avatar)
-		if n := len(groups); n > 0 && joinable(groups[n-1], r, m, posts) {
+		if n := len(groups); join && n > 0 && joinable(groups[n-1], r, m, posts) {
 			g := &groups[n-1]
 			g.rows = append(g.rows, r)
+			text := ""
 			if len(posts) == 1 { // blank text adds no line
-				g.posts[0].Content += "\n" + posts[0].Content
+				text = posts[0].Content
+				g.posts[0].Content += "\n" + text
 			}
+			g.texts = append(g.texts, text)
 			continue
 		}
-		groups = append(groups, postGroup{rows: []core.OutboxRow{r}, msg: m, posts: posts})
+		g := postGroup{rows: []core.OutboxRow{r}, msg: m, posts: posts}
+		if len(posts) == 1 {
+			g.texts = []string{posts[0].Content}
+		}
+		groups = append(groups, g)
 	}
 	return groups, nil
 }
@@ -330,7 +383,7 @@ func (b *Bridge) postGroup(ctx context.Context, pairing core.Pairing, g postGrou
 	head := g.rows[0]
 	first := head.FirstTargetID
 	var before []string
-	if head.PartsPosted == 0 && slices.ContainsFunc(g.rows, func(r core.OutboxRow) bool { return r.Claims > 1 }) {
+	if head.PartsPosted == 0 && !g.joined() && claimedBefore(g.rows) {
 		// Taken before by a process that crashed, or by a try that timed out: its posts may
 		// have landed without being recorded. Look before posting again.
 		before = b.postedBefore(ctx, pairing, head, g.posts)
@@ -358,6 +411,66 @@ func (b *Bridge) postGroup(ctx context.Context, pairing core.Pairing, g postGrou
 		}
 	}
 	return first, nil
+}
+
+// coveredBefore finds a post of the bridge in the channel that an earlier try of g's rows made
+// without its outcome being stored: one whose text is that of g's first n rows joined (the try
+// may have joined fewer rows than g has now). It returns the post's id and n, or 0 when there is
+// none or the history cannot be read (then the rows are posted again: a rare duplicate beats a
+// lost message).
+func (b *Bridge) coveredBefore(ctx context.Context, pairing core.Pairing, g postGroup) (string, int) {
+	head := g.rows[0]
+	since := head.EnqueuedAt
+	if since.IsZero() {
+		since = head.SourceTime
+	}
+	history, err := b.o.Discord.History(ctx, pairing.ChannelID, snowflakeAt(since.Add(-redeliveryWindow)), 100)
+	if err != nil {
+		b.log.Warn("cannot check for an earlier post of redelivered messages; posting them again", "row", head.ID, "err", err)
+		return "", 0
+	}
+	for _, h := range history {
+		if !h.FromSelf && (h.WebhookID == "" || h.WebhookID != pairing.WebhookID) {
+			continue
+		}
+		content := h.Content
+		if h.WebhookID == "" { // the bot's own post without a webhook: "**Name**: text"
+			if _, rest, ok := strings.Cut(content, "**: "); ok && strings.HasPrefix(content, "**") {
+				content = rest
+			}
+		}
+		n := coverage(content, g.texts)
+		if n == 0 {
+			continue
+		}
+		if row, err := b.o.Store.MessageByTarget(ctx, core.ToDiscord, h.ID); err == nil && row.ID != head.ID && row.CoalescedInto != head.ID {
+			continue // another message's post with the same text
+		}
+		b.log.Info("redelivered messages were posted before; not posting them again", "row", head.ID, "rows", n)
+		return h.ID, n
+	}
+	return "", 0
+}
+
+// coverage is how many leading texts, joined by newlines, make up content exactly; 0 for none.
+func coverage(content string, texts []string) int {
+	var joined strings.Builder
+	n := 0
+	for i, t := range texts {
+		if t != "" {
+			if joined.Len() > 0 {
+				joined.WriteByte('\n')
+			}
+			joined.WriteString(t)
+		}
+		if joined.Len() > 0 && joined.String() == content {
+			n = i + 1
+		}
+		if joined.Len() > len(content) {
+			break
+		}
+	}
+	return n
 }
 
 // redeliveryWindow is how much history before a row's enqueue time postedBefore reads.

@@ -94,8 +94,8 @@ func (s *testStore) PairingByID(ctx context.Context, id int64) (core.Pairing, er
 	return s.Store.PairingByID(ctx, id)
 }
 
-func (s *testStore) Claim(ctx context.Context, dir core.Direction, limit int, lease time.Duration) ([]core.OutboxRow, error) {
-	rows, err := s.Store.Claim(ctx, dir, limit, lease)
+func (s *testStore) ClaimBatch(ctx context.Context, dir core.Direction, maxPairings, maxRows int, lease time.Duration, skip []int64) ([]core.OutboxRow, error) {
+	rows, err := s.Store.ClaimBatch(ctx, dir, maxPairings, maxRows, lease, skip)
 	if len(rows) > 0 {
 		s.changed()
 	}
@@ -107,25 +107,29 @@ func (s *testStore) MarkDelivered(ctx context.Context, id int64, targetID string
 	return s.Store.MarkDelivered(ctx, id, targetID)
 }
 
-func (s *testStore) Retry(ctx context.Context, id int64, reason string) (time.Time, error) {
+// Settle stores the outcomes, then moves retried rows to the test's retry delay (the real
+// backoff starts at a second).
+func (s *testStore) Settle(ctx context.Context, out []core.Settlement) error {
 	defer s.changed()
-	if _, err := s.Store.Retry(ctx, id, reason); err != nil {
-		return time.Time{}, err
+	if err := s.Store.Settle(ctx, out); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	next := time.Now().Add(s.retryDelay)
 	s.mu.Unlock()
-	return next, s.Store.Postpone(ctx, id, next)
+	for _, o := range out {
+		if o.Kind == core.Retry {
+			if err := s.pg.Postpone(ctx, o.RowID, next); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
-func (s *testStore) Postpone(ctx context.Context, id int64, until time.Time) error {
+func (s *testStore) SetProgress(ctx context.Context, rowID int64, parts int, first string) error {
 	defer s.changed()
-	return s.Store.Postpone(ctx, id, until)
-}
-
-func (s *testStore) Fail(ctx context.Context, id int64, reason string) error {
-	defer s.changed()
-	return s.Store.Fail(ctx, id, reason)
+	return s.Store.SetProgress(ctx, rowID, parts, first)
 }
 
 func (s *testStore) RescueExpired(ctx context.Context) (int, error) {
@@ -670,7 +674,7 @@ func (h *harness) waitRows(dir core.Direction, state core.State, n int) {
 
 func (h *harness) row(dir core.Direction, sourceID string) core.OutboxRow {
 	h.t.Helper()
-	m, err := h.store.MessageBySource(context.Background(), dir, sourceID)
+	m, err := h.store.pg.MessageBySource(context.Background(), dir, sourceID)
 	if err != nil {
 		h.t.Fatalf("row %s %s: %v", dir, sourceID, err)
 	}

@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +18,7 @@ func (h *harness) crashedRow(m core.ContactMessage) int64 {
 	ctx := context.Background()
 	id := h.enqueue(core.OutboxRow{Direction: core.ToDiscord, SourceID: m.ID + ":1", PairingID: 1,
 		Payload: mustEncodeToDiscord(h.t, m), SourceTime: m.SentAt})
-	claimed, err := h.store.Claim(ctx, core.ToDiscord, 1, time.Microsecond)
+	claimed, err := h.store.pg.Claim(ctx, core.ToDiscord, 1, time.Microsecond)
 	if err != nil || len(claimed) != 1 || claimed[0].ID != id {
 		h.t.Fatalf("claiming the row the crashed process took: %v %v", claimed, err)
 	}
@@ -35,22 +36,26 @@ func (h *harness) crashedRow(m core.ContactMessage) int64 {
 // that belongs to another message does not count.
 func TestRedeliveryDoesNotPostTwice(t *testing.T) {
 	t.Parallel()
-	postID := snowflakeAt(time.Now()) // the earlier try's post: a Discord id of now
 	for _, tc := range []struct {
 		name      string
 		history   []core.DiscordMessage
 		otherRow  bool // the matching post is another row's delivery
 		wantPosts int
 	}{
-		{"posted before the crash", []core.DiscordMessage{{ID: postID, ChannelID: "C-A", WebhookID: "W-A", FromSelf: true, Content: "hello again"}}, false, 0},
-		{"posted through the pairing's webhook, not yet known as ours", []core.DiscordMessage{{ID: postID, ChannelID: "C-A", WebhookID: "W-A", Content: "hello again"}}, false, 0},
-		{"posted as the bot (no webhook)", []core.DiscordMessage{{ID: postID, ChannelID: "C-A", FromSelf: true, Content: "**Alice**: hello again"}}, false, 0},
+		{"posted before the crash", []core.DiscordMessage{{ChannelID: "C-A", WebhookID: "W-A", FromSelf: true, Content: "hello again"}}, false, 0},
+		{"posted through the pairing's webhook, not yet known as ours", []core.DiscordMessage{{ChannelID: "C-A", WebhookID: "W-A", Content: "hello again"}}, false, 0},
+		{"posted as the bot (no webhook)", []core.DiscordMessage{{ChannelID: "C-A", FromSelf: true, Content: "**Alice**: hello again"}}, false, 0},
 		{"not posted before the crash", nil, false, 1},
-		{"someone else's words", []core.DiscordMessage{{ID: postID, ChannelID: "C-A", Content: "hello again"}}, false, 1},
-		{"the same text is another message's post", []core.DiscordMessage{{ID: postID, ChannelID: "C-A", WebhookID: "W-A", FromSelf: true, Content: "hello again"}}, true, 1},
+		{"someone else's words", []core.DiscordMessage{{ChannelID: "C-A", Content: "hello again"}}, false, 1},
+		{"the same text is another message's post", []core.DiscordMessage{{ChannelID: "C-A", WebhookID: "W-A", FromSelf: true, Content: "hello again"}}, true, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
+			// The earlier try's post: a Discord id of now, well inside the window read back.
+			postID := snowflakeAt(time.Now())
+			for i := range tc.history {
+				tc.history[i].ID = postID
+			}
 			h := newHarness(t, nil)
 			h.discord.setHistory("C-A", tc.history...)
 			if tc.otherRow {
@@ -75,6 +80,38 @@ func TestRedeliveryDoesNotPostTwice(t *testing.T) {
 				t.Errorf("row settled with the post %s that is not its own", postID)
 			}
 		})
+	}
+}
+
+// TestRedeliveryOfAJoinedPost: two rows a crashed process had posted joined in one post, and
+// a third stored after the crash: only the third is posted, and the first two are settled with
+// the earlier post, whichever way the new try would have joined them.
+func TestRedeliveryOfAJoinedPost(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	one, two := textFrom("U-Alice", "MSG-c1", "one", time.Now()), textFrom("U-Alice", "MSG-c2", "two", time.Now().Add(time.Millisecond))
+	for _, m := range []core.ContactMessage{one, two} {
+		h.enqueue(core.OutboxRow{Direction: core.ToDiscord, SourceID: m.ID + ":1", PairingID: 1,
+			Payload: mustEncodeToDiscord(t, m), SourceTime: m.SentAt})
+	}
+	if claimed, err := h.store.pg.ClaimBatch(ctx, core.ToDiscord, 1, 10, time.Microsecond, nil); err != nil || len(claimed) != 2 {
+		t.Fatalf("claiming the rows the crashed process took: %v %v", claimed, err)
+	}
+	if _, err := h.store.RescueExpired(ctx); err != nil {
+		t.Fatal(err)
+	}
+	postID := snowflakeAt(time.Now())
+	h.discord.setHistory("C-A", core.DiscordMessage{ID: postID, ChannelID: "C-A", WebhookID: "W-A", Content: "one\ntwo"})
+	h.received(textFrom("U-Alice", "MSG-c3", "three", time.Now().Add(2*time.Millisecond)))
+	h.start()
+	h.waitRows(core.ToDiscord, core.StateDelivered, 3)
+	if got := contents(h.discord.postsIn("C-A")); !reflect.DeepEqual(got, []string{"three"}) {
+		t.Errorf("posts %q, want only the message stored after the crash", got)
+	}
+	r1, r2 := h.row(core.ToDiscord, one.ID+":1"), h.row(core.ToDiscord, two.ID+":1")
+	if r1.TargetID != postID || r2.TargetID != postID || r2.CoalescedInto != r1.ID {
+		t.Errorf("rows settled with %q and %q (coalesced into %d), want the earlier post %s carrying both", r1.TargetID, r2.TargetID, r2.CoalescedInto, postID)
 	}
 }
 

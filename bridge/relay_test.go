@@ -268,7 +268,7 @@ func TestOrderPerPairingConcurrently(t *testing.T) {
 				if got := sentContents(h.res.sentTo(contacts[p])); !reflect.DeepEqual(got, wantR) {
 					t.Errorf("sent to %s in this order:\n%q\nwant\n%q", contacts[p], got, wantR)
 				}
-				if got := contents(h.discord.postsIn(channels[p])); !reflect.DeepEqual(got, wantD) {
+				if got := lines(h.discord.postsIn(channels[p])); !reflect.DeepEqual(got, wantD) {
 					t.Errorf("posted in %s in this order:\n%q\nwant\n%q", channels[p], got, wantD)
 				}
 			}
@@ -370,7 +370,8 @@ func TestStuckPairingDoesNotDelayOthers(t *testing.T) {
 				t.Fatal("Alice's head was never tried")
 			}
 			for _, c := range tried {
-				if c != want {
+				// Rows behind the head may go out in the head's own post, never before it.
+				if first, _, _ := strings.Cut(c, "\n"); first != want {
 					t.Fatalf("Alice's %q was tried while her head %q was not delivered", c, want)
 				}
 			}
@@ -381,7 +382,7 @@ func TestStuckPairingDoesNotDelayOthers(t *testing.T) {
 			mu.Lock()
 			close(release)
 			mu.Unlock()
-			if err := h.store.Postpone(t.Context(), h.row(dir, head).ID, time.Now()); err != nil {
+			if err := h.store.pg.Postpone(t.Context(), h.row(dir, head).ID, time.Now()); err != nil {
 				t.Fatal(err)
 			}
 			signal(h.b.wake[dir])
@@ -390,7 +391,7 @@ func TestStuckPairingDoesNotDelayOthers(t *testing.T) {
 			if dir == core.ToResonite {
 				got = sentContents(h.res.sentTo("U-Alice"))
 			} else {
-				got = contents(h.discord.postsIn("C-A"))
+				got = lines(h.discord.postsIn("C-A"))
 			}
 			wantAll := []string{"m0", "m1", "m2"}
 			if dir == core.ToResonite {
@@ -457,7 +458,7 @@ func TestFailuresThenSuccess(t *testing.T) {
 					if next := h.row(dir, src).NextAttemptAt; next.Before(before.Add(core.OutageWait - time.Millisecond)) {
 						t.Errorf("an outage postponed the row until %s, want %s after %s", next, core.OutageWait, before)
 					}
-					if err := h.store.Postpone(t.Context(), h.row(dir, src).ID, time.Now()); err != nil {
+					if err := h.store.pg.Postpone(t.Context(), h.row(dir, src).ID, time.Now()); err != nil {
 						t.Fatal(err)
 					}
 					signal(h.b.wake[dir])
@@ -565,8 +566,9 @@ func TestPermanentFailure(t *testing.T) {
 	t.Run("to Discord: failed, next one goes, no reply", func(t *testing.T) {
 		t.Parallel()
 		h := newHarness(t, nil)
+		// Discord refuses any post with the doomed text, also when it is joined with others.
 		h.discord.postFn = func(_ context.Context, _ string, p core.Post, _ int) error {
-			if p.Content == "doomed" {
+			if slices.Contains(strings.Split(p.Content, "\n"), "doomed") {
 				return core.Permanent(errContactRemoved)
 			}
 			return nil
@@ -679,7 +681,7 @@ func TestRateLimitCoalesces(t *testing.T) {
 		{
 			"a non-text message breaks the run",
 			[]core.ContactMessage{rmsg("U-Alice", 1, "one"), rmsg("U-Alice", 2, "two"), voice, rmsg("U-Alice", 5, "five"), rmsg("U-Alice", 6, "six")},
-			[]string{"one\ntwo", "🎤 Voice message: https://assets.resonite.com/v1", "five", "six"},
+			[]string{"one\ntwo", "🎤 Voice message: https://assets.resonite.com/v1", "five\nsix"},
 		},
 		{
 			"no post over 2,000 runes",
@@ -752,14 +754,13 @@ func TestCoalesceKeepsSourceOrder(t *testing.T) {
 }
 
 // TestCoalesceStopsAtAnotherSender: the rows of a pairing normally all come from its contact;
-// should another sender's row be queued (white-box: put there directly), it breaks the run.
+// should another sender's row be queued (put there directly), it breaks the run.
 func TestCoalesceStopsAtAnotherSender(t *testing.T) {
 	t.Parallel()
 	h, queued := startRateLimited(t, rmsg("U-Alice", 1, "one"))
 	h.received(rmsg("U-Alice", 2, "two"))
 	other := rmsg("U-Mallory", 3, "not Alice")
-	id := h.enqueue(core.OutboxRow{Direction: core.ToDiscord, SourceID: other.ID + ":1", PairingID: 1, Payload: mustEncodeToDiscord(t, other), SourceTime: at(3)})
-	h.b.remember(1, queuedRow{id: id, sourceID: other.ID + ":1", createdAt: at(3), msg: other})
+	h.enqueue(core.OutboxRow{Direction: core.ToDiscord, SourceID: other.ID + ":1", PairingID: 1, Payload: mustEncodeToDiscord(t, other), SourceTime: at(3)})
 	h.received(rmsg("U-Alice", 4, "four"))
 	close(queued)
 	h.waitRows(core.ToDiscord, core.StateDelivered, 4)
