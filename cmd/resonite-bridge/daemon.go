@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -43,6 +46,9 @@ type deps struct {
 	Metrics *metrics
 	DB      database
 	Tune    func(*partOptions)
+	// SteppedDown: the daemon ran before and stood down (another instance took the instance
+	// lock); now it waits for the lock again.
+	SteppedDown bool
 }
 
 const (
@@ -83,14 +89,6 @@ func runDaemon(ctx context.Context, cfg *Config, base *slog.Logger, m *metrics, 
 		log.Info("no Resonite credentials configured; using the stored session")
 	}
 
-	var comps []component
-	if h.components != nil {
-		comps, err = h.components(ctx, deps{Config: cfg, Logger: base, Metrics: m, DB: db, Tune: h.tune})
-		if err != nil {
-			return fmt.Errorf("building components: %w", err)
-		}
-	}
-
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listening on HTTP_ADDR %s: %w", cfg.HTTPAddr, err)
@@ -100,28 +98,113 @@ func runDaemon(ctx context.Context, cfg *Config, base *slog.Logger, m *metrics, 
 		h.listening(ln.Addr())
 	}
 
-	// stopping flips /readyz to 503 as soon as shutdown starts.
+	// stopping flips /readyz to 503 as soon as shutdown starts. The handler is the current run's:
+	// /readyz lists that run's parts, or says that the daemon is waiting.
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	handler := newHTTPHandler(httpDeps{
-		db:         db,
-		components: comps,
-		metrics:    m,
-		stopping:   func() bool { return runCtx.Err() != nil },
-	})
+	var current atomic.Pointer[http.Handler]
+	serve := func(comps []component) {
+		hd := newHTTPHandler(httpDeps{db: db, components: comps, metrics: m, stopping: func() bool { return runCtx.Err() != nil }})
+		current.Store(&hd)
+	}
+	serve([]component{waitingPart{"daemon", "starting"}})
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*current.Load()).ServeHTTP(w, r) })
 
-	// The HTTP server starts first and stops last, so /readyz answers through the whole drain.
-	parts := append([]component{
+	// The HTTP server and the queue poller run for the whole life of the daemon, through every
+	// run of the parts: the server starts first and stops last, so /readyz answers through the
+	// whole drain and while the daemon stands by.
+	always := []component{
 		newRunner("http", func(ctx context.Context) error { return serveHTTP(ctx, ln, handler) }),
 		newRunner("queue-poller", func(ctx context.Context) error { return pollQueue(ctx, db, m, h.queuePoll, log) }),
-	}, comps...)
-	err = runComponents(runCtx, log, h.shutdownTimeout, parts)
-	if err != nil {
+	}
+	started := 0
+	var fatal error
+	for _, p := range always {
+		if err := startGuarded(runCtx, p); err != nil {
+			fatal = fmt.Errorf("%s: %w", p.Name(), err)
+			break
+		}
+		started++
+	}
+	// A failure of one of them ends the current run like a signal does, and then the daemon.
+	partsCtx, stopParts := context.WithCancel(runCtx)
+	defer stopParts()
+	alwaysFailed := make(chan error, len(always))
+	var watchers sync.WaitGroup
+	stopWatch := make(chan struct{})
+	for _, p := range always[:started] {
+		watchers.Add(1)
+		go func() {
+			defer watchers.Done()
+			select {
+			case err := <-p.(failer).Failed():
+				alwaysFailed <- fmt.Errorf("%s: %w", p.Name(), err)
+				stopParts()
+			case <-stopWatch:
+			}
+		}()
+	}
+
+	// Each run: build the parts (production: take the instance lock first, waiting while
+	// another instance holds it) and run them until shutdown, a fatal error, or a step-down
+	// (another instance took the lock while the database was unreachable), after which the
+	// parts are stopped in order and the daemon waits for the lock again, as at start.
+	steppedDown := false
+	for fatal == nil && partsCtx.Err() == nil {
+		var comps []component
+		if h.components != nil {
+			comps, err = h.components(partsCtx, deps{Config: cfg, Logger: base, Metrics: m, DB: db, Tune: h.tune, SteppedDown: steppedDown})
+			if err != nil {
+				if partsCtx.Err() != nil { // shutdown while waiting for the lock
+					log.Info("stopping", "reason", "signal")
+					break
+				}
+				fatal = fmt.Errorf("building components: %w", err)
+				break
+			}
+		}
+		serve(comps)
+		err = runComponents(partsCtx, log, h.shutdownTimeout, comps)
+		if errors.Is(err, errStepDown) && !errors.Is(err, errDrainTimeout) && partsCtx.Err() == nil {
+			log.Warn("stood down: every part stopped; waiting for the instance lock")
+			serve([]component{waitingPart{"instance-lock", "standing by: another instance holds the instance lock"}})
+			steppedDown = true
+			continue
+		}
+		fatal = err
+	}
+	close(stopWatch)
+	watchers.Wait()
+	close(alwaysFailed)
+	var errs []error
+	for err := range alwaysFailed {
+		errs = append(errs, err)
+	}
+	stopCtx, cancelStop := context.WithTimeout(context.WithoutCancel(ctx), h.shutdownTimeout)
+	defer cancelStop()
+	for i := started - 1; i >= 0; i-- {
+		if err := stopGuarded(stopCtx, always[i]); err != nil {
+			log.Warn("stopped with error", "part", always[i].Name(), "err", err)
+		}
+	}
+	if err := errors.Join(append(errs, fatal)...); err != nil {
 		return err
 	}
 	log.Info("stopped")
 	return nil
 }
+
+// errStepDown ends a run of the parts without ending the daemon: another instance holds the
+// instance lock, so this one must stop delivering and wait for the lock.
+var errStepDown = errors.New("another instance holds the instance lock")
+
+// waitingPart stands in /readyz for the parts while there are none: at start and in standby.
+type waitingPart struct{ name, why string }
+
+func (w waitingPart) Name() string              { return w.name }
+func (w waitingPart) Ready() (bool, string)     { return false, w.why }
+func (waitingPart) Start(context.Context) error { return nil }
+func (waitingPart) Stop(context.Context) error  { return nil }
 
 func openAndMigrate(ctx context.Context, cfg *Config, base *slog.Logger, h hooks) (database, error) {
 	log := base.With("component", "daemon")

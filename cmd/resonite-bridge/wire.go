@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/resonite-bridge/resonite-bridge/bot"
@@ -36,6 +37,7 @@ type partOptions struct {
 	Hub    resonite.HubOptions
 	Bot    bot.Options
 	Bridge bridge.Options
+	Lock   lockOptions
 }
 
 // wiring is everything buildComponents makes; tests reach into it.
@@ -48,6 +50,7 @@ type wiring struct {
 	events   *resoniteadapter.EventLoop
 	bot      *bot.Bot
 	bridge   *bridge.Bridge
+	lockOpts lockOptions
 }
 
 // buildComponents builds the Resonite client and hub, the Discord bot and the bridge on the
@@ -69,11 +72,20 @@ func wire(ctx context.Context, d deps) (*wiring, error) {
 
 	// One daemon per database. Holding the lock also means that rows left in flight are a
 	// crashed predecessor's: they go back to pending now instead of when their leases expire.
+	// After a step-down the rows in flight are rescued too: this daemon stopped every part that
+	// had claimed them, and the instance that took over may have crashed since.
 	lock, err := st.AcquireInstanceLock(ctx, 2*time.Second, func() {
+		if d.SteppedDown {
+			log.Warn("another instance holds the lock; standing by until it stops")
+			return
+		}
 		log.Warn("another resonite-bridge runs against this database; waiting for it to stop")
 	})
 	if err != nil {
 		return nil, err
+	}
+	if d.SteppedDown {
+		log.Info("took the instance lock again; starting every part")
 	}
 	db.lock = lock
 	if n, err := st.RescueAllInFlight(ctx, lock); err != nil {
@@ -126,6 +138,7 @@ func wire(ctx context.Context, d deps) (*wiring, error) {
 			Logger:             log.With("component", "bridge"),
 			AutoAcceptContacts: cfg.ResoniteAutoAcceptContacts,
 		},
+		Lock: defaultLockOptions,
 	}
 	if d.Tune != nil {
 		d.Tune(&opts)
@@ -154,7 +167,7 @@ func wire(ctx context.Context, d deps) (*wiring, error) {
 	}
 	presence.b = br
 	events := resoniteadapter.NewEventLoop(rs, br, log)
-	return &wiring{store: st, lock: lock, client: client, hub: hub, resonite: rs, events: events, bot: b, bridge: br}, nil
+	return &wiring{store: st, lock: lock, client: client, hub: hub, resonite: rs, events: events, bot: b, bridge: br, lockOpts: opts.Lock}, nil
 }
 
 // presenceRef lets the bot ask the bridge, which is built after it.
@@ -230,7 +243,7 @@ func (w *wiring) components(d deps) []component {
 		&eventsPart{w.events},
 		&discordPart{w.bot},
 		newMetricsComponent(w, d.Metrics),
-		lockComponent(w.lock),
+		lockComponent(w.lock, d.Logger.With("component", "instance-lock"), w.lockOpts),
 		pruneComponent(w.store, d.Logger.With("component", "pruner")),
 	}
 }
@@ -276,16 +289,91 @@ func pruneComponent(st *store.Store, log *slog.Logger) component {
 	})
 }
 
-// lockComponent stops the daemon when the instance lock is lost: another one may run by then.
-func lockComponent(lock *store.InstanceLock) component {
-	return periodic("instance-lock", 5*time.Second, func(ctx context.Context) error {
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		if err := lock.Check(cctx); errors.Is(err, store.ErrInstanceLockLost) {
-			return err // a slow ping is no reason to stop; a dead connection is
+// lockOptions tune the instance lock's monitor.
+type lockOptions struct {
+	// CheckEvery is how often the lock's connection is pinged: a dead one is noticed within it.
+	CheckEvery time.Duration
+	// RetryMin and RetryMax bound the backoff between attempts to take the lock again while
+	// the database is unreachable. Short, so that this daemon, not a waiting one, is the first
+	// to ask once the database is back.
+	RetryMin, RetryMax time.Duration
+	// BeforeReacquire, when set, runs before every attempt to take the lock again (tests hold
+	// the attempts back with it).
+	BeforeReacquire func(ctx context.Context)
+}
+
+var defaultLockOptions = lockOptions{CheckEvery: time.Second, RetryMin: 100 * time.Millisecond, RetryMax: time.Second}
+
+// lockComponent keeps the instance lock through database restarts and outages. When the lock's
+// connection dies, the server has released the lock: the monitor takes it again, retrying with
+// backoff while the database is unreachable (the other parts' store calls fail meanwhile, and
+// they retry on their own). Got back, nothing changes: nobody held it in between, so the rows
+// in flight are still this daemon's. Held by another instance, which then treats this daemon's
+// rows in flight as a crashed predecessor's, the monitor fails with errStepDown: the daemon
+// stops every part, in order, and waits for the lock as a newly started one does.
+func lockComponent(lock *store.InstanceLock, log *slog.Logger, o lockOptions) component {
+	var lost atomic.Pointer[string] // why the lock is not held now; nil while it is
+	r := newRunner("instance-lock", func(ctx context.Context) error {
+		t := time.NewTicker(o.CheckEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+			}
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := lock.Check(cctx)
+			cancel()
+			if !errors.Is(err, store.ErrInstanceLockLost) {
+				continue // a slow ping is no reason to act; a dead connection is
+			}
+			since := time.Now()
+			log.Warn("lost the database connection holding the instance lock; taking it again", "err", err)
+			why := "lost the database connection holding it; taking it again"
+			lost.Store(&why)
+			for backoff, attempt := o.RetryMin, 1; ; backoff, attempt = min(2*backoff, o.RetryMax), attempt+1 {
+				if o.BeforeReacquire != nil {
+					o.BeforeReacquire(ctx)
+				}
+				if ctx.Err() != nil {
+					return nil
+				}
+				rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				got, err := lock.Reacquire(rctx)
+				cancel()
+				if err == nil && got {
+					log.Info("took the instance lock again", "after", time.Since(since).Round(time.Millisecond), "attempts", attempt)
+					lost.Store(nil)
+					break
+				}
+				if err == nil {
+					log.Warn("another instance holds the lock; standing by", "after", time.Since(since).Round(time.Millisecond))
+					why := "standing by: another instance holds the instance lock"
+					lost.Store(&why)
+					return fmt.Errorf("%w: it was taken while the database connection was down", errStepDown)
+				}
+				if ctx.Err() != nil {
+					return nil
+				}
+				log.Debug("taking the instance lock again failed; retrying", "err", err, "in", backoff)
+				why := "lost the database connection holding it; taking it again: " + err.Error()
+				lost.Store(&why)
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(backoff):
+				}
+			}
 		}
-		return nil
 	})
+	r.ready = func() (bool, string) {
+		if why := lost.Load(); why != nil {
+			return false, *why
+		}
+		return true, ""
+	}
+	return r
 }
 
 // bridgePart, eventsPart and discordPart name the parts that already have the Start/Stop shape.

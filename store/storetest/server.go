@@ -113,6 +113,10 @@ type cluster struct {
 	owner *os.File // holds the folder's owner lock while we live; see sweepStale
 	cmd   *exec.Cmd
 	dsn   string
+
+	bin  string              // folder of the server binaries
+	cred *syscall.Credential // nil: run as ourselves
+	port int
 }
 
 // clusterPrefix names the throwaway clusters' folders in the temporary directory.
@@ -161,6 +165,7 @@ func lockOwner(dir string) (*os.File, error) {
 	return f, nil
 }
 
+// startCluster creates a throwaway cluster and starts its server.
 func startCluster(ctx context.Context) (*cluster, error) {
 	bin, err := findBinaries()
 	if err != nil {
@@ -175,7 +180,7 @@ func startCluster(ctx context.Context) (*cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create temp folder: %w", err)
 	}
-	c := &cluster{dir: dir}
+	c := &cluster{dir: dir, bin: bin, cred: cred}
 	ok := false
 	defer func() {
 		if !ok {
@@ -190,68 +195,97 @@ func startCluster(ctx context.Context) (*cluster, error) {
 			return nil, fmt.Errorf("give %s to the postgres user: %w", dir, err)
 		}
 	}
-	logPath := filepath.Join(dir, "server.log")
-	logFile, err := os.Create(logPath)
+	logFile, err := os.Create(c.logPath())
 	if err != nil {
 		return nil, fmt.Errorf("create server log: %w", err)
 	}
 	defer logFile.Close()
-	data := filepath.Join(dir, "data")
 
-	initdb := exec.CommandContext(ctx, filepath.Join(bin, "initdb"), "-D", data, "-A", "trust", "-U", "postgres",
+	initdb := exec.CommandContext(ctx, filepath.Join(bin, "initdb"), "-D", c.dataDir(), "-A", "trust", "-U", "postgres",
 		"-E", "UTF8", "--no-locale", "--no-sync")
 	initdb.Stdout, initdb.Stderr = logFile, logFile
 	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	if err := initdb.Run(); err != nil {
-		return nil, fmt.Errorf("initdb: %w: %s", err, tail(logPath))
+		return nil, fmt.Errorf("initdb: %w: %s", err, tail(c.logPath()))
 	}
 
-	port, err := freePort()
-	if err != nil {
+	if c.port, err = freePort(); err != nil {
 		return nil, err
 	}
-	// Durability is pointless for a throwaway cluster; speed is not.
-	c.cmd = exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-p", strconv.Itoa(port), "-k", dir,
-		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
-		"-c", "full_page_writes=off", "-c", "max_connections=300")
-	c.cmd.Stdout, c.cmd.Stderr = logFile, logFile
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGQUIT}
-	if err := c.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start postgres: %w", err)
-	}
-	c.dsn = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
-	for {
-		if exited(c.cmd) {
-			c.cmd = nil
-			return nil, fmt.Errorf("postgres exited at start: %s", tail(logPath))
-		}
-		if err := check(ctx, c.dsn); err == nil {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("postgres did not accept connections: %w: %s", ctx.Err(), tail(logPath))
-		case <-time.After(50 * time.Millisecond):
-		}
+	c.dsn = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", c.port)
+	if err := c.startServer(ctx); err != nil {
+		return nil, err
 	}
 	ok = true
 	return c, nil
 }
 
+func (c *cluster) logPath() string { return filepath.Join(c.dir, "server.log") }
+func (c *cluster) dataDir() string { return filepath.Join(c.dir, "data") }
+
+// startServer starts the server on the cluster's port and waits until it accepts connections.
+func (c *cluster) startServer(ctx context.Context) error {
+	if c.cmd != nil {
+		return errors.New("postgres runs already")
+	}
+	logFile, err := os.OpenFile(c.logPath(), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("open server log: %w", err)
+	}
+	defer logFile.Close()
+	// Durability is pointless for a throwaway cluster; speed is not.
+	cmd := exec.Command(filepath.Join(c.bin, "postgres"), "-D", c.dataDir(), "-p", strconv.Itoa(c.port), "-k", c.dir,
+		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
+		"-c", "full_page_writes=off", "-c", "max_connections=300")
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred, Pdeathsig: syscall.SIGQUIT}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start postgres: %w", err)
+	}
+	c.cmd = cmd
+	for {
+		if exited(c.cmd) {
+			c.cmd = nil
+			return fmt.Errorf("postgres exited at start: %s", tail(c.logPath()))
+		}
+		if err := check(ctx, c.dsn); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("postgres did not accept connections: %w: %s", ctx.Err(), tail(c.logPath()))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// stopServer shuts the server down in fast mode (as a restart does: every session ends, its
+// locks go) and waits until it exited; the data folder stays.
+func (c *cluster) stopServer() error {
+	if c.cmd == nil || c.cmd.Process == nil {
+		c.cmd = nil
+		return nil
+	}
+	var err error
+	_ = c.cmd.Process.Signal(syscall.SIGINT)
+	deadline := time.Now().Add(30 * time.Second)
+	for !exited(c.cmd) {
+		if time.Now().After(deadline) {
+			_ = c.cmd.Process.Kill()
+			err = errors.New("postgres did not stop within 30s; killed")
+			deadline = time.Now().Add(time.Hour)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.cmd = nil
+	return err
+}
+
 // stop shuts the server down (fast mode) and removes its folder.
 func (c *cluster) stop() error {
 	var errs []error
-	if c.cmd != nil && c.cmd.Process != nil {
-		_ = c.cmd.Process.Signal(syscall.SIGINT)
-		deadline := time.Now().Add(30 * time.Second)
-		for !exited(c.cmd) {
-			if time.Now().After(deadline) {
-				_ = c.cmd.Process.Kill()
-				errs = append(errs, errors.New("postgres did not stop within 30s; killed"))
-				deadline = time.Now().Add(time.Hour)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+	if err := c.stopServer(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := os.RemoveAll(c.dir); err != nil {
 		errs = append(errs, fmt.Errorf("remove %s: %w", c.dir, err))
