@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -79,11 +81,58 @@ func TestE2EStopTime(t *testing.T) {
 			}
 			var parts []string
 			for _, l := range strings.Split(d.logs.String(), "\n") {
-				if strings.Contains(l, "msg=stopped ") || strings.Contains(l, "did not stop") || strings.Contains(l, "stopped with error") {
+				if strings.Contains(l, "msg=stopped ") || strings.Contains(l, "msg=drained ") || strings.Contains(l, "did not stop") || strings.Contains(l, "stopped with error") {
 					parts = append(parts, strings.TrimSpace(l[strings.Index(l, "msg="):]))
 				}
 			}
 			t.Logf("%s: stop took %v\n%s", tc.name, took.Round(time.Millisecond), strings.Join(parts, "\n"))
 		})
+	}
+}
+
+// drainingPart is a part with a Drain, recording the calls it gets.
+type drainingPart struct {
+	*runner
+	calls chan<- string
+}
+
+func (p drainingPart) Drain(context.Context) error {
+	p.calls <- p.Name() + ".Drain"
+	return nil
+}
+
+func (p drainingPart) Stop(ctx context.Context) error {
+	p.calls <- p.Name() + ".Stop"
+	return p.runner.Stop(ctx)
+}
+
+// TestShutdownStopsDrainersLast: a part with a Drain is drained in its turn of the reverse
+// order and stopped after all the others, so that its tail runs alongside their stops.
+func TestShutdownStopsDrainersLast(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	calls := make(chan string, 10)
+	plain := func(name string) *runner {
+		return newRunner(name, func(ctx context.Context) error { <-ctx.Done(); calls <- name + ".Stop"; return nil })
+	}
+	parts := []component{
+		plain("first"),
+		drainingPart{plain("gateway"), calls},
+		plain("middle"),
+		newRunner("trigger", func(ctx context.Context) error { cancel(); <-ctx.Done(); return nil }),
+	}
+	if err := runComponents(ctx, slog.New(slog.DiscardHandler), 2*time.Second, parts); err != nil {
+		t.Fatal(err)
+	}
+	close(calls)
+	var got []string
+	for c := range calls {
+		got = append(got, c)
+	}
+	// gateway.Stop is what the wrapper records; the runner's own goroutine records the second.
+	want := []string{"middle.Stop", "gateway.Drain", "first.Stop", "gateway.Stop", "gateway.Stop"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("calls %v, want %v", got, want)
 	}
 }
