@@ -346,8 +346,8 @@ func TestPresenceTransitions(t *testing.T) {
 		},
 	}
 	for _, tt := range tests {
+		// One after another: each case is quick, and the package has enough parallel tests.
 		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
 			h := newHarness(t, func(o *Options) {
 				if tt.cooldown != 0 {
 					o.NotifyCooldown = tt.cooldown
