@@ -86,7 +86,8 @@ type Bot struct {
 	stopWork    context.CancelFunc
 	stopGateway context.CancelFunc
 	gatewayDone chan struct{} // closed when the gateway loop returned
-	stopping    chan struct{} // closed by Stop
+	stopping    chan struct{} // closed by Stop or Drain
+	workDone    chan struct{} // closed when commands and queued events are over (see Drain)
 	done        chan struct{} // closed when every goroutine of Start returned
 	appID       string
 	botUserID   string
@@ -217,6 +218,7 @@ func (b *Bot) Start(ctx context.Context) error {
 	b.workCtx, b.stopWork, b.stopGateway = workCtx, stopWork, stopGateway
 	b.gatewayDone = make(chan struct{})
 	b.stopping = make(chan struct{})
+	b.workDone = make(chan struct{})
 	b.done = make(chan struct{})
 
 	var gw, events sync.WaitGroup
@@ -259,11 +261,31 @@ func (b *Bot) shutdown(gw, events *sync.WaitGroup) {
 	}
 	t.Stop()
 	b.stopWork()
-	gw.Wait()
 	events.Wait()
 	<-drained // the cancelled commands return, and the stopped queue ends drain
+	close(b.workDone)
+	// What is left is the gateway's close: discordgo waits a second after the close frame
+	// before it drops the connection, whatever the server does.
+	gw.Wait()
 	b.s.Client.CloseIdleConnections()
 	close(b.done)
+}
+
+// beginStop closes the gateway and stops handing events on, once; it returns the channels of
+// the end of the work and of the whole run, nil for a bot that never started.
+func (b *Bot) beginStop() (workDone, done chan struct{}, stopWork context.CancelFunc) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch b.life {
+	case lifeIdle:
+		b.life = lifeStopped
+		return nil, nil, nil
+	case lifeRunning:
+		b.life = lifeStopped
+		b.stopGateway()
+		close(b.stopping)
+	}
+	return b.workDone, b.done, b.stopWork
 }
 
 // Stop ends the bot: at once it closes the gateway and hands no further Discord event to the
@@ -273,19 +295,21 @@ func (b *Bot) shutdown(gw, events *sync.WaitGroup) {
 // and Stop returns ctx's error. Post, Reply and History keep working after Stop. A Bot that
 // was never started stops at once.
 func (b *Bot) Stop(ctx context.Context) error {
-	b.mu.Lock()
-	switch b.life {
-	case lifeIdle:
-		b.life = lifeStopped
-		b.mu.Unlock()
-		return nil
-	case lifeRunning:
-		b.life = lifeStopped
-		b.stopGateway()
-		close(b.stopping)
-	}
-	done, stopWork := b.done, b.stopWork
-	b.mu.Unlock()
+	_, done, stopWork := b.beginStop()
+	return waitStopped(ctx, done, stopWork)
+}
+
+// Drain is Stop without its tail: it returns once the running commands and the queued events
+// are over (as Stop, at most DrainTimeout; ctx ending cancels them), while the gateway may
+// still be closing, which takes discordgo a second. An owner that stops other parts after
+// the bot calls Drain first and Stop last, so that the close runs alongside their stops;
+// Stop then waits for it and for every goroutine of Start.
+func (b *Bot) Drain(ctx context.Context) error {
+	workDone, _, stopWork := b.beginStop()
+	return waitStopped(ctx, workDone, stopWork)
+}
+
+func waitStopped(ctx context.Context, done chan struct{}, stopWork context.CancelFunc) error {
 	if done == nil { // stopped without ever starting
 		return nil
 	}

@@ -165,8 +165,8 @@ func (b *Bot) runGateway(ctx context.Context, wg *sync.WaitGroup) error {
 
 		select {
 		case <-ctx.Done():
-			_ = b.s.Close() // sends 1000; Close sleeps a second by design of discordgo
-			b.setGateway(false, nil)
+			b.setGateway(false, nil) // closing: not connected for /readyz from here on
+			_ = b.s.Close()          // sends 1000; Close sleeps a second by design of discordgo
 			return nil
 		case <-b.disconnect:
 			b.setGateway(false, errors.New("the gateway connection dropped"))

@@ -281,3 +281,65 @@ func TestStopIsBoundedByItsContext(t *testing.T) {
 		t.Errorf("Stop after the cancelled one: %v", err)
 	}
 }
+
+// TestDrainThenStop: Drain is Stop without waiting for the gateway's close: it stops the
+// intake at once, returns once the queued events reached the bridge, and Stop after it ends
+// the rest.
+func TestDrainThenStop(t *testing.T) {
+	t.Parallel()
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once, released sync.Once
+	free := func() { released.Do(func() { close(release) }) }
+	t.Cleanup(free)
+	e := newEnv(t, func(o *bot.Options) {
+		rec := o.Handlers.OnMessage
+		o.Handlers.OnMessage = func(ctx context.Context, m core.DiscordMessage) {
+			if m.Content == "first" {
+				once.Do(func() { close(entered) })
+				<-release
+			}
+			rec(ctx, m)
+		}
+	})
+	e.start()
+	e.dc.DispatchMessage(discordtest.UserMessage{ChannelID: channelID, Content: "first"})
+	e.dc.DispatchMessage(discordtest.UserMessage{ChannelID: channelID, Content: "second"})
+	<-entered
+	// The gateway hands events over in order: once this command is answered, "second" is
+	// queued behind the held "first".
+	e.command("status").Final(t)
+	drained := make(chan error, 1)
+	go func() { drained <- e.bot.Drain(context.Background()) }()
+	e.dc.WaitGateway(t, "the gateway closed by Drain", func(g discordtest.GatewayStats) bool { return !g.Connected })
+	select {
+	case err := <-drained:
+		t.Fatalf("Drain returned (%v) before the queued events were handed over", err)
+	default:
+	}
+	// Arrives after Drain began: not handed over.
+	e.dc.DispatchMessage(discordtest.UserMessage{ChannelID: channelID, Content: "late"})
+	free()
+	select {
+	case err := <-drained:
+		if err != nil {
+			t.Fatalf("Drain: %v", err)
+		}
+	case <-time.After(discordtest.WaitTimeout(t)):
+		t.Fatal("Drain did not return after the work was released")
+	}
+	if msgs := e.rec.messages(); len(msgs) != 2 || msgs[0].Content != "first" || msgs[1].Content != "second" {
+		t.Errorf("handed over %+v, want the running and the queued event, in order", msgs)
+	}
+	if ok, _ := e.bot.Ready(); ok {
+		t.Error("Ready() after Drain")
+	}
+	if err := e.bot.Drain(t.Context()); err != nil {
+		t.Errorf("a second Drain: %v", err)
+	}
+	if err := e.shutdown(); err != nil { // goleak (TestMain) checks that nothing is left
+		t.Errorf("Stop after Drain: %v", err)
+	}
+	if msgs := e.rec.messages(); len(msgs) != 2 {
+		t.Errorf("%d messages handed over after Stop, want 2", len(msgs))
+	}
+}

@@ -118,9 +118,6 @@ type Options struct {
 
 	PresenceExpiry time.Duration // a device without update for this long is gone; default 10 min
 	NotifyCooldown time.Duration // same contact, same channel; default 10 min
-	// PresenceWarmup suppresses announcements right after the hub connects, when every online
-	// contact re-sends its status; default 30 s.
-	PresenceWarmup time.Duration
 }
 
 // maxPageSize is the most messages Discord's channel history and Resonite's message history
@@ -167,7 +164,6 @@ func (o *Options) defaults() error {
 	setDur(&o.MarkReadDelay, time.Second)
 	setDur(&o.PresenceExpiry, 10*time.Minute)
 	setDur(&o.NotifyCooldown, 10*time.Minute)
-	setDur(&o.PresenceWarmup, 30*time.Second)
 	if o.Concurrency <= 0 {
 		o.Concurrency = 8
 	}
@@ -217,7 +213,7 @@ func New(o Options) (*Bridge, error) {
 		reads:  newReadBatcher(),
 	}
 	b.catchUp = newCatchUpState(b.fences)
-	b.presence = newPresence(o.Now, o.PresenceExpiry, o.NotifyCooldown, o.PresenceWarmup)
+	b.presence = newPresence(o.Now, o.PresenceExpiry, o.NotifyCooldown)
 	return b, nil
 }
 

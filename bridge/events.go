@@ -55,13 +55,16 @@ func (b *Bridge) HandleDisconnected(context.Context) {
 }
 
 // HandleConnected takes the contact list (with the statuses it carries) sent when the hub
-// (re)connected. The statuses only seed the model: everyone re-sends them on a connection.
+// (re)connected. The statuses only seed the model: the hub re-sends them on every connection.
+// Statuses that arrive around it are judged by when they changed (see presence), so a contact
+// who comes online right after a reconnect is announced and one whose status merely arrives
+// again is not.
 func (b *Bridge) HandleConnected(_ context.Context, contacts []core.Contact) {
-	b.presence.connected() // first: the statuses below only seed the model
+	b.presence.connected()
 	for _, c := range contacts {
 		b.presence.setContact(c)
-		if c.Device != nil {
-			b.presence.update(*c.Device)
+		if c.Device != nil && c.Device.UserID != b.o.Resonite.UserID() {
+			b.presence.seed(*c.Device)
 		}
 		// Requests that came while the daemon was down, or whose acceptance failed, are only
 		// in the contact list.

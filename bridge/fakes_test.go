@@ -531,7 +531,7 @@ func newHarness(t *testing.T, tweak func(*Options)) *harness {
 	h.opts = Options{
 		Store: h.store, Resonite: h.res, Discord: h.discord, Sessions: h.sessions, Now: h.clock.Now,
 		PollInterval: 100 * time.Millisecond, MarkReadDelay: time.Millisecond, CatchUpRetry: 5 * time.Millisecond,
-		DrainTimeout: time.Minute, PresenceWarmup: time.Nanosecond,
+		DrainTimeout: time.Minute,
 	}
 	if tweak != nil {
 		tweak(&h.opts)

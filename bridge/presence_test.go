@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -23,19 +24,28 @@ func (h *harness) devices(ds ...core.Device) {
 	}
 }
 
-const warmup = 30 * time.Second
+// epoch is the fake clock's start (see newHarness); the tests' StatusChanged times count from it.
+var epoch = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+
+// changedAt is a status that changed at epoch+at by its sender's clock.
+func changedAt(d core.Device, at time.Duration) core.Device {
+	d.StatusChanged = epoch.Add(at)
+	return d
+}
 
 // newPresenceHarness runs a bridge that knows Alice and Bob, with friend-online subscriptions
-// for Alice in C-N, past the warm-up of its first hub connection.
-func newPresenceHarness(t *testing.T) *harness {
+// for Alice in C-N, after its first hub connection.
+func newPresenceHarness(t *testing.T, tweak func(*Options)) *harness {
 	t.Helper()
-	h := newHarness(t, func(o *Options) { o.PresenceWarmup = warmup })
+	h := newHarness(t, tweak)
+	if !h.clock.Now().Equal(epoch) {
+		t.Fatalf("the fake clock starts at %v, the tests count from %v", h.clock.Now(), epoch)
+	}
 	h.addSub(core.Subscription{GuildID: "G1", ChannelID: "C-N", ContactID: "U-Alice"})
 	h.start()
 	h.b.HandleContact(t.Context(), contactOf("U-Alice", "Alice"))
 	h.b.HandleContact(t.Context(), contactOf("U-Bob", "Bob"))
 	h.b.HandleConnected(t.Context(), nil)
-	h.clock.Advance(warmup)
 	return h
 }
 
@@ -120,7 +130,7 @@ func TestPresenceNotifications(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			h := newPresenceHarness(t)
+			h := newPresenceHarness(t, nil)
 			for _, s := range tt.steps {
 				h.clock.Advance(s.advance)
 				if s.dev != nil {
@@ -160,46 +170,272 @@ func TestContactPresenceUnknown(t *testing.T) {
 	}
 }
 
-// TestPresenceWarmup: the statuses that every (re)connection brings (asked for before the
-// connection is reported, seeded by it, and re-sent right after it) are not announced; later
-// transitions are.
-func TestPresenceWarmup(t *testing.T) {
+// pstep is one thing that happens to the presence model: time passes, a status arrives, the
+// hub connection drops, or the hub (re)connects with its contact list.
+type pstep struct {
+	advance  time.Duration
+	status   *core.Device
+	drop     bool
+	connect  bool
+	contacts []core.Contact
+}
+
+func wait(d time.Duration) pstep { return pstep{advance: d} }
+func recv(d core.Device) pstep   { return pstep{status: &d} }
+func drop() pstep                { return pstep{drop: true} }
+func connect(cs ...core.Contact) pstep {
+	return pstep{connect: true, contacts: cs}
+}
+
+// listed is a contact of the contact list a connection brings, with the status it carries.
+func listed(c core.Contact, d core.Device) core.Contact {
+	c.Device = &d
+	return c
+}
+
+// TestPresenceTransitions: a status is announced when it makes a contact visible and changed
+// after everything the model knows of the contact; what the hub's start-up sequence re-sends
+// (the contact list, every contact's status again) only seeds the model, and there is no time
+// window after a connection.
+func TestPresenceTransitions(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, func(o *Options) { o.PresenceWarmup = warmup })
-	h.addSub(core.Subscription{GuildID: "G1", ChannelID: "C-N", ContactID: core.AllContacts})
-	h.start()
-	// The hub's start-up sequence asks every contact for its status before it connects.
-	h.devices(status("U-Alice", "d1", core.StatusOnline))
-	alice := core.Contact{ID: "U-Alice", Username: "Alice", State: core.ContactFriend}
-	bob := core.Contact{ID: "U-Bob", Username: "Bob", State: core.ContactFriend, Device: dev("U-Bob", "d1", core.StatusOnline)}
-	h.b.HandleConnected(t.Context(), []core.Contact{alice, bob})
-	h.clock.Advance(warmup - time.Second)
-	h.devices(status("U-Carol", "d1", core.StatusOnline))
-	h.settle()
-	if got := contents(h.discord.postsIn("C-N")); len(got) != 0 {
-		t.Fatalf("posts during warm-up: %q", got)
+	alice := func(s core.OnlineStatus, at time.Duration) core.Device {
+		return changedAt(status("U-Alice", "d1", s), at)
 	}
-	if st, _, _ := h.b.ContactPresence("U-Bob"); st != core.StatusOnline {
-		t.Errorf("Bob seeded by the connection is %s, want Online", st)
+	aliceOn := func(device string, s core.OnlineStatus, at time.Duration) core.Device {
+		return changedAt(status("U-Alice", device, s), at)
 	}
-	h.clock.Advance(time.Second)
-	h.devices(status("U-Dave", "d1", core.StatusAway))
+	ac := contactOf("U-Alice", "Alice")
+	const (
+		online = "🟢 **Alice** is now Online"
+		away   = "🟡 **Alice** is now Away"
+	)
+	tests := []struct {
+		name       string
+		cooldown   time.Duration // NotifyCooldown when set
+		steps      []pstep
+		wantPosts  []string
+		wantStatus core.OnlineStatus
+	}{
+		{
+			"online before the daemon's first connection",
+			0,
+			[]pstep{recv(alice(core.StatusOnline, -time.Hour)), connect(listed(ac, alice(core.StatusOnline, -time.Hour))), recv(alice(core.StatusOnline, -time.Hour))},
+			nil, core.StatusOnline,
+		},
+		{
+			"online in the first connection's contact list only",
+			0,
+			[]pstep{connect(listed(ac, alice(core.StatusOnline, -time.Hour)))},
+			nil, core.StatusOnline,
+		},
+		{
+			"a status answer after the first connection that changed before it",
+			0,
+			[]pstep{connect(), wait(time.Second), recv(alice(core.StatusOnline, -5*time.Minute))},
+			nil, core.StatusOnline,
+		},
+		{
+			"comes online right after the first connection",
+			0,
+			[]pstep{connect(), recv(alice(core.StatusOnline, time.Second))},
+			[]string{online}, core.StatusOnline,
+		},
+		{
+			"a reconnect re-sends the statuses",
+			0,
+			[]pstep{
+				connect(), wait(time.Second), recv(alice(core.StatusOnline, time.Second)),
+				wait(5 * time.Minute), recv(alice(core.StatusOnline, time.Second)), // re-broadcast
+				wait(6 * time.Minute), // past the cooldown
+				drop(), recv(alice(core.StatusOnline, time.Second)), connect(listed(ac, alice(core.StatusOnline, time.Second))),
+				recv(alice(core.StatusOnline, time.Second)),
+			},
+			[]string{online}, core.StatusOnline,
+		},
+		{
+			"a reconnect after an outage longer than the expiry",
+			0,
+			[]pstep{
+				connect(), wait(time.Second), recv(alice(core.StatusOnline, time.Second)),
+				drop(), wait(30 * time.Minute),
+				recv(alice(core.StatusOnline, time.Second)), connect(listed(ac, alice(core.StatusOnline, time.Second))),
+				recv(alice(core.StatusOnline, time.Second)),
+			},
+			[]string{online}, core.StatusOnline,
+		},
+		{
+			"comes online right after a reconnect",
+			time.Minute,
+			[]pstep{
+				connect(), wait(time.Second), recv(alice(core.StatusOnline, time.Second)),
+				wait(time.Minute), recv(alice(core.StatusOffline, 61*time.Second)),
+				wait(time.Minute), drop(), connect(listed(ac, alice(core.StatusOffline, 61*time.Second))),
+				recv(alice(core.StatusOnline, 121*time.Second)),
+			},
+			[]string{online, online}, core.StatusOnline,
+		},
+		{
+			"comes online right after a reconnect, forgotten while offline",
+			0,
+			[]pstep{
+				connect(), wait(time.Second), recv(alice(core.StatusOnline, time.Second)),
+				wait(time.Minute), recv(alice(core.StatusOffline, 61*time.Second)),
+				wait(11 * time.Minute), drop(), connect(),
+				recv(alice(core.StatusAway, 12*time.Minute+time.Second)),
+			},
+			[]string{online, away}, core.StatusAway,
+		},
+		{
+			"came online during the outage, answered before the connection is reported",
+			time.Minute,
+			[]pstep{
+				connect(), wait(time.Second), recv(alice(core.StatusOnline, time.Second)),
+				wait(time.Minute), recv(alice(core.StatusOffline, 61*time.Second)),
+				drop(), wait(time.Minute), recv(alice(core.StatusOnline, 90*time.Second)),
+				connect(listed(ac, alice(core.StatusOnline, 90*time.Second))), recv(alice(core.StatusOnline, 90*time.Second)),
+			},
+			[]string{online, online}, core.StatusOnline,
+		},
+		{
+			"an older status arriving late is ignored",
+			time.Minute,
+			[]pstep{
+				connect(), wait(time.Second), recv(alice(core.StatusOnline, time.Second)),
+				wait(2 * time.Minute), recv(alice(core.StatusOffline, 121*time.Second)),
+				wait(time.Second), recv(alice(core.StatusOnline, time.Second)),
+			},
+			[]string{online}, core.StatusOffline,
+		},
+		{
+			"an older status of an online device arriving late is ignored",
+			0,
+			[]pstep{connect(), wait(time.Second), recv(alice(core.StatusOnline, time.Second)), recv(alice(core.StatusAway, 0))},
+			[]string{online}, core.StatusOnline,
+		},
+		{
+			"an older contact list does not undo a newer status",
+			time.Minute,
+			[]pstep{
+				connect(), wait(time.Second), recv(alice(core.StatusOnline, time.Second)),
+				wait(2 * time.Minute), recv(alice(core.StatusOffline, 121*time.Second)),
+				drop(), connect(listed(ac, alice(core.StatusOnline, time.Second))),
+			},
+			[]string{online}, core.StatusOffline,
+		},
+		{
+			"another device whose status is older still counts",
+			0,
+			[]pstep{
+				connect(), wait(time.Second), recv(aliceOn("d1", core.StatusOnline, time.Second)),
+				recv(aliceOn("d2", core.StatusBusy, -time.Hour)), recv(aliceOn("d1", core.StatusOffline, 2*time.Second)),
+			},
+			[]string{online}, core.StatusBusy,
+		},
+		{
+			"the cooldown holds",
+			0,
+			[]pstep{
+				connect(), wait(time.Second), recv(alice(core.StatusOnline, time.Second)),
+				wait(time.Minute), recv(alice(core.StatusOffline, 61*time.Second)),
+				wait(7 * time.Minute), recv(alice(core.StatusOnline, 8*time.Minute+time.Second)), // within: silent
+				wait(3 * time.Minute), recv(alice(core.StatusOffline, 11*time.Minute+time.Second)),
+				wait(time.Second), recv(alice(core.StatusAway, 11*time.Minute+2*time.Second)), // past it
+			},
+			[]string{online, away}, core.StatusAway,
+		},
+	}
+	for _, tt := range tests {
+		// One after another: each case is quick, and the package has enough parallel tests.
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, func(o *Options) {
+				if tt.cooldown != 0 {
+					o.NotifyCooldown = tt.cooldown
+				}
+			})
+			h.addSub(core.Subscription{GuildID: "G1", ChannelID: "C-N", ContactID: core.AllContacts})
+			h.start()
+			h.b.HandleContact(t.Context(), ac)
+			for _, s := range tt.steps {
+				h.clock.Advance(s.advance)
+				switch {
+				case s.status != nil:
+					h.devices(*s.status)
+				case s.drop:
+					h.b.HandleDisconnected(t.Context())
+				case s.connect:
+					h.b.HandleConnected(t.Context(), s.contacts)
+				}
+				h.settle() // each notification task runs at its own time
+			}
+			if got := contents(h.discord.postsIn("C-N")); !reflect.DeepEqual(got, tt.wantPosts) {
+				t.Errorf("posts %q, want %q", got, tt.wantPosts)
+			}
+			if st, _, _ := h.b.ContactPresence("U-Alice"); st != tt.wantStatus {
+				t.Errorf("ContactPresence = %s, want %s", st, tt.wantStatus)
+			}
+		})
+	}
+}
+
+// TestPresenceForgets: the model keeps no user that is offline or expired and past the
+// cooldown, however many strangers' statuses it saw; what it forgot and hears again is not news.
+func TestPresenceForgets(t *testing.T) {
+	t.Parallel()
+	h := newPresenceHarness(t, nil)
+	const strangers = 200
+	for i := range strangers {
+		s := core.StatusOnline
+		if i%3 == 0 {
+			s = core.StatusInvisible
+		}
+		h.devices(changedAt(status(fmt.Sprintf("U-S%d", i), "d1", s), time.Second))
+	}
+	h.devices(changedAt(status("U-Alice", "d1", core.StatusOnline), time.Second))
 	h.settle()
-	// A reconnect starts another warm-up.
-	h.b.HandleConnected(t.Context(), nil)
-	h.devices(status("U-Erin", "d1", core.StatusOnline))
-	h.clock.Advance(warmup)
-	h.devices(status("U-Frank", "d1", core.StatusOnline))
+	for i := range strangers / 2 {
+		h.devices(changedAt(status(fmt.Sprintf("U-S%d", i), "d1", core.StatusOffline), time.Minute))
+	}
+	sizes := func() (users, devices, announced int) {
+		p := h.b.presence
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, u := range p.users {
+			devices += len(u.devices)
+		}
+		return len(p.users), devices, len(p.announced)
+	}
+	if u, _, a := sizes(); u != strangers+1 || a != 1 {
+		t.Fatalf("model holds %d users and %d announcements, want %d and 1", u, a, strangers+1)
+	}
+	// Bob stays online throughout; everyone else goes offline or expires.
+	for i := range 3 {
+		h.clock.Advance(5 * time.Minute)
+		h.devices(changedAt(status("U-Bob", "d1", core.StatusOnline), 0))
+		if i == 0 {
+			h.devices(changedAt(status("U-Alice", "d1", core.StatusOffline), 5*time.Minute))
+		}
+	}
+	if u, d, a := sizes(); u != 1 || d != 1 || a != 0 {
+		t.Errorf("model holds %d users, %d devices and %d announcements, want Bob's only", u, d, a)
+	}
+	// A forgotten status that arrives again is not news; a real change is.
+	h.devices(changedAt(status("U-Alice", "d1", core.StatusOnline), time.Second))
 	h.settle()
-	want := []string{"🟡 **U-Dave** is now Away", "🟢 **U-Frank** is now Online"}
-	if got := contents(h.discord.postsIn("C-N")); !reflect.DeepEqual(got, want) {
+	if got := contents(h.discord.postsIn("C-N")); len(got) != 1 {
+		t.Errorf("posts %q after a forgotten status arrived again, want the first one only", got)
+	}
+	h.devices(changedAt(status("U-Alice", "d1", core.StatusOffline), 15*time.Minute+time.Second))
+	h.devices(changedAt(status("U-Alice", "d1", core.StatusOnline), 15*time.Minute+2*time.Second))
+	h.settle()
+	if got, want := contents(h.discord.postsIn("C-N")), []string{"🟢 **Alice** is now Online", "🟢 **Alice** is now Online"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("posts %q, want %q", got, want)
 	}
 }
 
 func TestPresenceSubscriptions(t *testing.T) {
 	t.Parallel()
-	h := newPresenceHarness(t)
+	h := newPresenceHarness(t, nil)
 	h.addSub(core.Subscription{GuildID: "G1", ChannelID: "C-ALL", ContactID: core.AllContacts})
 	h.addSub(core.Subscription{GuildID: "G1", ChannelID: "C-N", ContactID: core.AllContacts}) // C-N also has Alice by name
 	h.devices(status("U-Alice", "d1", core.StatusOnline), status("U-Bob", "d1", core.StatusBusy))
@@ -253,7 +489,7 @@ func TestPresenceSession(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			h := newPresenceHarness(t)
+			h := newPresenceHarness(t, nil)
 			h.sessions.set("hint-club", club)
 			h.sessions.set("hint-other", core.Session{ID: "S-other", Name: "Other"})
 			h.devices(tt.dev)
@@ -280,7 +516,7 @@ func TestPresenceSession(t *testing.T) {
 // silence the next one.
 func TestPresenceFailedPostIsNotACooldown(t *testing.T) {
 	t.Parallel()
-	h := newPresenceHarness(t)
+	h := newPresenceHarness(t, nil)
 	h.discord.postFn = func(_ context.Context, ch string, _ core.Post, call int) error {
 		if ch == "C-N" && call == 1 {
 			return errRetryable

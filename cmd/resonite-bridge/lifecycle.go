@@ -31,6 +31,14 @@ type failer interface {
 	Failed() <-chan error
 }
 
+// drainer is a part whose Stop ends with a tail that needs nothing from the other parts and
+// only waits (the Discord gateway's close handshake, a second in discordgo): Drain is the rest
+// of its Stop. The owner drains it in its turn and stops it after all the others, so that the
+// tail runs alongside their stops instead of before them.
+type drainer interface {
+	Drain(ctx context.Context) error
+}
+
 // errDrainTimeout reports that some parts did not stop within the shutdown timeout.
 var errDrainTimeout = errors.New("shutdown timed out")
 
@@ -97,10 +105,7 @@ func runComponents(ctx context.Context, log *slog.Logger, drain time.Duration, p
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drain)
 	defer cancel()
 	var stuck []string
-	for i := started - 1; i >= 0; i-- {
-		p := parts[i]
-		began := time.Now()
-		err := stopGuarded(stopCtx, p)
+	stopped := func(p component, began time.Time, err error) {
 		switch {
 		case err != nil && stopCtx.Err() != nil:
 			stuck = append(stuck, p.Name())
@@ -110,6 +115,28 @@ func runComponents(ctx context.Context, log *slog.Logger, drain time.Duration, p
 		default:
 			log.Debug("stopped", "part", p.Name(), "took", time.Since(began).Round(time.Millisecond))
 		}
+	}
+	type tail struct {
+		p     component
+		began time.Time
+	}
+	var tails []tail
+	for i := started - 1; i >= 0; i-- {
+		p := parts[i]
+		began := time.Now()
+		if d, ok := p.(drainer); ok {
+			if err := drainGuarded(stopCtx, p, d); err != nil {
+				stopped(p, began, err)
+				continue
+			}
+			log.Debug("drained", "part", p.Name(), "took", time.Since(began).Round(time.Millisecond))
+			tails = append(tails, tail{p, began})
+			continue
+		}
+		stopped(p, began, stopGuarded(stopCtx, p))
+	}
+	for _, t := range tails {
+		stopped(t.p, t.began, stopGuarded(stopCtx, t.p))
 	}
 	if len(stuck) > 0 {
 		log.Error("shutdown timed out; exiting anyway", "timeout", drain, "still_running", stuck)
@@ -128,6 +155,11 @@ func startGuarded(ctx context.Context, p component) (err error) {
 func stopGuarded(ctx context.Context, p component) (err error) {
 	defer recoverInto(&err, p.Name())
 	return p.Stop(ctx)
+}
+
+func drainGuarded(ctx context.Context, p component, d drainer) (err error) {
+	defer recoverInto(&err, p.Name())
+	return d.Drain(ctx)
 }
 
 func recoverInto(err *error, name string) {
