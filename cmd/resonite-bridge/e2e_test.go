@@ -60,7 +60,6 @@ func e2eTune(o *partOptions) {
 	o.Bridge.PollInterval = 50 * time.Millisecond
 	o.Bridge.CatchUpRetry = 200 * time.Millisecond
 	o.Bridge.MarkReadDelay = 50 * time.Millisecond
-	o.Bridge.PresenceWarmup = time.Nanosecond
 	o.Bot.OpenTimeout = 5 * time.Second
 }
 
