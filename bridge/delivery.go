@@ -186,6 +186,19 @@ const settleRetry = 30 * time.Second
 // outcome that could not be stored would make a retry post again: settle keeps trying through a
 // database outage (bounded by settleRetry, and by shutdown's drain).
 func (b *Bridge) settle(ctx context.Context, batch []core.OutboxRow, out []core.Settlement) {
+	// Counted first: the deliveries happened whether or not their outcomes get stored, and a
+	// reader who sees a row delivered in the store sees it counted.
+	for _, s := range out {
+		if s.Kind != core.Delivered {
+			continue
+		}
+		b.stats.add(batch[0].Direction, func(st *DirectionStats) {
+			st.Delivered++
+			if s.CoalescedInto != 0 {
+				st.Coalesced++
+			}
+		})
+	}
 	deadline := time.Now().Add(min(settleRetry, b.o.Lease/2))
 	wait := 100 * time.Millisecond
 	for {
@@ -210,18 +223,6 @@ func (b *Bridge) settle(ctx context.Context, batch []core.OutboxRow, out []core.
 			t.Stop() // shutdown cancelled the drain: one last try right away
 		}
 		wait = min(wait*2, 5*time.Second)
-	}
-	for _, s := range out {
-		if s.Kind != core.Delivered {
-			continue
-		}
-		dir := batch[0].Direction
-		b.stats.add(dir, func(st *DirectionStats) {
-			st.Delivered++
-			if s.CoalescedInto != 0 {
-				st.Coalesced++
-			}
-		})
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/resonite-bridge/resonite-bridge/resonite/resonitetest"
 	"github.com/resonite-bridge/resonite-bridge/store/storetest"
 )
 
@@ -22,7 +23,7 @@ import (
 // tests, if one was started.
 func TestMain(m *testing.M) {
 	defer removeDaemonBuild()
-	goleak.VerifyTestMain(storetest.M(m))
+	goleak.VerifyTestMain(storetest.M(m), resonitetest.IgnoreLibraryLeaks())
 }
 
 // contractVariables is the configuration contract of design.md plus
