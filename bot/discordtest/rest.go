@@ -421,6 +421,9 @@ func (s *Server) executeWebhook(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusNotFound, 10003, "Unknown Channel")
 		return
 	}
+	if !s.webhookSlotLocked(w, wh.ID) {
+		return
+	}
 	if !validateMessage(w, body, true) {
 		return
 	}
@@ -440,6 +443,44 @@ func (s *Server) executeWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// webhookSlotLocked applies the per-webhook limit (WebhookLimit) to an execution of webhook id:
+// it uses up a place in the webhook's window and sets the rate limit headers, or answers 429
+// and returns false when the window is full.
+func (s *Server) webhookSlotLocked(w http.ResponseWriter, id string) bool {
+	l := s.whLimit
+	if l.Posts <= 0 || l.Per <= 0 {
+		return true
+	}
+	now := time.Now()
+	if s.whWindows == nil {
+		s.whWindows = map[string]*whWindow{}
+	}
+	win := s.whWindows[id]
+	if win == nil || !now.Before(win.start.Add(l.Per)) {
+		win = &whWindow{start: now}
+		s.whWindows[id] = win
+	}
+	reset := win.start.Add(l.Per)
+	left := reset.Sub(now)
+	h := w.Header()
+	if win.used >= l.Posts {
+		h.Set("X-RateLimit-Limit", strconv.Itoa(l.Posts))
+		h.Set("X-RateLimit-Bucket", "webhook-"+id)
+		h.Set("X-RateLimit-Scope", "user")
+		write429(w, Limit{RetryAfter: left})
+		return false
+	}
+	win.used++
+	if !l.NoHeaders {
+		h.Set("X-RateLimit-Limit", strconv.Itoa(l.Posts))
+		h.Set("X-RateLimit-Remaining", strconv.Itoa(l.Posts-win.used))
+		h.Set("X-RateLimit-Reset", strconv.FormatFloat(float64(reset.UnixMilli())/1000, 'f', 3, 64))
+		h.Set("X-RateLimit-Reset-After", strconv.FormatFloat(left.Seconds(), 'f', 3, 64))
+		h.Set("X-RateLimit-Bucket", "webhook-"+id)
+	}
+	return true
 }
 
 func (s *Server) webhookMessageLocked(w http.ResponseWriter, r *http.Request) (*fmsg, *Interaction) {

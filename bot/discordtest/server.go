@@ -122,12 +122,52 @@ type Server struct {
 	limits       []Limit
 	failures     []Failure
 	closed       bool
+	whLimit      WebhookLimit
+	whWindows    map[string]*whWindow // webhook id → its current window under whLimit
 
 	gw gatewayState
 }
 
 // Option configures New.
 type Option func(*Server)
+
+// WebhookLimit models Discord's rate limit of webhook executions: at most Posts executions of
+// one webhook within Per (Discord: 5 per 2 s for each webhook). A window opens with the first
+// execution after the previous window ended; an execution beyond Posts within it answers 429
+// with retry_after the time left in the window (not global). Successful executions carry
+// Discord's X-RateLimit-Limit, -Remaining, -Reset, -Reset-After and -Bucket headers, which
+// discordgo's bucket limiter reads (it then waits before posting into an exhausted bucket
+// instead of being refused); NoHeaders leaves them out, so that every excess post meets a 429.
+// The zero value (Posts 0) is no limit. Only executions count: edits, deletes and reads of
+// webhook messages are not limited.
+type WebhookLimit struct {
+	Posts     int
+	Per       time.Duration
+	NoHeaders bool
+}
+
+// DiscordWebhookLimit is Discord's documented per-webhook limit.
+var DiscordWebhookLimit = WebhookLimit{Posts: 5, Per: 2 * time.Second}
+
+type whWindow struct {
+	start time.Time
+	used  int
+}
+
+// WithWebhookLimit turns on the per-webhook limit of executions (see WebhookLimit).
+func WithWebhookLimit(l WebhookLimit) Option {
+	return func(s *Server) { s.whLimit = l }
+}
+
+// SetWebhookLimit changes the per-webhook limit of executions (Posts 0: none); windows start
+// afresh.
+func (s *Server) SetWebhookLimit(l WebhookLimit) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.whLimit = l
+	s.whWindows = nil
+	s.notifyLocked()
+}
 
 // WithHeartbeatInterval sets the interval announced in HELLO (default 41.25 s).
 func WithHeartbeatInterval(d time.Duration) Option {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"slices"
@@ -248,4 +249,389 @@ func vmRSS(b *testing.B, pid int) int64 {
 	}
 	b.Fatal("no VmRSS")
 	return 0
+}
+
+// ---- Load benchmarks over ten pairings ----
+//
+// Run with -benchtime=1x: each run sends a fixed load (b.N is not used), through the daemon as
+// cmd wires it with the bridge's production defaults (no e2eTune: the workers wake on signals,
+// their 1 s poll is only a safety net). Latencies come from the fakes' own stamps: a Discord
+// message's Timestamp (set when the fake stores it, before MESSAGE_CREATE goes out) or the time
+// taken just before PushMessage, to the Timestamp of the webhook post that carries the line or
+// the LastUpdateTime the Resonite fake sets when it stores a SendMessage. Waits are on the fakes'
+// change signals (waitUntilWithin), loads are paced by a time.Ticker.
+//
+//	go test -run '^$' -bench 'Throughput|WebhookLimit|Latency|GlobalLimit' -benchmem -benchtime=1x -count=3 ./cmd/resonite-bridge/
+
+const loadPairings = 10
+
+// loadWorld is a daemon with loadPairings pairings, channel i with contact i.
+type loadWorld struct {
+	*e2e
+	b        *testing.B
+	channels []string
+	contacts []string // Resonite user ids
+}
+
+func newLoadWorld(b *testing.B, pairings int, tune func(*partOptions)) *loadWorld {
+	e := newE2E(b)
+	e.env = append(e.env, "LOG_LEVEL=warn")
+	e.tune = func(o *partOptions) {
+		o.Bot.OpenTimeout = 5 * time.Second
+		if tune != nil {
+			tune(o)
+		}
+	}
+	w := &loadWorld{e2e: e, b: b}
+	for i := range pairings {
+		ch := fmt.Sprintf("1200000000000000%02d", i)
+		id, name := fmt.Sprintf("U-Pal%02d", i), fmt.Sprintf("Pal%02d", i)
+		e.dc.AddChannel(e2eGuild, ch, "pal-"+strconv.Itoa(i))
+		e.rf.AddUser(resonite.User{ID: id, Username: name}, "")
+		e.rf.AddContact(e2eBridgeID, resonite.Contact{ID: id, ContactUsername: name, ContactStatus: resonite.ContactAccepted, IsAccepted: true})
+		e.rf.AddContact(id, resonite.Contact{ID: e2eBridgeID, ContactUsername: "BridgeBot", ContactStatus: resonite.ContactAccepted, IsAccepted: true})
+		w.channels, w.contacts = append(w.channels, ch), append(w.contacts, id)
+	}
+	e.start()
+	for i, ch := range w.channels {
+		e.link(ch, fmt.Sprintf("Pal%02d", i))
+	}
+	// Warm up: one message each way per pairing, so that every webhook exists and is cached.
+	tally := w.newPostTally()
+	for i := range w.channels {
+		e.say(w.channels[i], "warm-up")
+		e.resoniteSays(w.contacts[i], fmt.Sprintf("MSG-warm-%02d", i), "warm-up", time.Now())
+	}
+	e.waitUntilWithin("the warm-up messages", time.Minute, func() bool {
+		return w.sentToAll() >= pairings && tally.update().lines >= pairings
+	})
+	return w
+}
+
+// sentToAll counts what the bridge account sent to the world's contacts (stored by the fake).
+func (w *loadWorld) sentToAll() int {
+	n := 0
+	for _, c := range w.contacts {
+		n += len(w.sentTo(c))
+	}
+	return n
+}
+
+// postTally follows the webhook executions the Discord fake answered, from its call record
+// (cheap to read on every change, unlike the channels' histories).
+type postTally struct {
+	dc                    *discordtest.Server
+	next                  int
+	posts, lines, limited int
+}
+
+// newPostTally counts from now on.
+func (w *loadWorld) newPostTally() *postTally {
+	return &postTally{dc: w.dc, next: len(w.dc.Calls())}
+}
+
+func (t *postTally) update() *postTally {
+	calls := t.dc.Calls()
+	for _, c := range calls[t.next:] {
+		if c.Method != "POST" || !strings.Contains(c.Path, "/webhooks/") || strings.Contains(c.Path, "/webhooks/"+t.dc.AppID+"/") {
+			continue
+		}
+		switch c.Status {
+		case 200:
+			var body struct {
+				Content string `json:"content"`
+			}
+			_ = json.Unmarshal(c.Body, &body)
+			t.posts++
+			t.lines += strings.Count(body.Content, "\n") + 1
+		case 429:
+			t.limited++
+		}
+	}
+	t.next = len(calls)
+	return t
+}
+
+// sentLine is one message of a load: its text and when it entered the fake.
+type sentLine struct {
+	text string
+	at   time.Time
+}
+
+// loadResult is what arrived of a load, checked for order and completeness.
+type loadResult struct {
+	lat  []time.Duration
+	last time.Time // the latest delivery stamp
+}
+
+// discordArrivals reads, per channel, the webhook lines that carry sent's texts, checks they are
+// each there once in order, and returns every line's latency (post stamp − sent stamp).
+func (w *loadWorld) discordArrivals(sent map[string][]sentLine) loadResult {
+	var r loadResult
+	for ch, want := range sent {
+		at := map[string]time.Time{}
+		for _, s := range want {
+			at[s.text] = s.at
+		}
+		var got []string
+		for _, p := range w.webhookPosts(ch) {
+			for _, line := range strings.Split(p.Content, "\n") {
+				t0, ok := at[line]
+				if !ok {
+					continue
+				}
+				got = append(got, line)
+				r.lat = append(r.lat, p.Timestamp.Sub(t0))
+				if p.Timestamp.After(r.last) {
+					r.last = p.Timestamp
+				}
+			}
+		}
+		w.checkOrder(ch, want, got)
+	}
+	return r
+}
+
+// resoniteArrivals is discordArrivals for the messages sent to contacts.
+func (w *loadWorld) resoniteArrivals(sent map[string][]sentLine) loadResult {
+	var r loadResult
+	for contact, want := range sent {
+		at := map[string]time.Time{}
+		for _, s := range want {
+			at[s.text] = s.at
+		}
+		var got []string
+		for _, m := range w.sentTo(contact) {
+			text := strings.TrimPrefix(m.Content, "Dana: ")
+			t0, ok := at[text]
+			if !ok {
+				continue
+			}
+			got = append(got, text)
+			r.lat = append(r.lat, m.LastUpdateTime.Sub(t0))
+			if m.LastUpdateTime.After(r.last) {
+				r.last = m.LastUpdateTime.Time
+			}
+		}
+		w.checkOrder(contact, want, got)
+	}
+	return r
+}
+
+func (w *loadWorld) checkOrder(where string, want []sentLine, got []string) {
+	if len(got) != len(want) {
+		w.b.Errorf("%s received %d of the %d messages (or some twice)", where, len(got), len(want))
+		return
+	}
+	for i := range want {
+		if got[i] != want[i].text {
+			w.b.Errorf("%s: message %d is %q, want %q: order lost", where, i, got[i], want[i].text)
+			return
+		}
+	}
+}
+
+func (w *loadWorld) toDiscord(i, seq int, sent map[string][]sentLine, tag string) {
+	text := fmt.Sprintf("%s%02d-%06d", tag, i, seq)
+	t0 := time.Now()
+	w.resoniteSays(w.contacts[i], fmt.Sprintf("MSG-%s-%02d-%06d", tag, i, seq), text, t0)
+	sent[w.channels[i]] = append(sent[w.channels[i]], sentLine{text, t0})
+}
+
+func (w *loadWorld) toResonite(i, seq int, sent map[string][]sentLine, tag string) {
+	text := fmt.Sprintf("%s%02d-%06d", tag, i, seq)
+	m := w.say(w.channels[i], text)
+	sent[w.contacts[i]] = append(sent[w.contacts[i]], sentLine{text, m.Timestamp})
+}
+
+func percentiles(b *testing.B, prefix string, lat []time.Duration) {
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	b.ReportMetric(ms(percentile(lat, 0.50)), prefix+"p50-ms")
+	b.ReportMetric(ms(percentile(lat, 0.99)), prefix+"p99-ms")
+	b.ReportMetric(ms(percentile(lat, 1)), prefix+"max-ms")
+}
+
+// insertFloor runs BenchmarkInsertFloor's statement (store/bench_test.go: one single-row insert
+// per transaction into a table shaped like relay_messages) n times on the database at url and
+// returns its commits per second.
+func insertFloor(b *testing.B, url string, n int) float64 {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `create table if not exists floor_messages (like relay_messages including all)`); err != nil {
+		b.Fatal(err)
+	}
+	var pairing int64
+	if err := conn.QueryRow(ctx, `select id from pairings order by id limit 1`).Scan(&pairing); err != nil {
+		b.Fatal(err)
+	}
+	payload := []byte(`{"channelId":"1311111111111111111","messageId":"1311111111111111112","text":"hello from Discord, how is everyone doing tonight?"}`)
+	start := time.Now()
+	for i := range n {
+		if _, err := conn.Exec(ctx, `insert into floor_messages (direction, source_id, pairing_id, target_id, payload, source_time)
+			values ($1, $2, $3, $4, $5, $6)`,
+			core.ToResonite, "floor-"+strconv.Itoa(i), pairing, "MSG-"+strconv.Itoa(i), payload, time.Now()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return float64(n) / time.Since(start).Seconds()
+}
+
+// BenchmarkDurableThroughput: bursts of 2,000 messages over 10 pairings each way, the global
+// limit lifted and no webhook limit, against the insert floor measured on the same database in
+// the same run. Throughput is messages over the time from the first message entering its fake
+// to the last one stored by the other (the fakes' stamps). Target: ≥ 2× the floor each way.
+func BenchmarkDurableThroughput(b *testing.B) {
+	const perPairing = 200
+	w := newLoadWorld(b, loadPairings, func(o *partOptions) { o.Bot.RequestRate = 1e6 })
+	floor := insertFloor(b, w.dbURL, 5000)
+	b.ResetTimer()
+
+	// Discord → Resonite.
+	sent := map[string][]sentLine{}
+	start := time.Now()
+	for seq := range perPairing {
+		for i := range loadPairings {
+			w.toResonite(i, seq, sent, "d")
+		}
+	}
+	offered := time.Since(start)
+	n := perPairing * loadPairings
+	w.waitUntilWithin("the burst in Resonite", 5*time.Minute, func() bool { return w.sentToAll() >= n+loadPairings })
+	r := w.resoniteArrivals(sent)
+	d2r := float64(n) / r.last.Sub(start).Seconds()
+
+	// Resonite → Discord.
+	sent = map[string][]sentLine{}
+	tally := w.newPostTally()
+	start = time.Now()
+	for seq := range perPairing {
+		for i := range loadPairings {
+			w.toDiscord(i, seq, sent, "r")
+		}
+	}
+	offeredR := time.Since(start)
+	w.waitUntilWithin("the burst in Discord", 5*time.Minute, func() bool { return tally.update().lines >= n })
+	b.StopTimer()
+	rd := w.discordArrivals(sent)
+	r2d := float64(n) / rd.last.Sub(start).Seconds()
+
+	b.ReportMetric(floor, "floor-commits/s")
+	b.ReportMetric(d2r, "d2r-msgs/s")
+	b.ReportMetric(d2r/floor, "d2r-x-floor")
+	b.ReportMetric(float64(n)/offered.Seconds(), "d2r-offered-msgs/s")
+	b.ReportMetric(r2d, "r2d-msgs/s")
+	b.ReportMetric(r2d/floor, "r2d-x-floor")
+	b.ReportMetric(float64(n)/offeredR.Seconds(), "r2d-offered-msgs/s")
+	b.ReportMetric(float64(tally.posts), "r2d-posts")
+}
+
+// BenchmarkWebhookLimit: 100 messages from one contact at once, under Discord's per-webhook
+// limit (5 executions per 2 s, the fake's model) and the bot's global 45 requests/s. Reports the
+// time from the first message entering the Resonite fake until the last of them is in the
+// channel (in order, each once), the webhook posts made and the 429s met. Targets: ≤ 10 s,
+// ≤ 25 posts. "headers" is Discord's behaviour (X-RateLimit-* on every answer, which discordgo's
+// bucket limiter obeys by waiting); "no-headers" meets every excess post with a 429.
+func BenchmarkWebhookLimit(b *testing.B) {
+	for _, v := range []struct {
+		name      string
+		noHeaders bool
+	}{{"headers", false}, {"no-headers", true}} {
+		b.Run(v.name, func(b *testing.B) {
+			const n = 100
+			w := newLoadWorld(b, 1, nil)
+			l := discordtest.DiscordWebhookLimit
+			l.NoHeaders = v.noHeaders
+			w.dc.SetWebhookLimit(l) // after the warm-up: the windows start with the load
+			tally := w.newPostTally()
+			sent := map[string][]sentLine{}
+			b.ResetTimer()
+			start := time.Now()
+			for seq := range n {
+				w.toDiscord(0, seq, sent, "w")
+			}
+			w.waitUntilWithin("the 100 messages in Discord", 2*time.Minute, func() bool { return tally.update().lines >= n })
+			b.StopTimer()
+			r := w.discordArrivals(sent)
+			b.ReportMetric(r.last.Sub(start).Seconds(), "s-all-visible")
+			b.ReportMetric(float64(tally.posts), "posts")
+			b.ReportMetric(float64(tally.limited), "429s")
+		})
+	}
+}
+
+// BenchmarkLatency: a steady 20 messages/s (round robin over 10 pairings) for 15 s, one
+// direction at a time, with the bot's global limit on (45 requests/s) and no webhook limit:
+// event → delivered latency. Target: p99 ≤ 10 ms.
+func BenchmarkLatency(b *testing.B) {
+	const rate, n = 20, 300
+	for _, dir := range []string{"to-resonite", "to-discord"} {
+		b.Run(dir, func(b *testing.B) {
+			w := newLoadWorld(b, loadPairings, nil)
+			sent := map[string][]sentLine{}
+			tally := w.newPostTally()
+			tick := time.NewTicker(time.Second / rate)
+			defer tick.Stop()
+			b.ResetTimer()
+			for seq := range n {
+				<-tick.C
+				if dir == "to-resonite" {
+					w.toResonite(seq%loadPairings, seq, sent, "l")
+				} else {
+					w.toDiscord(seq%loadPairings, seq, sent, "l")
+				}
+			}
+			var r loadResult
+			if dir == "to-resonite" {
+				w.waitUntilWithin("every message in Resonite", time.Minute, func() bool { return w.sentToAll() >= n+loadPairings })
+				b.StopTimer()
+				r = w.resoniteArrivals(sent)
+			} else {
+				w.waitUntilWithin("every message in Discord", time.Minute, func() bool { return tally.update().lines >= n })
+				b.StopTimer()
+				r = w.discordArrivals(sent)
+				b.ReportMetric(float64(tally.posts), "posts")
+			}
+			percentiles(b, "", r.lat)
+		})
+	}
+}
+
+// BenchmarkGlobalLimit: 100 messages/s from 10 contacts (round robin) for 10 s, Resonite →
+// Discord, under the bot's global limit of 45 requests/s: the latency of each line from entering
+// the Resonite fake to the post that carries it. Target: p99 ≤ 500 ms. "+webhook" adds Discord's
+// per-webhook limit (5 posts per 2 s, with headers) on top.
+func BenchmarkGlobalLimit(b *testing.B) {
+	const rate, n = 100, 1000
+	for _, v := range []struct {
+		name    string
+		webhook bool
+	}{{"45rps", false}, {"45rps+webhook", true}} {
+		b.Run(v.name, func(b *testing.B) {
+			w := newLoadWorld(b, loadPairings, nil)
+			if v.webhook {
+				w.dc.SetWebhookLimit(discordtest.DiscordWebhookLimit)
+			}
+			sent := map[string][]sentLine{}
+			tally := w.newPostTally()
+			tick := time.NewTicker(time.Second / rate)
+			defer tick.Stop()
+			b.ResetTimer()
+			start := time.Now()
+			for seq := range n {
+				<-tick.C
+				w.toDiscord(seq%loadPairings, seq, sent, "g")
+			}
+			w.waitUntilWithin("every message in Discord", 2*time.Minute, func() bool { return tally.update().lines >= n })
+			b.StopTimer()
+			r := w.discordArrivals(sent)
+			percentiles(b, "", r.lat)
+			b.ReportMetric(float64(tally.posts), "posts")
+			b.ReportMetric(float64(tally.limited), "429s")
+			b.ReportMetric(float64(n)/r.last.Sub(start).Seconds(), "msgs/s")
+		})
+	}
 }
