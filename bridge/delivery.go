@@ -425,15 +425,12 @@ func (b *Bridge) coveredBefore(ctx context.Context, pairing core.Pairing, g post
 	if since.IsZero() {
 		since = head.SourceTime
 	}
-	history, err := b.o.Discord.History(ctx, pairing.ChannelID, snowflakeAt(since.Add(-redeliveryWindow)), 100)
+	history, err := b.ourPostsSince(ctx, pairing, since)
 	if err != nil {
 		b.log.Warn("cannot check for an earlier post of redelivered messages; posting them again", "row", head.ID, "err", err)
 		return "", 0
 	}
 	for _, h := range history {
-		if !h.FromSelf && (h.WebhookID == "" || h.WebhookID != pairing.WebhookID) {
-			continue
-		}
 		content := h.Content
 		if h.WebhookID == "" { // the bot's own post without a webhook: "**Name**: text"
 			if _, rest, ok := strings.Cut(content, "**: "); ok && strings.HasPrefix(content, "**") {
@@ -474,8 +471,39 @@ func coverage(content string, texts []string) int {
 	return n
 }
 
-// redeliveryWindow is how much history before a row's enqueue time postedBefore reads.
-const redeliveryWindow = time.Minute
+// redeliveryWindow is how much history before a row's enqueue time the redelivery checks read
+// (clocks differ); redeliveryPages bounds how far forward they page: a busy channel may hold
+// many members' messages between the row's enqueue time and the post an earlier try made.
+const (
+	redeliveryWindow = time.Minute
+	redeliveryPages  = 20
+)
+
+// ourPostsSince reads the channel's history from a little before since, page by page to the
+// end (at most redeliveryPages pages), and keeps the bridge's own posts: the bot's, and those
+// of the pairing's webhook.
+func (b *Bridge) ourPostsSince(ctx context.Context, pairing core.Pairing, since time.Time) ([]core.DiscordMessage, error) {
+	after := snowflakeAt(since.Add(-redeliveryWindow))
+	var ours []core.DiscordMessage
+	for range redeliveryPages {
+		page, err := b.o.Discord.History(ctx, pairing.ChannelID, after, maxPageSize)
+		if err != nil {
+			return nil, err
+		}
+		for _, h := range page {
+			if h.FromSelf || (h.WebhookID != "" && h.WebhookID == pairing.WebhookID) {
+				ours = append(ours, h)
+			}
+			if compareSnowflakes(h.ID, after) > 0 {
+				after = h.ID
+			}
+		}
+		if len(page) < maxPageSize {
+			break
+		}
+	}
+	return ours, nil
+}
 
 // postedBefore finds, for each post, the id of an identical post of the bridge already in the
 // channel that no other row claims: made by an earlier try of m whose outcome was not stored.
@@ -486,7 +514,7 @@ func (b *Bridge) postedBefore(ctx context.Context, pairing core.Pairing, m core.
 	if since.IsZero() {
 		since = m.SourceTime
 	}
-	history, err := b.o.Discord.History(ctx, pairing.ChannelID, snowflakeAt(since.Add(-redeliveryWindow)), 100)
+	history, err := b.ourPostsSince(ctx, pairing, since)
 	if err != nil {
 		b.log.Warn("cannot check for an earlier post of a redelivered message; posting it again", "row", m.ID, "err", err)
 		return nil
@@ -495,8 +523,7 @@ func (b *Bridge) postedBefore(ctx context.Context, pairing core.Pairing, m core.
 	used := map[string]bool{}
 	for i, p := range posts {
 		for _, h := range history {
-			ours := h.FromSelf || (h.WebhookID != "" && h.WebhookID == pairing.WebhookID)
-			if used[h.ID] || !ours || (h.Content != p.Content && !strings.HasSuffix(h.Content, "**: "+p.Content)) {
+			if used[h.ID] || (h.Content != p.Content && !strings.HasSuffix(h.Content, "**: "+p.Content)) {
 				continue
 			}
 			if row, err := b.o.Store.MessageByTarget(ctx, core.ToDiscord, h.ID); err == nil && row.ID != m.ID && row.CoalescedInto != m.ID {

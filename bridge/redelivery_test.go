@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -112,6 +113,32 @@ func TestRedeliveryOfAJoinedPost(t *testing.T) {
 	r1, r2 := h.row(core.ToDiscord, one.ID+":1"), h.row(core.ToDiscord, two.ID+":1")
 	if r1.TargetID != postID || r2.TargetID != postID || r2.CoalescedInto != r1.ID {
 		t.Errorf("rows settled with %q and %q (coalesced into %d), want the earlier post %s carrying both", r1.TargetID, r2.TargetID, r2.CoalescedInto, postID)
+	}
+}
+
+// TestRedeliveryInABusyChannel: the earlier try's post lies behind more members' messages than
+// one page of history holds; it is still found, and nothing is posted twice.
+func TestRedeliveryInABusyChannel(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	m := textFrom("U-Alice", "MSG-busy", "hello again", time.Now())
+	h.crashedRow(m)
+	base := time.Now()
+	var history []core.DiscordMessage
+	for i := range 250 { // members talking after the row was stored, before the earlier post
+		history = append(history, core.DiscordMessage{ID: snowflakeAt(base.Add(time.Duration(i) * time.Millisecond)), ChannelID: "C-A",
+			AuthorName: "Kim", Content: "chatter " + strconv.Itoa(i)})
+	}
+	postID := snowflakeAt(base.Add(time.Second))
+	history = append(history, core.DiscordMessage{ID: postID, ChannelID: "C-A", WebhookID: "W-A", Content: "hello again"})
+	h.discord.setHistory("C-A", history...)
+	h.start()
+	h.waitRows(core.ToDiscord, core.StateDelivered, 1)
+	if n := len(h.discord.postsIn("C-A")); n != 0 {
+		t.Errorf("%d posts, want none: the earlier post was made", n)
+	}
+	if row := h.row(core.ToDiscord, m.ID+":1"); row.TargetID != postID {
+		t.Errorf("row settled with %q, want the earlier post %s", row.TargetID, postID)
 	}
 }
 
