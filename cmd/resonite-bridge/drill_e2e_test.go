@@ -545,4 +545,14 @@ func TestE2EFaultDrill(t *testing.T) {
 		faults.hubDrops, faults.hubRefused, drillRefuse, faults.gatewayDrops, faults.kills, faults.pgRestarts)
 	t.Logf("duplicates: %d in total, in %d runs (posts or messages made again); drill took %v (sending %v)",
 		duplicates, runs, total.Round(time.Millisecond), sendTime.Round(time.Millisecond))
+	// The acceptance criterion of the delivery engine: at most one duplicate per hard kill, over
+	// every pairing and direction. It fails now and then (here about one run in five or six):
+	// a killed daemon's redelivery does not recognise the post the dead one made, because
+	// bridge/delivery.go (coveredBefore, postedBefore) reads one page of 100 messages after the
+	// row's enqueue time minus redeliveryWindow (1 min), and in a channel with more than 100
+	// messages in that minute the page ends before the earlier post; each pairing with a
+	// delivery in flight at the kill then shows its lines twice.
+	if duplicates > faults.kills {
+		t.Errorf("%d duplicates, want at most %d (one per hard kill)", duplicates, faults.kills)
+	}
 }
