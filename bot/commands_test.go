@@ -10,8 +10,8 @@ import (
 	"github.com/bwmarrin/discordgo"
 
 	"github.com/resonite-bridge/resonite-bridge/bot"
-	"github.com/resonite-bridge/resonite-bridge/bridge"
 	"github.com/resonite-bridge/resonite-bridge/bot/discordtest"
+	"github.com/resonite-bridge/resonite-bridge/bridge"
 	"github.com/resonite-bridge/resonite-bridge/bridge/core"
 )
 
