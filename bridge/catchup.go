@@ -126,8 +126,12 @@ func (j catchUpJobs) discord() bool {
 // progressEvery is how many channels a catch-up reads between progress lines in the log.
 const progressEvery = 100
 
-// maxCatchUpBackoff bounds the wait between attempts of a failing catch-up.
-const maxCatchUpBackoff = 5 * time.Minute
+// maxCatchUpBackoff bounds the wait between attempts of a failing catch-up; maxHeldBackoff
+// bounds it while messages wait for the catch-up behind a fence.
+const (
+	maxCatchUpBackoff = 5 * time.Minute
+	maxHeldBackoff    = 10 * time.Second
+)
 
 // runCatchUp performs the requested catch-ups one after another. A failed one is asked for
 // again and retried after a growing delay (or the rate limit's own), so a gap is never left.
@@ -172,14 +176,20 @@ func (b *Bridge) runCatchUp(ctx context.Context) {
 			}
 			continue
 		}
-		wait := backoff
+		limit := maxCatchUpBackoff
+		if toDiscord, pairings, unresolved := b.fences.counts(); toDiscord || pairings > 0 || unresolved {
+			// Messages wait for this catch-up: keep trying often, since what failed (the
+			// database, the other side's history) is usually back soon.
+			limit = maxHeldBackoff
+		}
+		wait := min(backoff, limit)
 		for _, err := range failed {
 			b.noteError("catching up", err)
 			if d, ok := core.Wait(err); ok && d > wait {
 				wait = d
 			}
 		}
-		backoff = min(backoff*2, maxCatchUpBackoff)
+		backoff = min(backoff*2, limit)
 		// A new request (a hub or gateway reconnect) does not wait for the backoff of an old
 		// failure, such as a channel whose history the bot may not read.
 		t := time.NewTimer(wait)
