@@ -129,23 +129,22 @@ func (b *Bridge) deliverBatch(ctx context.Context, batch []core.OutboxRow) {
 	default:
 		err, failed = core.Permanent(fmt.Errorf("unknown direction %q", batch[0].Direction)), batch[0]
 	}
+	var f core.Settlement
 	if err != nil {
-		f := b.failure(ctx, failed, err)
+		f = b.failure(ctx, failed, err)
 		out = append(out, f)
 		for _, r := range batch {
 			if !settled(out, r.ID) {
 				out = append(out, core.Settlement{RowID: r.ID, Kind: core.Postpone, Until: time.Now()})
 			}
 		}
-		defer func() {
-			if f.Kind == core.Fail && failed.Direction == core.ToResonite {
-				sctx, cancel := storeCtx(ctx)
-				defer cancel()
-				b.warnUndelivered(sctx, failed, err)
-			}
-		}()
 	}
 	b.settle(ctx, batch, out)
+	if f.Kind == core.Fail && failed.Direction == core.ToResonite {
+		sctx, cancel := storeCtx(ctx)
+		defer cancel()
+		b.warnUndelivered(sctx, failed, err)
+	}
 }
 
 func settled(out []core.Settlement, id int64) bool {
