@@ -17,8 +17,10 @@ import (
 
 // Store is the durable outbox and the pairing tables; *store.Store has it.
 //
-// Semantics the bridge relies on: Enqueue is idempotent on (Direction, SourceID) and returns
-// inserted=false for a duplicate. ClaimBatch hands out, for up to maxPairings pairings not in
+// Semantics the bridge relies on: EnqueueBatch stores rows in one transaction in the given
+// order, idempotent on (Direction, SourceID) (Inserted false for a duplicate); rows of a pairing
+// that is gone are not stored (ID 0) and the error, matching core.ErrNotFound, comes with a
+// result per row while the others are stored. ClaimBatch hands out, for up to maxPairings pairings not in
 // skip, the run of rows at the head of the pairing's queue (oldest undelivered by SourceTime,
 // then ID; failed rows do not block) while they are pending and due, at most maxRows; never
 // while anything of the pairing is in flight, so a pairing has at most one batch out and a row
@@ -33,7 +35,7 @@ type Store interface {
 	PairingByID(ctx context.Context, id int64) (core.Pairing, error)
 	SubscriptionsForContact(ctx context.Context, contactID string) ([]core.Subscription, error)
 
-	Enqueue(ctx context.Context, m core.OutboxRow) (id int64, inserted bool, err error)
+	EnqueueBatch(ctx context.Context, rows []core.OutboxRow) ([]core.EnqueueResult, error)
 	ClaimBatch(ctx context.Context, dir core.Direction, maxPairings, maxRows int, lease time.Duration, skip []int64) ([]core.OutboxRow, error)
 	Settle(ctx context.Context, s []core.Settlement) error
 	SetProgress(ctx context.Context, rowID int64, partsPosted int, firstTargetID string) error
@@ -190,6 +192,7 @@ type Bridge struct {
 	catchUp  *catchUpState
 	tasks    *taskQueue
 	reads    *readBatcher
+	ingest   *ingester
 
 	life sync.Mutex // guards the fields below
 	// stopIntake ends claiming and the side goroutines; stopReads ends the read receipts once
@@ -211,6 +214,7 @@ func New(o Options) (*Bridge, error) {
 		fences: newFences(),
 		tasks:  newTaskQueue(),
 		reads:  newReadBatcher(),
+		ingest: newIngester(),
 	}
 	b.catchUp = newCatchUpState(b.fences)
 	b.presence = newPresence(o.Now, o.PresenceExpiry, o.NotifyCooldown)
@@ -233,7 +237,8 @@ func (noSessions) Session(string) (core.Session, bool) { return core.Session{}, 
 // errStarted is returned by a second Start.
 var errStarted = errors.New("bridge: started already")
 
-// Start launches the bridge's goroutines: one outbox worker per direction, catch-up, rescue of
+// Start launches the bridge's goroutines: one outbox worker per direction, the group commit of
+// new rows, catch-up, rescue of
 // expired leases, the mailbox poll, side tasks and read receipts; it schedules a catch-up of
 // both sides. They run until Stop, which the caller must call; ctx only carries values.
 func (b *Bridge) Start(ctx context.Context) error {
@@ -265,6 +270,10 @@ func (b *Bridge) Start(ctx context.Context) error {
 	}
 	run(&workers, intake, func(ctx context.Context) { b.runWorker(ctx, core.ToResonite) })
 	run(&workers, intake, func(ctx context.Context) { b.runWorker(ctx, core.ToDiscord) })
+	b.ingest.mu.Lock()
+	b.ingest.running = true
+	b.ingest.mu.Unlock()
+	run(&others, intake, b.runIngest)
 	run(&others, intake, b.runRescue)
 	run(&others, intake, b.runCatchUp)
 	run(&others, intake, b.runResonitePoll)
@@ -279,7 +288,8 @@ func (b *Bridge) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop stops claiming new work at once, lets the deliveries in flight finish (for at most
+// Stop stops claiming new work at once, stores the rows submitted so far, lets the deliveries
+// in flight finish (for at most
 // DrainTimeout, then cancels them), flushes read receipts and returns when every goroutine of
 // Start has returned, or with ctx's error if ctx ends first. A Bridge that was never started
 // stops at once.

@@ -37,7 +37,17 @@ func rmsg(sender string, i int, text string) core.ContactMessage {
 	return textFrom(sender, "MSG-"+sender+"-"+strconv.Itoa(i), text, at(i))
 }
 
-// received feeds messages the hub pushed to the bridge and fails the test on an error.
+// stored waits until the bridge has stored (or failed to store) what it was handed: the
+// handlers do not wait for the commit.
+func (h *harness) stored() {
+	h.t.Helper()
+	if err := h.b.flush(h.ctx); err != nil {
+		h.t.Fatalf("waiting for the handed messages to be stored: %v", err)
+	}
+}
+
+// received feeds messages the hub pushed to the bridge, waits until they are stored and fails
+// the test on an error.
 func (h *harness) received(ms ...core.ContactMessage) {
 	h.t.Helper()
 	for _, m := range ms {
@@ -45,9 +55,11 @@ func (h *harness) received(ms ...core.ContactMessage) {
 			h.t.Fatalf("HandleContactMessage(%s): %v", m.ID, err)
 		}
 	}
+	h.stored()
 }
 
-// discordIn feeds Discord messages to the bridge and fails the test on an error.
+// discordIn feeds Discord messages to the bridge, waits until they are stored and fails the
+// test on an error.
 func (h *harness) discordIn(ms ...core.DiscordMessage) {
 	h.t.Helper()
 	for _, m := range ms {
@@ -55,6 +67,7 @@ func (h *harness) discordIn(ms ...core.DiscordMessage) {
 			h.t.Fatalf("HandleDiscordMessage(%s): %v", m.ID, err)
 		}
 	}
+	h.stored()
 }
 
 func contents(posts []postedMsg) []string {

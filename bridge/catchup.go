@@ -149,7 +149,7 @@ func (b *Bridge) runCatchUp(ctx context.Context) {
 			if err := b.catchUpResonite(ctx); err != nil {
 				failed = append(failed, err)
 				b.catchUp.requeue(catchUpJobs{resonite: true})
-			} else {
+			} else if err := b.flush(ctx); err == nil { // what arrived live meanwhile is stored too
 				b.fences.clearResonite(jobs.at)
 				signal(b.wake[core.ToDiscord])
 			}
@@ -238,6 +238,9 @@ func (b *Bridge) catchUpDiscord(ctx context.Context, jobs catchUpJobs) []error {
 			b.catchUp.requeue(catchUpJobs{channels: map[string]bool{p.ChannelID: true}})
 			continue
 		}
+		if err := b.flush(ctx); err != nil { // what arrived live meanwhile is stored too
+			return append(failed, err)
+		}
 		b.fences.clearDiscord(p.ID, jobs.at)
 		signal(b.wake[core.ToResonite])
 	}
@@ -265,10 +268,16 @@ func (b *Bridge) catchUpChannel(ctx context.Context, p core.Pairing) error {
 		// Discord itself answers newest first; do not let an adapter that forgets to reverse
 		// move the cursor back to the oldest message of the page.
 		slices.SortStableFunc(msgs, func(x, y core.DiscordMessage) int { return compareSnowflakes(x.ID, y.ID) })
+		jobs := make([]*ingestJob, 0, len(msgs))
 		for _, m := range msgs {
-			if err := b.ingestDiscord(ctx, p, m, true); err != nil {
+			j, err := b.ingestDiscord(ctx, p, m, true)
+			if err != nil {
 				return err
 			}
+			jobs = append(jobs, j)
+		}
+		if err := b.stored(ctx, jobs); err != nil {
+			return err
 		}
 		newest := msgs[len(msgs)-1].ID
 		if compareSnowflakes(newest, after) <= 0 {
@@ -336,13 +345,19 @@ func (b *Bridge) catchUpResonite(ctx context.Context) error {
 		return strings.Compare(x.ID, y.ID)
 	})
 	latest := cursor
+	jobs := make([]*ingestJob, 0, len(msgs))
 	for _, m := range msgs {
-		if err := b.ingestResonite(ctx, m, true); err != nil {
+		j, err := b.ingestResonite(ctx, m, true)
+		if err != nil {
 			return err
 		}
+		jobs = append(jobs, j)
 		if m.SentAt.After(latest) {
 			latest = m.SentAt
 		}
+	}
+	if err := b.stored(ctx, jobs); err != nil {
+		return err
 	}
 	// A sender's clock may run ahead; never move the cursor past our own now.
 	if now := time.Now(); latest.After(now) {
@@ -351,6 +366,20 @@ func (b *Bridge) catchUpResonite(ctx context.Context) error {
 	if latest.After(cursor) {
 		if err := b.o.Store.AdvanceResoniteCursor(ctx, me, latest); err != nil {
 			return fmt.Errorf("advancing the Resonite cursor: %w", err)
+		}
+	}
+	return nil
+}
+
+// stored waits until the submitted jobs (nil ones stand for messages with nothing to store) and
+// everything submitted before them are stored, and returns the first failure.
+func (b *Bridge) stored(ctx context.Context, jobs []*ingestJob) error {
+	if err := b.flush(ctx); err != nil {
+		return err
+	}
+	for _, j := range jobs {
+		if j != nil && j.err != nil {
+			return j.err
 		}
 	}
 	return nil

@@ -11,10 +11,11 @@ import (
 // hub delivered them. They return quickly: slow work (notifications, accepting contacts,
 // catch-up) is queued for the goroutines of Start.
 
-// HandleContactMessage stores a message a contact sent. An error means it could not be stored;
-// a Resonite catch-up is then already scheduled.
+// HandleContactMessage submits a message a contact sent for storing, behind the earlier ones
+// (see ingest.go), and returns without waiting for the commit. An error means it could not be
+// submitted; a Resonite catch-up is then already scheduled, as it is when the commit fails.
 func (b *Bridge) HandleContactMessage(ctx context.Context, m core.ContactMessage) error {
-	if err := b.ingestResonite(ctx, m, false); err != nil {
+	if _, err := b.ingestResonite(ctx, m, false); err != nil {
 		b.catchUp.requestResonite()
 		return err
 	}

@@ -77,9 +77,26 @@ func (s *testStore) Enqueue(ctx context.Context, m core.OutboxRow) (int64, bool,
 			return 0, false, err
 		}
 	}
-	id, inserted, err := s.Store.Enqueue(ctx, m)
+	id, inserted, err := s.pg.Enqueue(ctx, m)
 	s.changed()
 	return id, inserted, err
+}
+
+// EnqueueBatch fails the whole batch when enqueueFn fails one of its rows, like a transaction.
+func (s *testStore) EnqueueBatch(ctx context.Context, rows []core.OutboxRow) ([]core.EnqueueResult, error) {
+	s.mu.Lock()
+	fn := s.enqueueFn
+	s.mu.Unlock()
+	if fn != nil {
+		for _, m := range rows {
+			if err := fn(m); err != nil {
+				return nil, err
+			}
+		}
+	}
+	res, err := s.Store.EnqueueBatch(ctx, rows)
+	s.changed()
+	return res, err
 }
 
 func (s *testStore) PairingByID(ctx context.Context, id int64) (core.Pairing, error) {

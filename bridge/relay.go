@@ -12,8 +12,9 @@ import (
 )
 
 // HandleDiscordMessage relays a MESSAGE_CREATE: a message in a paired channel, from anyone but
-// the bot or the pairing's webhook, is stored before anything else and then sent to Resonite by
-// the outbox worker. Messages in channels that are not paired are ignored.
+// the bot or the pairing's webhook, is stored before anything else (submitted behind the
+// earlier ones and committed with them, see ingest.go; it returns before the commit) and then
+// sent to Resonite by the outbox worker. Messages in channels that are not paired are ignored.
 func (b *Bridge) HandleDiscordMessage(ctx context.Context, m core.DiscordMessage) error {
 	if m.FromSelf || m.ID == "" {
 		return nil
@@ -28,39 +29,43 @@ func (b *Bridge) HandleDiscordMessage(ctx context.Context, m core.DiscordMessage
 		b.noteError("looking up the pairing of a Discord message", err)
 		return fmt.Errorf("bridge: looking up pairing of channel %s: %w", m.ChannelID, err)
 	}
-	if err := b.ingestDiscord(ctx, p, m, false); err != nil {
+	// Not waited for (see ingest.go): a row that cannot be stored asks for the channel's
+	// catch-up itself.
+	if _, err := b.ingestDiscord(ctx, p, m, false); err != nil {
 		b.catchUp.requestChannel(m.ChannelID)
 		return err
 	}
 	return nil
 }
 
-// ingestDiscord stores one Discord message of a paired channel; duplicates are no-ops.
-// fromHistory counts a stored message as recovered by a catch-up.
-func (b *Bridge) ingestDiscord(ctx context.Context, p core.Pairing, m core.DiscordMessage, fromHistory bool) error {
+// ingestDiscord decides whether a Discord message of a paired channel is relayed and submits its
+// row for storing (duplicates are no-ops); the job is nil when there is nothing to store. A live
+// message whose row cannot be stored asks for its channel's catch-up; fromHistory counts a
+// stored message as recovered by a catch-up, which waits for the job itself.
+func (b *Bridge) ingestDiscord(ctx context.Context, p core.Pairing, m core.DiscordMessage, fromHistory bool) (*ingestJob, error) {
 	if m.FromSelf || m.ID == "" || (m.WebhookID != "" && m.WebhookID == p.WebhookID) {
-		return nil
+		return nil, nil
 	}
 	if m.WebhookID != "" {
 		// A post of ours through a webhook the pairing no longer uses (it was deleted and made
 		// again); catch-up reads such posts back from the history.
 		if _, err := b.o.Store.MessageByTarget(ctx, core.ToDiscord, m.ID); err == nil {
-			return nil
+			return nil, nil
 		}
 	}
 	text := FormatForResonite(m)
 	if text == "" {
-		return nil
+		return nil, nil
 	}
 	payload, err := core.EncodeToResonite(core.ToResonitePayload{ChannelID: m.ChannelID, MessageID: m.ID, Text: text})
 	if err != nil {
-		return fmt.Errorf("bridge: encoding Discord message %s: %w", m.ID, err)
+		return nil, fmt.Errorf("bridge: encoding Discord message %s: %w", m.ID, err)
 	}
 	created := m.Timestamp
 	if created.IsZero() {
 		created = time.Now()
 	}
-	_, inserted, err := b.o.Store.Enqueue(ctx, core.OutboxRow{
+	row := core.OutboxRow{
 		Direction:     core.ToResonite,
 		SourceID:      m.ID,
 		PairingID:     p.ID,
@@ -69,73 +74,80 @@ func (b *Bridge) ingestDiscord(ctx context.Context, p core.Pairing, m core.Disco
 		State:         core.StatePending,
 		NextAttemptAt: time.Now(),
 		SourceTime:    created,
-	})
-	if err != nil {
-		b.noteError("storing a Discord message", err)
-		return fmt.Errorf("bridge: storing Discord message %s: %w", m.ID, err)
 	}
-	if inserted {
-		if fromHistory {
+	return b.submit([]core.OutboxRow{row}, func(inserted []bool, err error) {
+		if err != nil {
+			b.noteError("storing a Discord message", fmt.Errorf("bridge: storing Discord message %s: %w", m.ID, err))
+			if !fromHistory {
+				b.catchUp.requestChannel(m.ChannelID)
+			}
+			return
+		}
+		if fromHistory && inserted[0] {
 			b.stats.recovered(1)
 		}
-		signal(b.wake[core.ToResonite])
-	}
-	return nil
+	}), nil
 }
 
-// ingestResonite stores one message received from a contact, once per pairing of the contact.
-// History read by a catch-up skips what is older than the pairing; a live push never does,
-// since its sendTime is the sender's clock and may lag behind the moment of pairing.
-func (b *Bridge) ingestResonite(ctx context.Context, m core.ContactMessage, fromHistory bool) error {
+// ingestResonite decides which pairings of the contact a received message goes to and submits
+// one row per pairing for storing, like ingestDiscord; a live message whose rows cannot be
+// stored asks for a Resonite catch-up. History read by a catch-up skips what is older than the
+// pairing; a live push never does, since its sendTime is the sender's clock and may lag behind
+// the moment of pairing.
+func (b *Bridge) ingestResonite(ctx context.Context, m core.ContactMessage, fromHistory bool) (*ingestJob, error) {
 	if m.ID == "" || m.SenderID == "" || m.SenderID == b.o.Resonite.UserID() {
-		return nil
+		return nil, nil
 	}
 	pairings, err := b.o.Store.PairingsByContact(ctx, m.SenderID)
 	if err != nil {
 		b.noteError("looking up the pairings of a Resonite contact", err)
-		return fmt.Errorf("bridge: looking up pairings of contact %s: %w", m.SenderID, err)
+		return nil, fmt.Errorf("bridge: looking up pairings of contact %s: %w", m.SenderID, err)
 	}
 	if len(pairings) == 0 {
-		return nil
+		return nil, nil
 	}
 	payload, err := core.EncodeToDiscord(m)
 	if err != nil {
-		return fmt.Errorf("bridge: encoding Resonite message %s: %w", m.ID, err)
+		return nil, fmt.Errorf("bridge: encoding Resonite message %s: %w", m.ID, err)
 	}
 	created := m.SentAt
 	if created.IsZero() {
 		created = time.Now()
 	}
-	stored := false
+	var rows []core.OutboxRow
 	for _, p := range pairings {
 		if fromHistory && !m.SentAt.IsZero() && m.SentAt.Before(p.CreatedAt) {
 			continue // older than the pairing: catch-up must not relay a whole history
 		}
-		src := m.ID + ":" + strconv.FormatInt(p.ID, 10)
-		_, inserted, err := b.o.Store.Enqueue(ctx, core.OutboxRow{
+		rows = append(rows, core.OutboxRow{
 			Direction:     core.ToDiscord,
-			SourceID:      src,
+			SourceID:      m.ID + ":" + strconv.FormatInt(p.ID, 10),
 			PairingID:     p.ID,
 			Payload:       payload,
 			State:         core.StatePending,
 			NextAttemptAt: time.Now(),
 			SourceTime:    created,
 		})
+	}
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	return b.submit(rows, func(inserted []bool, err error) {
 		if err != nil {
-			b.noteError("storing a Resonite message", err)
-			return fmt.Errorf("bridge: storing Resonite message %s: %w", m.ID, err)
+			b.noteError("storing a Resonite message", fmt.Errorf("bridge: storing Resonite message %s: %w", m.ID, err))
+			if !fromHistory {
+				b.catchUp.requestResonite()
+			}
+			return
 		}
-		if inserted {
-			stored = true
-			if fromHistory {
-				b.stats.recovered(1)
+		if fromHistory {
+			for _, in := range inserted {
+				if in {
+					b.stats.recovered(1)
+				}
 			}
 		}
-	}
-	if stored {
-		signal(b.wake[core.ToDiscord])
-	}
-	return nil
+	}), nil
 }
 
 // handleMessageSent settles a to_resonite row whose SendMessage timed out but whose echo

@@ -362,10 +362,9 @@ func (s *Store) SetProgress(ctx context.Context, rowID int64, partsPosted int, f
 
 // EnqueueResult is what EnqueueBatch did with one row: its id, and whether
 // it is new (false: the source id was there already, or its pairing is not).
-type EnqueueResult struct {
-	ID       int64
-	Inserted bool
-}
+// It is the bridge's own type, so that the bridge's Store interface needs no
+// import of this package.
+type EnqueueResult = core.EnqueueResult
 
 // enqueueSQL inserts rows given as parallel arrays ($1 position, $2
 // direction, $3 source id, $4 pairing, $5 payload, $6 next attempt, $7

@@ -127,3 +127,10 @@ type Settlement struct {
 	Reason        string    // Retry, Fail
 	Until         time.Time // Postpone
 }
+
+// EnqueueResult is what storing one new row of a batch did: the row's id, and whether it is new
+// (false: its source id was stored already, or, with ID 0, its pairing is gone).
+type EnqueueResult struct {
+	ID       int64
+	Inserted bool
+}
