@@ -34,6 +34,10 @@ type Store interface {
 	PairingsByContact(ctx context.Context, contactID string) ([]core.Pairing, error)
 	PairingByID(ctx context.Context, id int64) (core.Pairing, error)
 	SubscriptionsForContact(ctx context.Context, contactID string) ([]core.Subscription, error)
+	// WatchPairings calls changed whenever the pairings may have changed (once when it
+	// starts, then before a write of this process returns and on any other writer's change)
+	// until ctx ends or it fails; the bridge caches its pairing lookups only meanwhile.
+	WatchPairings(ctx context.Context, changed func()) error
 
 	EnqueueBatch(ctx context.Context, rows []core.OutboxRow) ([]core.EnqueueResult, error)
 	ClaimBatch(ctx context.Context, dir core.Direction, maxPairings, maxRows int, lease time.Duration, skip []int64) ([]core.OutboxRow, error)
@@ -193,6 +197,7 @@ type Bridge struct {
 	tasks    *taskQueue
 	reads    *readBatcher
 	ingest   *ingester
+	pairings *pairingCache
 
 	life sync.Mutex // guards the fields below
 	// stopIntake ends claiming and the side goroutines; stopReads ends the read receipts once
@@ -208,13 +213,14 @@ func New(o Options) (*Bridge, error) {
 		return nil, err
 	}
 	b := &Bridge{
-		o:      o,
-		log:    o.Logger,
-		wake:   map[core.Direction]chan struct{}{core.ToResonite: make(chan struct{}, 1), core.ToDiscord: make(chan struct{}, 1)},
-		fences: newFences(),
-		tasks:  newTaskQueue(),
-		reads:  newReadBatcher(),
-		ingest: newIngester(),
+		o:        o,
+		log:      o.Logger,
+		wake:     map[core.Direction]chan struct{}{core.ToResonite: make(chan struct{}, 1), core.ToDiscord: make(chan struct{}, 1)},
+		fences:   newFences(),
+		tasks:    newTaskQueue(),
+		reads:    newReadBatcher(),
+		ingest:   newIngester(),
+		pairings: &pairingCache{},
 	}
 	b.catchUp = newCatchUpState(b.fences)
 	b.presence = newPresence(o.Now, o.PresenceExpiry, o.NotifyCooldown)
@@ -274,6 +280,7 @@ func (b *Bridge) Start(ctx context.Context) error {
 	b.ingest.running = true
 	b.ingest.mu.Unlock()
 	run(&others, intake, b.runIngest)
+	run(&others, intake, b.runPairingWatch)
 	run(&others, intake, b.runRescue)
 	run(&others, intake, b.runCatchUp)
 	run(&others, intake, b.runResonitePoll)

@@ -541,7 +541,7 @@ func (b *Bridge) postedBefore(ctx context.Context, pairing core.Pairing, m core.
 // rowPairing looks up the pairing a row belongs to; a pairing that is gone fails the row for
 // good.
 func (b *Bridge) rowPairing(ctx context.Context, m core.OutboxRow) (core.Pairing, error) {
-	p, err := b.o.Store.PairingByID(ctx, m.PairingID)
+	p, err := b.pairingByID(ctx, m.PairingID)
 	if errors.Is(err, core.ErrNotFound) {
 		return core.Pairing{}, core.Permanent(errors.New("the channel is no longer paired"))
 	}

@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -50,7 +51,7 @@ type testStore struct {
 
 	mu        sync.Mutex
 	enqueueFn func(core.OutboxRow) error // may fail an Enqueue
-	pairingFn func(id int64) error       // may fail a PairingByID
+	pairingFn func(id int64) error       // may fail a PairingByID, or hide the pairing from Pairings
 	// retryDelay replaces the store's backoff (seconds and more): a retried row is due again
 	// after it; zero means at once.
 	retryDelay time.Duration
@@ -109,6 +110,29 @@ func (s *testStore) PairingByID(ctx context.Context, id int64) (core.Pairing, er
 		}
 	}
 	return s.Store.PairingByID(ctx, id)
+}
+
+// Pairings leaves out the pairings pairingFn does not find, and fails with its other errors,
+// so that the bridge's pairing cache sees what PairingByID does.
+func (s *testStore) Pairings(ctx context.Context) ([]core.Pairing, error) {
+	all, err := s.Store.Pairings(ctx)
+	s.mu.Lock()
+	fn := s.pairingFn
+	s.mu.Unlock()
+	if err != nil || fn == nil {
+		return all, err
+	}
+	var out []core.Pairing
+	for _, p := range all {
+		switch err := fn(p.ID); {
+		case errors.Is(err, core.ErrNotFound):
+		case err != nil:
+			return nil, err
+		default:
+			out = append(out, p)
+		}
+	}
+	return out, nil
 }
 
 func (s *testStore) ClaimBatch(ctx context.Context, dir core.Direction, maxPairings, maxRows int, lease time.Duration, skip []int64) ([]core.OutboxRow, error) {

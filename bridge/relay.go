@@ -19,7 +19,7 @@ func (b *Bridge) HandleDiscordMessage(ctx context.Context, m core.DiscordMessage
 	if m.FromSelf || m.ID == "" {
 		return nil
 	}
-	p, err := b.o.Store.PairingByChannel(ctx, m.ChannelID)
+	p, err := b.pairingByChannel(ctx, m.ChannelID)
 	if errors.Is(err, core.ErrNotFound) {
 		return nil
 	}
@@ -98,7 +98,7 @@ func (b *Bridge) ingestResonite(ctx context.Context, m core.ContactMessage, from
 	if m.ID == "" || m.SenderID == "" || m.SenderID == b.o.Resonite.UserID() {
 		return nil, nil
 	}
-	pairings, err := b.o.Store.PairingsByContact(ctx, m.SenderID)
+	pairings, err := b.pairingsByContact(ctx, m.SenderID)
 	if err != nil {
 		b.noteError("looking up the pairings of a Resonite contact", err)
 		return nil, fmt.Errorf("bridge: looking up pairings of contact %s: %w", m.SenderID, err)

@@ -32,6 +32,7 @@ func (s *Store) CreatePairing(ctx context.Context, p core.Pairing) (core.Pairing
 	if err != nil {
 		return core.Pairing{}, fmt.Errorf("store: pair channel %s: %w", p.ChannelID, err)
 	}
+	s.pairingsChanged()
 	return out, nil
 }
 
@@ -39,7 +40,11 @@ func (s *Store) CreatePairing(ctx context.Context, p core.Pairing) (core.Pairing
 // cursor, and returns what was removed. core.ErrNotFound when it is not paired.
 func (s *Store) DeletePairing(ctx context.Context, channelID string) (core.Pairing, error) {
 	rows, _ := s.pool.Query(ctx, `delete from pairings where channel_id = $1 returning `+pairingColumns, channelID)
-	return onePairing(rows, "unpair channel "+channelID)
+	p, err := onePairing(rows, "unpair channel "+channelID)
+	if err == nil {
+		s.pairingsChanged()
+	}
+	return p, err
 }
 
 // PairingByChannel returns the channel's pairing or core.ErrNotFound.
@@ -82,6 +87,7 @@ func (s *Store) SetPairingWebhook(ctx context.Context, channelID, webhookID, web
 	if tag.RowsAffected() == 0 {
 		return fmt.Errorf("store: set webhook of channel %s: %w", channelID, core.ErrNotFound)
 	}
+	s.pairingsChanged()
 	return nil
 }
 

@@ -24,8 +24,9 @@ import (
 
 // Store is the bridge's database. It is safe for concurrent use.
 type Store struct {
-	pool   *pgxpool.Pool
-	logger *slog.Logger
+	pool     *pgxpool.Pool
+	logger   *slog.Logger
+	watchers pairingWatchers // see WatchPairings
 }
 
 // Open connects to databaseURL with pool limits suited to a long-running
