@@ -112,6 +112,15 @@ func (s *testStore) PairingByID(ctx context.Context, id int64) (core.Pairing, er
 	return s.Store.PairingByID(ctx, id)
 }
 
+// WatchPairings fires the notifier after each report too, so that a test can wait for the
+// bridge's pairing cache to be in use.
+func (s *testStore) WatchPairings(ctx context.Context, changed func()) error {
+	return s.Store.WatchPairings(ctx, func() {
+		changed()
+		s.changed()
+	})
+}
+
 // Pairings leaves out the pairings pairingFn does not find, and fails with its other errors,
 // so that the bridge's pairing cache sees what PairingByID does.
 func (s *testStore) Pairings(ctx context.Context) ([]core.Pairing, error) {
