@@ -201,6 +201,18 @@ const settleSQL = `with s (id, kind, target, coalesced, reason, until, jit) as (
 		returning r.id)
 	select s.id from s where s.id not in (select id from done)`
 
+// asyncCommit makes the transaction it runs in commit without waiting for its WAL record to
+// reach the disk (synchronous_commit = off for that transaction only). Settle uses it: the
+// outcome of a delivery is then lost only if PostgreSQL itself crashes (not on a clean restart,
+// not when the daemon dies) within a few hundred milliseconds, and a lost settle leaves the rows
+// in flight with their claim counted (claims are committed synchronously), so they come back
+// after the lease as rows claimed before, whose redelivery checks (the derived Resonite id; the
+// look through the channel's history for an earlier post) keep them from being posted twice.
+// WAL is flushed in order, so a later synchronous commit makes every earlier settle durable too.
+// New rows (EnqueueBatch) and claims keep synchronous commits: a lost row is a lost message, a
+// lost claim a redelivery without the check.
+const asyncCommit = `select set_config('synchronous_commit', 'off', true)`
+
 // Settle stores the outcomes of claimed rows, all in one transaction, each
 // by the rules of the single-row method of its kind: Delivered as
 // MarkDelivered (from any state, so late echoes of pending rows too; the
@@ -249,9 +261,20 @@ func (s *Store) Settle(ctx context.Context, settlements []core.Settlement) error
 	var refused []int64
 	var err error
 	for range claimTries {
-		rows, _ := s.pool.Query(ctx, settleSQL, ids, kinds, targets, coalesced, reasons, untils, jitters,
+		// One round trip, one implicit transaction (a batch ends in one Sync), committed
+		// without waiting for the WAL flush: see asyncCommit.
+		b := &pgx.Batch{}
+		b.Queue(asyncCommit)
+		b.Queue(settleSQL, ids, kinds, targets, coalesced, reasons, untils, jitters,
 			baseBackoff.Seconds(), maxBackoff, maxBackoff.Seconds())
-		refused, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+		br := s.pool.SendBatch(ctx, b)
+		if _, err = br.Exec(); err == nil {
+			rows, _ := br.Query()
+			refused, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+		}
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
 		if !isDeadlock(err) { // two settles of the same rows in another order
 			break
 		}
