@@ -51,7 +51,10 @@ type testStore struct {
 
 	mu        sync.Mutex
 	enqueueFn func(core.OutboxRow) error // may fail an Enqueue
-	pairingFn func(id int64) error       // may fail a PairingByID, or hide the pairing from Pairings
+	// onEnqueueBatch sees each EnqueueBatch (on the bridge's ingest goroutine); set before
+	// Start.
+	onEnqueueBatch func([]core.OutboxRow)
+	pairingFn      func(id int64) error // may fail a PairingByID, or hide the pairing from Pairings
 	// retryDelay replaces the store's backoff (seconds and more): a retried row is due again
 	// after it; zero means at once.
 	retryDelay time.Duration
@@ -94,6 +97,9 @@ func (s *testStore) EnqueueBatch(ctx context.Context, rows []core.OutboxRow) ([]
 				return nil, err
 			}
 		}
+	}
+	if s.onEnqueueBatch != nil {
+		s.onEnqueueBatch(rows)
 	}
 	res, err := s.Store.EnqueueBatch(ctx, rows)
 	s.changed()
