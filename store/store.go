@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -26,6 +27,8 @@ import (
 type Store struct {
 	pool   *pgxpool.Pool
 	logger *slog.Logger
+	// secrets seals tokens at rest; nil keeps them plain (see UseSecretKey).
+	secrets atomic.Pointer[sealer]
 }
 
 // Open connects to databaseURL with pool limits suited to a long-running
