@@ -174,6 +174,10 @@ func (s *Store) UseSecretKey(ctx context.Context, secret string) error {
 		}
 		return nil
 	})
+	if isUniqueViolation(err) {
+		// Another instance sealed them at the same moment: check its key as on a later start.
+		return s.UseSecretKey(ctx, secret)
+	}
 	if err != nil {
 		return fmt.Errorf("store: encrypting the stored tokens with BRIDGE_SECRET_KEY: %w", err)
 	}

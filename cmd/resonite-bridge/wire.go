@@ -25,7 +25,7 @@ func productionHooks() hooks {
 			if err != nil {
 				return nil, err
 			}
-			return &dbAdapter{s: st}, nil
+			return &dbAdapter{s: st, secretKey: cfg.BridgeSecretKey}, nil
 		},
 		components: buildComponents,
 	}
@@ -101,12 +101,6 @@ func wire(ctx context.Context, d deps) (*wiring, error) {
 	acct, err := st.Account(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("reading the Resonite account state: %w", err)
-	}
-
-	// Tokens at rest: sealed with BRIDGE_SECRET_KEY when set; a key that does not open what is
-	// stored stops the start here (under the lock: the first start with a key seals the tokens).
-	if err := st.UseSecretKey(ctx, cfg.BridgeSecretKey); err != nil {
-		return nil, err
 	}
 
 	presence := &presenceRef{}
