@@ -91,7 +91,7 @@ type Options struct {
 	// Consent keeps contacts' consents (see consent.go). Without it contacts' command
 	// messages are still never relayed, but nothing acts on them and AskConsent fails.
 	Consent ConsentStore
-	Logger   *slog.Logger
+	Logger  *slog.Logger
 	// Now is the clock of the presence model and the notification cooldown.
 	Now func() time.Time
 	// AutoAcceptContacts accepts incoming contact requests.
