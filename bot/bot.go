@@ -51,6 +51,7 @@ type Options struct {
 
 	Resonite Resonite
 	Store    Store
+	Consent  Consent      // required: who agreed to which server
 	Presence Presence     // optional: /whois then shows no online status
 	Status   StatusSource // optional: /status then shows the gateway only
 	Handlers Handlers
@@ -126,6 +127,9 @@ func New(o Options) (*Bot, error) {
 	}
 	if o.Store == nil {
 		problems = append(problems, "Store is required")
+	}
+	if o.Consent == nil {
+		problems = append(problems, "Consent is required")
 	}
 	if o.APIURL == "" {
 		o.APIURL = DefaultAPIURL

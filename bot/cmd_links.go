@@ -15,7 +15,7 @@ import (
 // accountName is how the bridge account is called in answers.
 func (b *Bot) accountName(ctx context.Context) (name string, autoAccept bool) {
 	if b.o.Status != nil {
-		st := b.o.Status.Status(ctx)
+		st := b.o.Status.Status(ctx, "")
 		name, autoAccept = st.AccountUsername, st.AutoAccept
 		if name == "" {
 			name = st.AccountUserID
@@ -92,6 +92,12 @@ func (b *Bot) cmdLink(ctx context.Context, ix *interaction, data discordgo.Appli
 		}
 		return failure("%s", b.befriendHint(ctx, who, cp))
 	}
+	if ok, err := b.consented(ctx, ix.GuildID, c.ID); err != nil {
+		b.log.Warn("/link: reading consents failed", "err", err)
+		return failure("The bridge's database is not answering; try again in a moment.")
+	} else if !ok {
+		return b.askConsent(ctx, ix, c, core.ConsentPairing)
+	}
 	p, err := b.o.Store.CreatePairing(ctx, core.Pairing{
 		GuildID: ix.GuildID, ChannelID: ix.ChannelID, ContactID: c.ID, ContactUsername: c.Username,
 		CreatedBy: invokerID(ix.Interaction),
@@ -115,8 +121,15 @@ func (b *Bot) cmdLink(ctx context.Context, ix *interaction, data discordgo.Appli
 }
 
 func (b *Bot) cmdUnlink(ctx context.Context, ix *interaction, _ discordgo.ApplicationCommandInteractionData) answer {
+	cancelled, cerr := b.o.Consent.CancelConsentRequests(ctx, ix.ChannelID, "")
+	if cerr != nil {
+		b.log.Warn("/unlink: cancelling waiting requests failed", "err", cerr)
+	}
 	p, err := b.o.Store.DeletePairing(ctx, ix.ChannelID)
 	if errors.Is(err, core.ErrNotFound) {
+		if cancelled > 0 {
+			return answer{content: "✂ Cancelled the request still waiting for the contact's answer. Nothing is relayed here."}
+		}
 		return failure("This channel is not linked with anyone.")
 	}
 	if err != nil {
@@ -133,13 +146,25 @@ func (b *Bot) cmdLinks(ctx context.Context, ix *interaction, _ discordgo.Applica
 		b.log.Warn("/links: listing pairings failed", "err", err)
 		return failure("The bridge's database is not answering; try again in a moment.")
 	}
-	if len(ps) == 0 {
+	waiting, err := b.waitingLines(ctx, ix.GuildID)
+	if err != nil {
+		b.log.Warn("/links: listing consent requests failed", "err", err)
+		return failure("The bridge's database is not answering; try again in a moment.")
+	}
+	if len(ps) == 0 && len(waiting) == 0 {
 		return answer{content: "No channel of this server is linked. Use /link in a channel to pair it with a Resonite contact."}
+	}
+	var lines []string
+	for _, p := range ps {
+		lines = append(lines, fmt.Sprintf("%s ↔ **%s** (`%s`), since <t:%d:d>\n", channelRef(p.ChannelID), bridge.EscapeMarkdown(p.ContactUsername), p.ContactID, p.CreatedAt.Unix()))
 	}
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "**%d linked channel(s)**\n", len(ps))
-	for _, p := range ps {
-		line := fmt.Sprintf("%s ↔ **%s** (`%s`), since <t:%d:d>\n", channelRef(p.ChannelID), bridge.EscapeMarkdown(p.ContactUsername), p.ContactID, p.CreatedAt.Unix())
+	if len(waiting) > 0 {
+		lines = append(lines, fmt.Sprintf("**%d request(s) waiting for the contact's consent**\n", len(waiting)))
+		lines = append(lines, waiting...)
+	}
+	for _, line := range lines {
 		if sb.Len()+len(line) > 1900 {
 			sb.WriteString("…")
 			break
@@ -162,7 +187,7 @@ func (b *Bot) cmdNotify(ctx context.Context, ix *interaction, data discordgo.App
 		if who == "" {
 			return failure("Name the contact (username or U- id), or all.")
 		}
-		id, name := core.AllContacts, "every contact"
+		id, name := core.AllContacts, "every contact who agreed to this server"
 		if !strings.EqualFold(who, core.AllContacts) {
 			c, found, err := b.resolveContact(ctx, who)
 			if err != nil {
@@ -175,6 +200,12 @@ func (b *Bot) cmdNotify(ctx context.Context, ix *interaction, data discordgo.App
 				}
 				return failure("%s", strings.Replace(b.befriendHint(ctx, who, cp), "/link", "/notify add", 1))
 			}
+			if ok, err := b.consented(ctx, ix.GuildID, c.ID); err != nil {
+				b.log.Warn("/notify add: reading consents failed", "err", err)
+				return failure("The bridge's database is not answering; try again in a moment.")
+			} else if !ok {
+				return b.askConsent(ctx, ix, c, core.ConsentSubscription)
+			}
 			id, name = c.ID, "**"+bridge.EscapeMarkdown(c.Username)+"**"
 		}
 		created, err := b.o.Store.AddSubscription(ctx, core.Subscription{
@@ -186,6 +217,9 @@ func (b *Bot) cmdNotify(ctx context.Context, ix *interaction, data discordgo.App
 		}
 		if !created {
 			return answer{content: fmt.Sprintf("This channel already announces %s.", name), ephemeral: true}
+		}
+		if id == core.AllContacts {
+			return answer{content: "🔔 This channel now announces when every contact who agreed to this server comes online."}
 		}
 		return answer{content: fmt.Sprintf("🔔 This channel now announces when %s comes online.", name)}
 	case "remove":

@@ -20,7 +20,7 @@ func (b *Bot) cmdStatus(ctx context.Context, ix *interaction, _ discordgo.Applic
 	field("Discord gateway", upDown(gw.Connected, gw.Since), true)
 	healthy := gw.Connected
 	if b.o.Status != nil {
-		st := b.o.Status.Status(ctx)
+		st := b.o.Status.Status(ctx, ix.GuildID)
 		hub := st.HubState
 		if hub == "" {
 			hub = "unknown"

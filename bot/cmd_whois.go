@@ -85,11 +85,17 @@ func matches(typed string, names ...string) bool {
 	return false
 }
 
-// suggestContacts offers the bridge account's contacts (friends only), plus "all" for /notify.
-func (b *Bot) suggestContacts(ctx context.Context, typed string, withAll bool) []*discordgo.ApplicationCommandOptionChoice {
+// suggestContacts offers the bridge account's contacts (friends only) that agreed to this
+// server or that it asked, plus "all" for /notify: a server never sees the whole contact list.
+func (b *Bot) suggestContacts(ctx context.Context, guildID, typed string, withAll bool) []*discordgo.ApplicationCommandOptionChoice {
 	var out []*discordgo.ApplicationCommandOptionChoice
 	if withAll && matches(typed, "all") {
-		out = append(out, choice("all (every contact)", "all"))
+		out = append(out, choice("all (every contact who agreed to this server)", "all"))
+	}
+	mine, err := b.guildContacts(ctx, guildID)
+	if err != nil {
+		b.log.Debug("autocomplete: listing consents failed", "err", err)
+		return out
 	}
 	list, err := b.contacts.get(ctx, b.o.Resonite, false)
 	if err != nil {
@@ -101,7 +107,7 @@ func (b *Bot) suggestContacts(ctx context.Context, typed string, withAll bool) [
 		return strings.Compare(strings.ToLower(a.Username), strings.ToLower(b.Username))
 	})
 	for _, c := range list {
-		if isFriend(c) && matches(typed, c.Username, c.ID) {
+		if isFriend(c) && mine[c.ID] && matches(typed, c.Username, c.ID) {
 			out = append(out, choice(c.Username+" ("+c.ID+")", c.ID))
 		}
 		if len(out) == 25 {
@@ -111,14 +117,16 @@ func (b *Bot) suggestContacts(ctx context.Context, typed string, withAll bool) [
 	return out
 }
 
-// suggestUsers offers contacts first, then the cloud's user search.
-func (b *Bot) suggestUsers(ctx context.Context, typed string) []*discordgo.ApplicationCommandOptionChoice {
+// suggestUsers offers the contacts known to this server first (see suggestContacts), then the
+// cloud's user search.
+func (b *Bot) suggestUsers(ctx context.Context, guildID, typed string) []*discordgo.ApplicationCommandOptionChoice {
 	seen := map[string]bool{}
 	var out []*discordgo.ApplicationCommandOptionChoice
+	mine, _ := b.guildContacts(ctx, guildID)
 	if list, err := b.contacts.get(ctx, b.o.Resonite, false); err == nil {
 		for _, c := range list {
 			// Contacts the bridge accepted: friends, and those who have not accepted back yet.
-			if (c.State == core.ContactFriend || c.State == core.ContactPending) && matches(typed, c.Username, c.ID) && len(out) < 25 {
+			if (c.State == core.ContactFriend || c.State == core.ContactPending) && mine[c.ID] && matches(typed, c.Username, c.ID) && len(out) < 25 {
 				out = append(out, choice(c.Username+" ("+c.ID+")", c.ID))
 				seen[c.ID] = true
 			}
@@ -171,7 +179,7 @@ func notFound(format string, args ...any) answer {
 	return answer{content: "🔍 " + fmt.Sprintf(format, args...), ephemeral: true, failed: true}
 }
 
-func (b *Bot) cmdWhois(ctx context.Context, _ *interaction, data discordgo.ApplicationCommandInteractionData) answer {
+func (b *Bot) cmdWhois(ctx context.Context, ix *interaction, data discordgo.ApplicationCommandInteractionData) answer {
 	who := stringOpt(optionMap(data.Options), "user")
 	if who == "" {
 		return failure("Give a username or a U- id.")
@@ -213,14 +221,19 @@ func (b *Bot) cmdWhois(ctx context.Context, _ *interaction, data discordgo.Appli
 	}
 	if list, err := b.contacts.get(ctx, b.o.Resonite, false); err == nil {
 		if c, ok := findContact(list, u.ID); ok {
-			b.addPresenceFields(e, c)
+			// Status and session only for a contact who agreed to this server.
+			shown, err := b.consented(ctx, ix.GuildID, c.ID)
+			if err != nil {
+				b.log.Warn("/whois: reading consents failed", "err", err)
+			}
+			b.addPresenceFields(e, c, shown)
 		}
 	}
 	return answer{embeds: []*discordgo.MessageEmbed{e}}
 }
 
 // addPresenceFields shows a contact's relation to the bridge account, its status and session.
-func (b *Bot) addPresenceFields(e *discordgo.MessageEmbed, c core.Contact) {
+func (b *Bot) addPresenceFields(e *discordgo.MessageEmbed, c core.Contact, withPresence bool) {
 	var relation string
 	switch c.State {
 	case core.ContactFriend:
@@ -233,7 +246,7 @@ func (b *Bot) addPresenceFields(e *discordgo.MessageEmbed, c core.Contact) {
 		return
 	}
 	e.Fields = append(e.Fields, &discordgo.MessageEmbedField{Name: "Contact", Value: relation, Inline: true})
-	if b.o.Presence == nil || !isFriend(c) {
+	if b.o.Presence == nil || !isFriend(c) || !withPresence {
 		return
 	}
 	status, session, known := b.o.Presence.ContactPresence(c.ID)

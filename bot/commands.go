@@ -115,11 +115,11 @@ func (b *Bot) commandByName(name string) (command, bool) {
 func (b *Bot) suggest(ctx context.Context, ix *interaction, cmd string, path []string, option, typed string) []*discordgo.ApplicationCommandOptionChoice {
 	switch {
 	case cmd == "whois" && option == "user":
-		return b.suggestUsers(ctx, typed)
+		return b.suggestUsers(ctx, ix.GuildID, typed)
 	case cmd == "link" && option == "contact":
-		return b.suggestContacts(ctx, typed, false)
+		return b.suggestContacts(ctx, ix.GuildID, typed, false)
 	case cmd == "notify" && option == "contact" && len(path) == 1 && path[0] == "add":
-		return b.suggestContacts(ctx, typed, true)
+		return b.suggestContacts(ctx, ix.GuildID, typed, true)
 	case cmd == "notify" && option == "contact" && len(path) == 1 && path[0] == "remove":
 		return b.suggestSubscriptions(ctx, ix.ChannelID, typed)
 	}

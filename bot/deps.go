@@ -38,7 +38,18 @@ type Presence interface {
 	ContactPresence(userID string) (status core.OnlineStatus, session *core.Session, known bool)
 }
 
-// BridgeStatus is what /status shows besides the bot's own gateway state.
+// Consent is what the commands ask of the bridge's consent (a contact's words and presence go
+// only to the servers it agreed to); *bridge.Bridge has it. AskConsent stores a waiting /link
+// or /notify add and sends the contact its code.
+type Consent interface {
+	ConsentedContacts(ctx context.Context, guildID string) ([]string, error)
+	ConsentRequests(ctx context.Context, guildID string) ([]core.ConsentRequest, error)
+	AskConsent(ctx context.Context, r core.ConsentRequest) (core.ConsentRequest, error)
+	CancelConsentRequests(ctx context.Context, channelID, contactID string) (int, error)
+}
+
+// BridgeStatus is what /status shows besides the bot's own gateway state. Pairings, the queue
+// and the last error are those of one guild (see StatusSource).
 type BridgeStatus struct {
 	HubState        string // e.g. "connected", "connecting"
 	HubConnected    bool
@@ -56,9 +67,11 @@ type BridgeStatus struct {
 	LastErrorAt     time.Time
 }
 
-// StatusSource reports the rest of the daemon's health for /status.
+// StatusSource reports the rest of the daemon's health for /status: the hub and the account
+// as they are, the pairings, queue and last error of guildID only (zero for an empty one), so
+// that no server sees another's channels, contacts or errors.
 type StatusSource interface {
-	Status(ctx context.Context) BridgeStatus
+	Status(ctx context.Context, guildID string) BridgeStatus
 }
 
 // Handlers are the bridge's callbacks. They run one after another on one goroutine, in gateway

@@ -31,6 +31,60 @@ const (
 	bridgePW  = "bridge password 1"
 )
 
+// memConsent is an in-memory bot.Consent: every contact of the test account agreed to guildID
+// unless a test says otherwise.
+type memConsent struct {
+	mu        sync.Mutex
+	consented map[string][]string // guild → contacts
+	asked     []core.ConsentRequest
+}
+
+func newMemConsent() *memConsent {
+	return &memConsent{consented: map[string][]string{guildID: {"U-Alice", "U-Bob", "U-Carol", "U-Dave"}}}
+}
+
+func (c *memConsent) set(guild string, contacts ...string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.consented[guild] = contacts
+}
+
+func (c *memConsent) ConsentedContacts(_ context.Context, guild string) ([]string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.consented[guild]), nil
+}
+
+func (c *memConsent) ConsentRequests(_ context.Context, guild string) ([]core.ConsentRequest, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []core.ConsentRequest
+	for _, r := range c.asked {
+		if r.GuildID == guild {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func (c *memConsent) AskConsent(_ context.Context, r core.ConsentRequest) (core.ConsentRequest, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r.ID, r.ExpiresAt = int64(len(c.asked)+1), time.Now().Add(15*time.Minute)
+	c.asked = append(c.asked, r)
+	return r, nil
+}
+
+func (c *memConsent) CancelConsentRequests(_ context.Context, ch, contact string) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := len(c.asked)
+	c.asked = slices.DeleteFunc(c.asked, func(r core.ConsentRequest) bool {
+		return r.ChannelID == ch && (contact == "" || r.ContactID == contact)
+	})
+	return n - len(c.asked), nil
+}
+
 // memStore is an in-memory bot.Store.
 type memStore struct {
 	mu       sync.Mutex
@@ -171,7 +225,7 @@ func (p *fakePresence) ContactPresence(id string) (core.OnlineStatus, *core.Sess
 
 type fakeStatus struct{ st bot.BridgeStatus }
 
-func (f fakeStatus) Status(context.Context) bot.BridgeStatus { return f.st }
+func (f fakeStatus) Status(context.Context, string) bot.BridgeStatus { return f.st }
 
 // syncBuffer collects log output from several goroutines.
 type syncBuffer struct {
@@ -252,6 +306,7 @@ type env struct {
 	rf       *resonitetest.Fake
 	rc       *resonite.Client
 	store    *memStore
+	consent  *memConsent
 	presence *fakePresence
 	rec      *recorder
 	logs     *syncBuffer
@@ -303,12 +358,12 @@ func newEnv(t testing.TB, tweak ...func(*bot.Options)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, dc: dc, rf: rf, rc: rc, store: newMemStore(), presence: &fakePresence{}, rec: newRecorder(), logs: &syncBuffer{}}
+	e := &env{t: t, dc: dc, rf: rf, rc: rc, store: newMemStore(), consent: newMemConsent(), presence: &fakePresence{}, rec: newRecorder(), logs: &syncBuffer{}}
 	e.opts = bot.Options{
 		Token: dc.Token, APIURL: dc.URL, GuildID: guildID,
 		Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		// The commands only use the adapter's REST look-ups, which need no hub.
-		Resonite: resoniteadapter.New(rc, nil), Store: e.store, Presence: e.presence,
+		Resonite: resoniteadapter.New(rc, nil), Store: e.store, Consent: e.consent, Presence: e.presence,
 		Status:      fakeStatus{bot.BridgeStatus{HubState: "connected", HubConnected: true, AccountUserID: bridgeID, AccountUsername: "BridgeBot", Pairings: 1, QueueDepth: 3}},
 		Handlers:    e.rec.handlers(),
 		OpenTimeout: 5 * time.Second,

@@ -234,12 +234,13 @@ func (b *Bot) renderContent(guildID string, m *discordgo.Message) string {
 	})
 	s = channelMention.ReplaceAllStringFunc(s, func(tag string) string {
 		id := channelMention.FindStringSubmatch(tag)[1]
+		// Only a channel of the same server is named: the bot's cache holds every server's.
 		for _, c := range m.MentionChannels {
-			if c != nil && c.ID == id && c.Name != "" {
+			if c != nil && c.ID == id && sameGuildChannel(c, guildID) {
 				return "#" + c.Name
 			}
 		}
-		if c, err := b.s.State.Channel(id); err == nil && c.Name != "" {
+		if c, err := b.s.State.Channel(id); err == nil && sameGuildChannel(c, guildID) {
 			return "#" + c.Name
 		}
 		return "#channel"

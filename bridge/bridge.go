@@ -94,7 +94,10 @@ type Options struct {
 	Discord  Discord
 	// Sessions resolves the session of a contact's device; without it no session is shown.
 	Sessions Sessions
-	Logger   *slog.Logger
+	// Consent keeps contacts' consents (see consent.go). Without it contacts' command
+	// messages are still never relayed, but nothing acts on them and AskConsent fails.
+	Consent ConsentStore
+	Logger  *slog.Logger
 	// Now is the clock of the presence model and the notification cooldown.
 	Now func() time.Time
 	// AutoAcceptContacts accepts incoming contact requests.

@@ -34,7 +34,7 @@ func (b *Bridge) HandleSentMessage(ctx context.Context, messageID string) error 
 // HandleDevice applies a status of one of a contact's devices and announces a contact that
 // came online.
 func (b *Bridge) HandleDevice(_ context.Context, d core.Device) {
-	if d.UserID == b.o.Resonite.UserID() {
+	if d.UserID == b.o.Resonite.UserID() || !b.presence.mayTrack(d.UserID) {
 		return
 	}
 	if n, ok := b.presence.update(d); ok {

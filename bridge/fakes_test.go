@@ -585,7 +585,7 @@ func newHarness(t *testing.T, tweak func(*Options)) *harness {
 	h.addPairing(core.Pairing{GuildID: "G1", ChannelID: "C-A", ContactID: "U-Alice", ContactUsername: "Alice", WebhookID: "W-A"}, 1)
 	h.addPairing(core.Pairing{GuildID: "G1", ChannelID: "C-B", ContactID: "U-Bob", ContactUsername: "Bob", WebhookID: "W-B"}, 2)
 	h.opts = Options{
-		Store: h.store, Resonite: h.res, Discord: h.discord, Sessions: h.sessions, Now: h.clock.Now,
+		Store: h.store, Resonite: h.res, Discord: h.discord, Sessions: h.sessions, Now: h.clock.Now, Consent: h.pg,
 		PollInterval: 100 * time.Millisecond, MarkReadDelay: time.Millisecond, CatchUpRetry: 5 * time.Millisecond,
 		DrainTimeout: time.Minute,
 	}
@@ -612,6 +612,7 @@ func (h *harness) addPairing(p core.Pairing, wantID int64) core.Pairing {
 	if err != nil {
 		h.t.Fatalf("CreatePairing(%s): %v", p.ChannelID, err)
 	}
+	h.consent(p.ContactID, p.GuildID) // a pairing exists only with its contact's consent
 	if p.ID != wantID {
 		h.t.Fatalf("pairing of %s has id %d, want %d", p.ChannelID, p.ID, wantID)
 	}
@@ -636,6 +637,17 @@ func (h *harness) addSub(sub core.Subscription) {
 	h.t.Helper()
 	if _, err := h.pg.AddSubscription(context.Background(), sub); err != nil {
 		h.t.Fatalf("AddSubscription(%s, %s): %v", sub.ChannelID, sub.ContactID, err)
+	}
+	if sub.ContactID != core.AllContacts {
+		h.consent(sub.ContactID, sub.GuildID)
+	}
+}
+
+// consent records that the contact consented in the guild.
+func (h *harness) consent(contactID, guildID string) {
+	h.t.Helper()
+	if err := h.pg.GrantConsent(context.Background(), contactID, guildID, "Guild "+guildID); err != nil {
+		h.t.Fatal(err)
 	}
 }
 

@@ -211,6 +211,19 @@ func (p *presence) setContact(c core.Contact) {
 	p.contacts[c.ID] = c
 }
 
+// mayTrack reports whether statuses of the user are kept: only accepted contacts' are, once the
+// contact list arrived (before it, during the start-up burst, nothing is announced anyway).
+// A stranger's status, whatever the hub relays, is never announced nor shown.
+func (p *presence) mayTrack(userID string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.connectedAt.IsZero() {
+		return true
+	}
+	c, ok := p.contacts[userID]
+	return ok && c.State == core.ContactFriend
+}
+
 // contactPresence returns the dominant status of a contact and the device that shows it.
 func (p *presence) contactPresence(userID string) (core.OnlineStatus, core.Device, bool) {
 	p.mu.Lock()

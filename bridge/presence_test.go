@@ -379,11 +379,14 @@ func TestPresenceTransitions(t *testing.T) {
 }
 
 // TestPresenceForgets: the model keeps no user that is offline or expired and past the
-// cooldown, however many strangers' statuses it saw; what it forgot and hears again is not news.
+// cooldown, however many contacts' statuses it saw; what it forgot and hears again is not news.
 func TestPresenceForgets(t *testing.T) {
 	t.Parallel()
 	h := newPresenceHarness(t, nil)
-	const strangers = 200
+	const strangers = 200 // contacts nobody subscribed to
+	for i := range strangers {
+		h.b.HandleContact(t.Context(), contactOf(fmt.Sprintf("U-S%d", i), fmt.Sprintf("S%d", i)))
+	}
 	for i := range strangers {
 		s := core.StatusOnline
 		if i%3 == 0 {
@@ -576,5 +579,30 @@ func TestAutoAccept(t *testing.T) {
 				t.Errorf("AcceptContact calls %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestPresenceIgnoresStrangers: statuses of users who are not accepted contacts are not kept,
+// announced (not even by "all") nor shown; a contact announced by "all" must have consented in
+// the subscription's guild.
+func TestPresenceIgnoresStrangers(t *testing.T) {
+	t.Parallel()
+	h := newPresenceHarness(t, nil)
+	h.addSub(core.Subscription{GuildID: "G1", ChannelID: "C-ALL", ContactID: core.AllContacts})
+	h.addSub(core.Subscription{GuildID: "G2", ChannelID: "C-ALL2", ContactID: core.AllContacts})
+	h.b.HandleContact(t.Context(), core.Contact{ID: "U-Req", Username: "Req", State: core.ContactRequested})
+	h.devices(status("U-Stranger", "d1", core.StatusOnline), status("U-Req", "d1", core.StatusOnline),
+		status("U-Alice", "d1", core.StatusOnline))
+	h.settle()
+	if got, want := contents(h.discord.postsIn("C-ALL")), []string{"🟢 **Alice** is now Online"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("C-ALL %q, want %q: only the consenting contact", got, want)
+	}
+	if got := contents(h.discord.postsIn("C-ALL2")); len(got) != 0 {
+		t.Errorf("C-ALL2 of a guild Alice did not consent in got %q", got)
+	}
+	for _, id := range []string{"U-Stranger", "U-Req"} {
+		if st, _, _ := h.b.ContactPresence(id); st.Visible() {
+			t.Errorf("ContactPresence(%s) = %s: a non-contact's status was kept", id, st)
+		}
 	}
 }

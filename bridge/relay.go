@@ -98,6 +98,10 @@ func (b *Bridge) ingestResonite(ctx context.Context, m core.ContactMessage, from
 	if m.ID == "" || m.SenderID == "" || m.SenderID == b.o.Resonite.UserID() {
 		return nil, nil
 	}
+	// A contact's "link NNNNNN", !links and !unlink are for the bridge, never relayed.
+	if isCommand, err := b.handleContactCommand(ctx, m); isCommand {
+		return nil, err
+	}
 	pairings, err := b.pairingsByContact(ctx, m.SenderID)
 	if err != nil {
 		b.noteError("looking up the pairings of a Resonite contact", err)

@@ -51,6 +51,9 @@ func (s *Store) Account(ctx context.Context) (Account, error) {
 	if expire != nil {
 		a.Expire = *expire
 	}
+	if a.Token, err = s.openSecret(a.Token, aadSessionToken); err != nil {
+		return Account{}, fmt.Errorf("store: read account: %w", err)
+	}
 	return a, nil
 }
 
@@ -85,8 +88,12 @@ func (s *Store) SaveAccountSession(ctx context.Context, userID, token string, ex
 	if _, err := s.Account(ctx); err != nil {
 		return fmt.Errorf("store: save account session: %w", err)
 	}
-	_, err := s.pool.Exec(ctx, `update resonite_account set user_id = $1, token = $2, expire = $3, updated_at = now()`,
-		userID, token, expire)
+	sealed, err := s.sealSecret(token, aadSessionToken)
+	if err != nil {
+		return fmt.Errorf("store: save account session: %w", err)
+	}
+	_, err = s.pool.Exec(ctx, `update resonite_account set user_id = $1, token = $2, expire = $3, updated_at = now()`,
+		userID, sealed, expire)
 	if err != nil {
 		return fmt.Errorf("store: save account session: %w", err)
 	}

@@ -319,45 +319,7 @@ type QueueStats struct {
 }
 
 // QueueStats counts rows per state and direction and finds the latest error.
-func (s *Store) QueueStats(ctx context.Context) (QueueStats, error) {
-	st := QueueStats{
-		Pending:  map[core.Direction]int{core.ToResonite: 0, core.ToDiscord: 0},
-		InFlight: map[core.Direction]int{core.ToResonite: 0, core.ToDiscord: 0},
-		Failed:   map[core.Direction]int{core.ToResonite: 0, core.ToDiscord: 0},
-	}
-	rows, _ := s.pool.Query(ctx, `select direction, state, count(*) from relay_messages
-		where state <> 'delivered' group by direction, state`)
-	var (
-		dir   core.Direction
-		state core.State
-		n     int
-	)
-	_, err := pgx.ForEachRow(rows, []any{&dir, &state, &n}, func() error {
-		switch state {
-		case core.StatePending:
-			st.Pending[dir] = n
-		case core.StateInFlight:
-			st.InFlight[dir] = n
-		case core.StateFailed:
-			st.Failed[dir] = n
-		}
-		return nil
-	})
-	if err != nil {
-		return QueueStats{}, fmt.Errorf("store: queue stats: %w", err)
-	}
-	var at time.Time
-	err = s.pool.QueryRow(ctx, `select last_error, updated_at from relay_messages
-		where last_error is not null and last_error <> '' order by updated_at desc limit 1`).Scan(&st.LastError, &at)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-	case err != nil:
-		return QueueStats{}, fmt.Errorf("store: queue stats: last error: %w", err)
-	default:
-		st.LastErrorAt = &at
-	}
-	return st, nil
-}
+func (s *Store) QueueStats(ctx context.Context) (QueueStats, error) { return s.queueStats(ctx, "") }
 
 func oneMessage(rows pgx.Rows, doing string) (core.OutboxRow, error) {
 	m, err := pgx.CollectExactlyOneRow(rows, scanMessage)

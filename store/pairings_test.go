@@ -112,6 +112,11 @@ func TestSubscriptions(t *testing.T) {
 	t.Parallel()
 	ctx := ctxT(t)
 	st := storetest.New(t)
+	for _, c := range []string{"U-alice", "U-bob"} {
+		if err := st.GrantConsent(ctx, c, "g", "G"); err != nil {
+			t.Fatal(err)
+		}
+	}
 	add := func(channel, contact string) bool {
 		t.Helper()
 		created, err := st.AddSubscription(ctx, core.Subscription{GuildID: "g", ChannelID: channel, ContactID: contact, CreatedBy: "u"})
@@ -144,7 +149,7 @@ func TestSubscriptions(t *testing.T) {
 	}{
 		{"U-alice", []string{"c1/U-alice", "c2/all", "c4/U-alice"}},
 		{"U-bob", []string{"c1/all", "c2/all", "c3/U-bob"}},
-		{"U-nobody", []string{"c1/all", "c2/all"}},
+		{"U-nobody", nil}, // never consented in g: "all" does not cover them
 	}
 	for _, tt := range tests {
 		subs, err := st.SubscriptionsForContact(ctx, tt.contact)

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -27,6 +28,8 @@ type Store struct {
 	pool     *pgxpool.Pool
 	logger   *slog.Logger
 	watchers pairingWatchers // see WatchPairings
+	// secrets seals tokens at rest; nil keeps them plain (see UseSecretKey).
+	secrets atomic.Pointer[sealer]
 }
 
 // Open connects to databaseURL with pool limits suited to a long-running

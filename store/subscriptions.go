@@ -50,11 +50,13 @@ func (s *Store) SubscriptionsByChannel(ctx context.Context, channelID string) ([
 
 // SubscriptionsForContact returns the subscriptions that announce contactID:
 // its own and the core.AllContacts ones, one per channel (the specific one wins),
-// so a channel subscribed both ways is announced once.
+// so a channel subscribed both ways is announced once; only in the guilds where
+// the contact consented (see consent.go), so "all" never announces a stranger.
 func (s *Store) SubscriptionsForContact(ctx context.Context, contactID string) ([]core.Subscription, error) {
 	rows, _ := s.pool.Query(ctx, `select `+subscriptionColumns+` from (
 			select distinct on (channel_id) `+subscriptionColumns+` from subscriptions
-			where contact_id = $1 or contact_id = $2
+			where (contact_id = $1 or contact_id = $2)
+				and exists (select 1 from consents c where c.contact_id = $1 and c.guild_id = subscriptions.guild_id)
 			order by channel_id, contact_id = $2, id
 		) s order by id`, contactID, core.AllContacts)
 	subs, err := pgx.CollectRows(rows, scanSubscription)

@@ -33,14 +33,23 @@ func (ss sessionStore) ClearSession(ctx context.Context) error { return ss.s.Cle
 // dbAdapter is the daemon's own view of the store (migrate, ping, queue depth, stored session),
 // and the owner of the instance lock once wire took it.
 type dbAdapter struct {
-	s    *store.Store
-	lock *store.InstanceLock
+	s         *store.Store
+	lock      *store.InstanceLock
+	secretKey string // BRIDGE_SECRET_KEY
 }
 
 var _ database = (*dbAdapter)(nil)
 
-func (d *dbAdapter) Migrate(ctx context.Context) ([]string, error) { return d.s.Migrate(ctx) }
-func (d *dbAdapter) Ping(ctx context.Context) error                { return d.s.Ping(ctx) }
+// Migrate migrates, then takes BRIDGE_SECRET_KEY into use before anything reads a token: a key
+// that does not open what is stored (or none for a sealed database) stops the start here.
+func (d *dbAdapter) Migrate(ctx context.Context) ([]string, error) {
+	applied, err := d.s.Migrate(ctx)
+	if err != nil {
+		return applied, err
+	}
+	return applied, d.s.UseSecretKey(ctx, d.secretKey)
+}
+func (d *dbAdapter) Ping(ctx context.Context) error { return d.s.Ping(ctx) }
 
 // Close gives the instance lock up and closes the pool.
 func (d *dbAdapter) Close() {

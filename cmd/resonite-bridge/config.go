@@ -63,6 +63,8 @@ var envVars = []envVar{
 		Help: "UID header identifying this installation."},
 	{Name: "RESONITE_AUTO_ACCEPT_CONTACTS", Default: "false",
 		Help: "Accept incoming Resonite contact requests automatically (true/false)."},
+	{Name: "BRIDGE_SECRET_KEY", Default: "empty (tokens stored plain)", Secret: true,
+		Help: "When set, webhook tokens and the Resonite session are stored encrypted (AES-GCM) with a key derived from it; at least 16 characters, e.g. the output of `openssl rand -base64 32`. Keep it: a start with another key, or none, is refused."},
 	{Name: "DATABASE_URL", Default: defaultDatabaseURL, Secret: true, // only its password is secret
 		Help: "PostgreSQL connection string (URL or key=value form)."},
 	{Name: "HTTP_ADDR", Default: defaultHTTPAddr,
@@ -89,6 +91,8 @@ type Config struct {
 	ResoniteUID        string // empty: generated once and stored in the database
 
 	ResoniteAutoAcceptContacts bool
+
+	BridgeSecretKey string // empty: secrets at rest stay plain
 
 	DatabaseURL string
 	HTTPAddr    string
@@ -221,6 +225,11 @@ func loadConfig(environ map[string]string, dotenvPath string, mode configMode) (
 			addf("RESONITE_AUTO_ACCEPT_CONTACTS: must be true or false, got %q", v)
 		}
 		c.ResoniteAutoAcceptContacts = b
+	}
+
+	c.BridgeSecretKey = get("BRIDGE_SECRET_KEY")
+	if c.BridgeSecretKey != "" && len(c.BridgeSecretKey) < 16 {
+		addf("BRIDGE_SECRET_KEY: too short (%d characters, at least 16); make one with: openssl rand -base64 32", len(c.BridgeSecretKey))
 	}
 
 	// Database, HTTP, logging.
@@ -408,6 +417,7 @@ func (c *Config) LogValue() slog.Value {
 		slog.String("RESONITE_MACHINE_ID", redactIfSet(c.ResoniteMachineID)),
 		slog.String("RESONITE_UID", c.ResoniteUID),
 		slog.Bool("RESONITE_AUTO_ACCEPT_CONTACTS", c.ResoniteAutoAcceptContacts),
+		slog.String("BRIDGE_SECRET_KEY", redactIfSet(c.BridgeSecretKey)),
 		slog.String("DATABASE_URL", redactDSN(c.DatabaseURL)),
 		slog.String("HTTP_ADDR", c.HTTPAddr),
 		slog.String("LOG_LEVEL", strings.ToLower(c.LogLevel.String())),

@@ -140,12 +140,37 @@ func (e *e2e) stop() int {
 
 func noDotenvPath(t testing.TB) string { return t.TempDir() + "/absent.env" }
 
-// link pairs a channel with a contact through /link, as an admin would.
-func (e *e2e) link(channelID, contact string) {
+// link pairs a channel of e2eGuild with a contact through /link, as an admin would, the
+// contact having agreed to the guild before (consent_e2e_test.go goes through the asking).
+func (e *e2e) link(channelID, contact string) { e.linkIn(e2eGuild, channelID, contact) }
+
+func (e *e2e) linkIn(guildID, channelID, contact string) {
 	e.t.Helper()
-	f := e.dc.Interact(e.t, discordtest.Command(e2eGuild, channelID, "link", discordtest.O("contact", contact))).Final(e.t)
+	e.consent(guildID, "U-"+contact)
+	f := e.dc.Interact(e.t, discordtest.Command(guildID, channelID, "link", discordtest.O("contact", contact))).Final(e.t)
 	if !strings.Contains(f.Content, "Linked") {
 		e.t.Fatalf("/link %s answered %q", contact, f.Content)
+	}
+}
+
+// consent records in the daemon's database that the contact agreed to the guild.
+func (e *e2e) consent(guildID, contactID string) {
+	e.t.Helper()
+	e.withStore(func(st *store.Store) error {
+		return st.GrantConsent(context.Background(), contactID, guildID, "Guild "+guildID)
+	})
+}
+
+// withStore runs f on the daemon's database.
+func (e *e2e) withStore(f func(*store.Store) error) {
+	e.t.Helper()
+	st, err := store.Open(context.Background(), e.dbURL, nil)
+	if err != nil {
+		e.t.Fatalf("opening the daemon's database: %v", err)
+	}
+	defer st.Close()
+	if err := f(st); err != nil {
+		e.t.Fatal(err)
 	}
 }
 
@@ -415,6 +440,7 @@ func TestE2EFriendOnlineNotifications(t *testing.T) {
 	// bridge handled every earlier hub event and ran every earlier side task (notifications
 	// included), as both are handled in order.
 	e := newE2E(t, "RESONITE_AUTO_ACCEPT_CONTACTS=true").start()
+	e.consent(e2eGuild, "U-Alice") // "all" covers the contacts who agreed to the server
 	f := e.dc.Interact(t, discordtest.Command(e2eGuild, e2eNotify, "notify", discordtest.Sub("add", discordtest.O("contact", "all")))).Final(t)
 	if !strings.Contains(f.Content, "every contact") {
 		t.Fatalf("/notify add all answered %q", f.Content)

@@ -25,7 +25,7 @@ func productionHooks() hooks {
 			if err != nil {
 				return nil, err
 			}
-			return &dbAdapter{s: st}, nil
+			return &dbAdapter{s: st, secretKey: cfg.BridgeSecretKey}, nil
 		},
 		components: buildComponents,
 	}
@@ -104,6 +104,7 @@ func wire(ctx context.Context, d deps) (*wiring, error) {
 	}
 
 	presence := &presenceRef{}
+	consent := &consentRef{}
 	var br *bridge.Bridge // the bot's callbacks reach the bridge, which is built after the bot
 	opts := partOptions{
 		Client: resonite.Options{
@@ -121,7 +122,8 @@ func wire(ctx context.Context, d deps) (*wiring, error) {
 		Hub: resonite.HubOptions{URL: cfg.ResoniteHubURL, Logger: log},
 		Bot: bot.Options{
 			Token: cfg.DiscordToken, GuildID: cfg.DiscordGuildID, APIURL: cfg.DiscordAPIURL,
-			Logger: log, Store: st, // the bot names its component itself Presence: presence, DrainTimeout: botDrain,
+			Logger: log, // the bot names its component itself
+			Store:  st, Consent: consent, Presence: presence, DrainTimeout: botDrain,
 			Handlers: bot.Handlers{
 				OnMessage: func(ctx context.Context, m core.DiscordMessage) {
 					if err := br.HandleDiscordMessage(ctx, m); err != nil {
@@ -135,6 +137,7 @@ func wire(ctx context.Context, d deps) (*wiring, error) {
 		Bridge: bridge.Options{
 			DrainTimeout:       bridgeDrain,
 			Store:              st,
+			Consent:            st,
 			Logger:             log.With("component", "bridge"),
 			AutoAcceptContacts: cfg.ResoniteAutoAcceptContacts,
 		},
@@ -165,7 +168,7 @@ func wire(ctx context.Context, d deps) (*wiring, error) {
 	if err != nil {
 		return nil, err
 	}
-	presence.b = br
+	presence.b, consent.b = br, br
 	events := resoniteadapter.NewEventLoop(rs, br, log)
 	return &wiring{store: st, lock: lock, client: client, hub: hub, resonite: rs, events: events, bot: b, bridge: br, lockOpts: opts.Lock}, nil
 }
@@ -180,6 +183,40 @@ func (p *presenceRef) ContactPresence(id string) (core.OnlineStatus, *core.Sessi
 	return p.b.ContactPresence(id)
 }
 
+// consentRef lets the bot's commands reach the bridge's consent, built after the bot; the
+// bridge exists before any command runs (the bot starts after wire).
+type consentRef struct{ b *bridge.Bridge }
+
+var errNotWired = errors.New("the bridge is not wired yet")
+
+func (c *consentRef) ConsentedContacts(ctx context.Context, guildID string) ([]string, error) {
+	if c.b == nil {
+		return nil, errNotWired
+	}
+	return c.b.ConsentedContacts(ctx, guildID)
+}
+
+func (c *consentRef) ConsentRequests(ctx context.Context, guildID string) ([]core.ConsentRequest, error) {
+	if c.b == nil {
+		return nil, errNotWired
+	}
+	return c.b.ConsentRequests(ctx, guildID)
+}
+
+func (c *consentRef) AskConsent(ctx context.Context, r core.ConsentRequest) (core.ConsentRequest, error) {
+	if c.b == nil {
+		return core.ConsentRequest{}, errNotWired
+	}
+	return c.b.AskConsent(ctx, r)
+}
+
+func (c *consentRef) CancelConsentRequests(ctx context.Context, channelID, contactID string) (int, error) {
+	if c.b == nil {
+		return 0, errNotWired
+	}
+	return c.b.CancelConsentRequests(ctx, channelID, contactID)
+}
+
 // statusSource gathers /status from the hub, the client, the store and the bridge.
 type statusSource struct {
 	st       *store.Store
@@ -189,7 +226,7 @@ type statusSource struct {
 	cfg      *Config
 }
 
-func (s statusSource) Status(ctx context.Context) bot.BridgeStatus {
+func (s statusSource) Status(ctx context.Context, guildID string) bot.BridgeStatus {
 	hs := s.hub.State()
 	out := bot.BridgeStatus{
 		HubState: string(hs.State), HubConnected: hs.State == resonite.ConnConnected, HubSince: hs.Since,
@@ -199,12 +236,15 @@ func (s statusSource) Status(ctx context.Context) bot.BridgeStatus {
 	if hs.LastError != "" && !out.HubConnected {
 		out.HubState += ": " + hs.LastError
 	}
+	if guildID == "" {
+		return out // the rest is per server
+	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	if ps, err := s.st.Pairings(ctx); err == nil {
+	if ps, err := s.st.PairingsByGuild(ctx, guildID); err == nil {
 		out.Pairings = len(ps)
 	}
-	if q, err := s.st.QueueStats(ctx); err == nil {
+	if q, err := s.st.GuildQueueStats(ctx, guildID); err == nil {
 		for _, dir := range []core.Direction{core.ToResonite, core.ToDiscord} {
 			out.QueueDepth += q.Pending[dir] + q.InFlight[dir]
 			out.FailedMessages += q.Failed[dir]
@@ -216,11 +256,11 @@ func (s statusSource) Status(ctx context.Context) bot.BridgeStatus {
 		}
 	}
 	if b := s.presence.b; b != nil {
-		bs := b.Stats()
-		if bs.LastError != "" && bs.LastErrorAt.After(out.LastErrorAt) {
-			out.LastError, out.LastErrorAt = bs.LastError, bs.LastErrorAt
-		}
-		out.CatchUp = bs.CatchUp
+		// The bridge's own last error may name any server's channels or contacts: a server
+		// sees only its rows' errors. The catch-up's channel counts span every server.
+		cu := b.Stats().CatchUp
+		cu.PairingsDone, cu.PairingsTotal, cu.HeldPairings = 0, 0, min(cu.HeldPairings, 0)
+		out.CatchUp = cu
 	}
 	return out
 }
