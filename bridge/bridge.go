@@ -88,6 +88,10 @@ type Options struct {
 	Discord  Discord
 	// Sessions resolves the session of a contact's device; without it no session is shown.
 	Sessions Sessions
+	// Assets downloads voice messages for upload; without it they are posted as links.
+	Assets Assets
+	// Versions relays edits and deletions of Discord messages; without it they are ignored.
+	Versions Versions
 	Logger   *slog.Logger
 	// Now is the clock of the presence model and the notification cooldown.
 	Now func() time.Time

@@ -52,7 +52,7 @@ func (b *Bridge) ingestDiscord(ctx context.Context, p core.Pairing, m core.Disco
 	if text == "" {
 		return nil
 	}
-	payload, err := core.EncodeToResonite(core.ToResonitePayload{ChannelID: m.ChannelID, MessageID: m.ID, Text: text})
+	payload, err := core.EncodeToResonite(core.ToResonitePayload{ChannelID: m.ChannelID, MessageID: m.ID, Text: text, AuthorName: m.AuthorName})
 	if err != nil {
 		return fmt.Errorf("bridge: encoding Discord message %s: %w", m.ID, err)
 	}
