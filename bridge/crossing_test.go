@@ -213,3 +213,19 @@ func FuzzDiscordFromRichText(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkDiscordFromRichText(b *testing.B) {
+	s := strings.Repeat("<b>hello</b> <color=red>there</color> [x](https://e.x) ", 30)
+	b.ReportAllocs()
+	for b.Loop() {
+		DiscordFromRichText(s)
+	}
+}
+
+func BenchmarkResoniteFromMarkdown(b *testing.B) {
+	s := strings.Repeat("**hello** _there_ <size=9> ||x|| ", 30)
+	b.ReportAllocs()
+	for b.Loop() {
+		ResoniteFromMarkdown(s)
+	}
+}

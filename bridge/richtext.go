@@ -13,7 +13,8 @@ import (
 // address and opens none other, and a "# heading" or "-# small" stays a line of text.
 
 // resoniteTags are the tag names Resonite's text renderer knows; text such as "<3" or
-// "<not a tag>" is no tag and stays.
+// "<not a tag>" is no tag and stays. The list is also resonite/text.go's (StripRichText): the
+// bridge may not import the client, and the two follow the same renderer.
 var resoniteTags = map[string]bool{
 	"align": true, "alpha": true, "color": true, "colour": true, "b": true, "br": true, "i": true,
 	"cspace": true, "font": true, "indent": true, "line-height": true, "line-indent": true,
