@@ -74,6 +74,7 @@ type Bot struct {
 
 	events   *eventQueue
 	hooks    *webhooks
+	threads  *threadParents
 	sessions *listingCache
 	contacts *contactCache
 
@@ -169,6 +170,7 @@ func New(o Options) (*Bot, error) {
 		s:          s,
 		limiter:    rate.NewLimiter(rate.Limit(o.RequestRate), int(max(1, o.RequestRate/5))),
 		events:     newEventQueue(),
+		threads:    newThreadParents(),
 		sessions:   newListingCache(o.SessionsTTL),
 		contacts:   newContactCache(o.ContactsTTL),
 		disconnect: make(chan struct{}, 1),

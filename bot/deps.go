@@ -81,4 +81,8 @@ type Handlers struct {
 	OnGuildAvailable func(ctx context.Context, guildID string)
 	// OnReconnect runs after the gateway came back (resumed or identified again).
 	OnReconnect func(ctx context.Context)
+	// OnMessageEdit gets a MESSAGE_UPDATE that carries an edited_timestamp; OnMessageDelete a
+	// MESSAGE_DELETE.
+	OnMessageEdit   func(ctx context.Context, m core.DiscordMessage)
+	OnMessageDelete func(ctx context.Context, channelID, messageID string)
 }

@@ -149,6 +149,10 @@ func (b *Bot) convert(m *discordgo.Message) (core.DiscordMessage, bool) {
 			out.Attachments = append(out.Attachments, a.URL)
 		}
 	}
+	out.Files = attachmentsOf(m)
+	if m.EditedTimestamp != nil {
+		out.EditedAt = *m.EditedTimestamp
+	}
 	for _, s := range m.StickerItems {
 		if s != nil && s.Name != "" {
 			out.Stickers = append(out.Stickers, s.Name)

@@ -135,9 +135,14 @@ func (w *webhooks) resolve(ctx context.Context, channelID string) (hook, error) 
 	return h, nil
 }
 
-func (w *webhooks) adoptOrCreate(ctx context.Context, channelID string) (hook, error) {
+func (w *webhooks) adoptOrCreate(ctx context.Context, postChannel string) (hook, error) {
 	b := w.b
 	appID, err := b.waitAppID(ctx)
+	if err != nil {
+		return hook{}, err
+	}
+	// A thread posts through its parent channel's webhook.
+	channelID, _, err := b.webhookChannel(ctx, postChannel)
 	if err != nil {
 		return hook{}, err
 	}
@@ -216,14 +221,20 @@ func (b *Bot) post(ctx context.Context, channelID string, p core.Post) (string, 
 		if err != nil {
 			return "", err
 		}
+		_, threadID, err := b.webhookChannel(ctx, channelID)
+		if err != nil {
+			return "", err
+		}
 		params := &discordgo.WebhookParams{
 			Content:         p.Content,
 			Username:        SanitizeWebhookName(p.Username),
 			AvatarURL:       httpsOnly(p.AvatarURL),
 			Embeds:          embeds(p.Embeds),
 			AllowedMentions: noMentions(),
+			Files:           discordFiles(p.Files),
+			Components:      linkButtons(p.Buttons),
 		}
-		m, err := b.s.WebhookExecute(h.id, h.token, true, params, discordgo.WithContext(withoutWaiting(ctx)))
+		m, err := b.s.WebhookThreadExecute(h.id, h.token, true, threadID, params, discordgo.WithContext(withoutWaiting(ctx)))
 		if err == nil {
 			if m == nil {
 				return "", errors.New("discord: webhook execution returned no message")
@@ -252,6 +263,8 @@ func (b *Bot) postAsBot(ctx context.Context, channelID string, p core.Post) (str
 		send := &discordgo.MessageSend{Content: c, AllowedMentions: noMentions()}
 		if i == len(chunks)-1 {
 			send.Embeds = embeds(p.Embeds)
+			send.Files = discordFiles(p.Files)
+			send.Components = linkButtons(p.Buttons)
 		}
 		m, err := b.s.ChannelMessageSendComplex(channelID, send, discordgo.WithContext(withoutWaiting(ctx)))
 		if err != nil {

@@ -97,7 +97,11 @@ type Options struct {
 	// Consent keeps contacts' consents (see consent.go). Without it contacts' command
 	// messages are still never relayed, but nothing acts on them and AskConsent fails.
 	Consent ConsentStore
-	Logger  *slog.Logger
+	// Assets downloads voice messages for upload; without it they are posted as links.
+	Assets Assets
+	// Versions relays edits and deletions of Discord messages; without it they are ignored.
+	Versions Versions
+	Logger   *slog.Logger
 	// Now is the clock of the presence model and the notification cooldown.
 	Now func() time.Time
 	// AutoAcceptContacts accepts incoming contact requests.

@@ -160,7 +160,7 @@ func (b *Bridge) useCode(ctx context.Context, contactID, code string) (string, e
 	if err != nil {
 		return "", err
 	}
-	server := noParse(nameOr(res.GuildName))
+	server := Literal(nameOr(res.GuildName))
 	switch res.Outcome {
 	case core.CodeThrottled:
 		return fmt.Sprintf("Too many wrong codes: codes are not checked until %s UTC. Nothing changed.", res.RetryAt.UTC().Format("15:04")), nil
@@ -185,7 +185,7 @@ func (b *Bridge) useCode(ctx context.Context, contactID, code string) (string, e
 		if !a.Created && a.Request.Kind == core.ConsentPairing {
 			what = "#" + nameOr(a.Request.ChannelName) + " could not be linked (it was linked with someone else meanwhile)"
 		}
-		parts = append(parts, noParse(what))
+		parts = append(parts, Literal(what))
 	}
 	b.log.Info("contact consented", "contact", contactID, "guild", res.GuildID, "activated", len(res.Activated))
 	return fmt.Sprintf("Done: you agreed to the Discord server “%s”. %s. Send !links to see where you are linked, !unlink to withdraw.",
@@ -229,7 +229,7 @@ func (b *Bridge) listConsents(ctx context.Context, contactID string) (string, er
 	var sb strings.Builder
 	sb.WriteString("You agreed to these Discord servers:")
 	for _, g := range gs {
-		fmt.Fprintf(&sb, "\n• %s: %s, %s", noParse(nameOr(g.GuildName)), count(len(g.Pairings), "linked channel", "linked channels"), count(len(g.Subscriptions), "channel announcing you", "channels announcing you"))
+		fmt.Fprintf(&sb, "\n• %s: %s, %s", Literal(nameOr(g.GuildName)), count(len(g.Pairings), "linked channel", "linked channels"), count(len(g.Subscriptions), "channel announcing you", "channels announcing you"))
 	}
 	sb.WriteString("\nSend !unlink to withdraw every consent.")
 	return sb.String(), nil
@@ -310,7 +310,7 @@ func (b *Bridge) AskConsent(ctx context.Context, r core.ConsentRequest) (core.Co
 // consentRequestText is the message a contact gets; names come from Discord and are shown
 // literally.
 func consentRequestText(r core.ConsentRequest, code string) string {
-	server, channel := noParse(nameOr(r.GuildName)), noParse("#"+nameOr(r.ChannelName))
+	server, channel := Literal(nameOr(r.GuildName)), Literal("#"+nameOr(r.ChannelName))
 	what := fmt.Sprintf("wants to link its channel %s with you: your messages to me would be posted there, and its messages sent to you.", channel)
 	if r.Kind == core.ConsentSubscription {
 		what = fmt.Sprintf("wants to announce in its channel %s when you come online (with your status and session).", channel)

@@ -145,6 +145,11 @@ func (b *Bridge) deliverBatch(ctx context.Context, batch []core.OutboxRow) {
 		defer cancel()
 		b.warnUndelivered(sctx, failed, err)
 	}
+	if f.Kind == core.Fail && failed.Direction == core.ToDiscord && perr == nil {
+		sctx, cancel := storeCtx(ctx)
+		defer cancel()
+		b.warnContact(sctx, pairing, failed, err)
+	}
 }
 
 func settled(out []core.Settlement, id int64) bool {
@@ -395,7 +400,7 @@ func (b *Bridge) postGroup(ctx context.Context, pairing core.Pairing, g postGrou
 			}
 			continue
 		}
-		id, err := b.o.Discord.Post(ctx, pairing.ChannelID, g.posts[i])
+		id, err := b.postOne(ctx, pairing.ChannelID, g.msg, g.posts[i])
 		if err != nil {
 			return "", fmt.Errorf("posting part %d of %d into channel %s: %w", i+1, len(g.posts), pairing.ChannelID, err)
 		}

@@ -2,7 +2,6 @@ package bridge
 
 import (
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"unicode"
@@ -17,63 +16,85 @@ const DiscordMaxLen = 2000
 // quoteLen is how much of an answered message a reply quotes in Resonite.
 const quoteLen = 60
 
-// FormatForResonite renders a Discord message as one line of Resonite chat:
-// "<display name>: <text>", with the quote of the answered message, attachment URLs and sticker
-// names. It returns "" when there is nothing to relay.
-func FormatForResonite(m core.DiscordMessage) string {
-	var parts []string
+// FormatForResonite renders a Discord message as Resonite chat: every line of it as
+// "<display name>: <line>", so that a line break cannot make words look like another person's
+// (see markdown.go for what the text becomes), with the quote of the answered message,
+// attachments by name and link, voice messages and stickers named. It returns "" when there is
+// nothing to relay.
+func FormatForResonite(m core.DiscordMessage) string { return formatForResonite(m, "") }
+
+// FormatEditForResonite renders the new version of an edited message: "Name (edited): text".
+func FormatEditForResonite(m core.DiscordMessage) string {
+	return formatForResonite(m, " (edited)")
+}
+
+// DeletionForResonite is the notice of a deleted message, which never repeats its text.
+func DeletionForResonite(authorName string) string {
+	return Literal(oneLine(nameOr(authorName))) + " deleted a message."
+}
+
+func formatForResonite(m core.DiscordMessage, mark string) string {
+	var lines []string
+	for _, l := range strings.Split(m.Content, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, ResoniteFromMarkdown(l))
+		}
+	}
+	var tail []string
+	for _, f := range discordFiles(m) {
+		switch {
+		case f.Voice:
+			tail = append(tail, "🎤 voice message: "+Literal(f.URL))
+		case f.Name != "":
+			tail = append(tail, "📎 "+Literal(oneLine(f.Name))+": "+Literal(f.URL))
+		default:
+			tail = append(tail, "📎 "+Literal(f.URL))
+		}
+	}
+	for _, st := range m.Stickers {
+		if st = strings.TrimSpace(st); st != "" {
+			tail = append(tail, "[sticker: "+Literal(oneLine(st))+"]")
+		}
+	}
+	if len(lines) == 0 && len(tail) == 0 {
+		return ""
+	}
 	if m.ReplyTo != nil {
 		q := Shorten(strings.Join(strings.Fields(m.ReplyTo.Content), " "), quoteLen)
 		if q == "" {
 			q = "…"
 		}
-		parts = append(parts, fmt.Sprintf("(replying to %s: “%s”)", nameOr(m.ReplyTo.AuthorName), q))
+		quote := Literal(fmt.Sprintf("(replying to %s: “%s”)", oneLine(nameOr(m.ReplyTo.AuthorName)), q))
+		if len(lines) > 0 {
+			lines[0] = quote + " " + lines[0]
+		} else {
+			lines = []string{quote}
+		}
 	}
-	if t := strings.TrimSpace(m.Content); t != "" {
-		parts = append(parts, t)
+	prefix := Literal(oneLine(nameOr(m.AuthorName))) + mark + ": "
+	all := append(lines, tail...)
+	for i := range all {
+		all[i] = prefix + all[i]
 	}
-	var tail []string
+	return strings.Join(all, "\n")
+}
+
+// discordFiles are a message's attachments, by name when the bot gave them.
+func discordFiles(m core.DiscordMessage) []core.DiscordFile {
+	if len(m.Files) > 0 {
+		return m.Files
+	}
+	var out []core.DiscordFile
 	for _, a := range m.Attachments {
 		if a = strings.TrimSpace(a); a != "" {
-			tail = append(tail, a)
+			out = append(out, core.DiscordFile{URL: a})
 		}
 	}
-	for _, s := range m.Stickers {
-		if s = strings.TrimSpace(s); s != "" {
-			tail = append(tail, "[sticker: "+s+"]")
-		}
-	}
-	if len(tail) == 0 && (len(parts) == 0 || (len(parts) == 1 && m.ReplyTo != nil)) {
-		return ""
-	}
-	body := strings.Join(parts, " ")
-	if len(tail) > 0 {
-		if body != "" {
-			body += "\n"
-		}
-		body += strings.Join(tail, "\n")
-	}
-	return noParse(nameOr(m.AuthorName) + ": " + body)
+	return out
 }
 
-// noParse keeps Discord text from being rendered as Resonite rich text (a <size=900> from
-// Discord would fill someone's view in VR): text with tags goes inside <noparse>, whose own
-// closing tag in the text is broken so it cannot end the block early.
-func noParse(s string) string {
-	if !richTag.MatchString(s) {
-		return s // no tag: "<3" and friends stay as they are
-	}
-	s = noparseClose.ReplaceAllStringFunc(s, func(t string) string { return t[:2] + "\u200b" + t[2:] })
-	return "<noparse>" + s + "</noparse>"
-}
-
-var noparseClose = regexp.MustCompile(`(?i)</noparse`)
-
-// richTag matches what Resonite could render as a rich-text tag: "<", an optional "/", a tag
-// name, then ">", "=value>" or attributes. Wider than the tags Resonite knows, so that none slips
-// through (a false match only costs a <noparse> around harmless text), yet "<3", "a < b > c" and
-// Discord's "<https://…>" stay as they are.
-var richTag = regexp.MustCompile(`</?[a-zA-Z][a-zA-Z-]*(=[^<>]*|\s[^<>]*)?>`)
+// oneLine keeps a name on one line: a name with a line break could start a line of its own.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 func nameOr(s string) string {
 	if s = strings.TrimSpace(s); s != "" {
@@ -89,7 +110,8 @@ func RenderForDiscord(m core.ContactMessage, username, avatarURL string) []core.
 	base := core.Post{Username: username, AvatarURL: avatarURL}
 	one := func(content string, embeds ...core.Embed) []core.Post {
 		p := base
-		p.Content = neutralizeMentions(content)
+		// Every kind fits one post: what is not the contact's own text is shortened.
+		p.Content = Shorten(neutralizeMentions(content), DiscordMaxLen)
 		p.Embeds = embeds
 		return []core.Post{p}
 	}
@@ -99,7 +121,7 @@ func RenderForDiscord(m core.ContactMessage, username, avatarURL string) []core.
 	switch m.Kind {
 	case core.KindText, "":
 		var posts []core.Post
-		for _, chunk := range SplitText(neutralizeMentions(m.Text), DiscordMaxLen) {
+		for _, chunk := range SplitText(neutralizeMentions(DiscordFromRichText(m.Text)), DiscordMaxLen) {
 			if strings.TrimSpace(chunk) == "" {
 				continue
 			}
@@ -112,42 +134,60 @@ func RenderForDiscord(m core.ContactMessage, username, avatarURL string) []core.
 		if m.SoundURL == "" {
 			return one(unreadable(m.Kind))
 		}
+		// The delivery uploads the audio with this post when it can be fetched (voice.go).
 		return one("🎤 Voice message: " + m.SoundURL)
 	case core.KindObject:
 		name := "an item"
 		if m.Item != nil && strings.TrimSpace(m.Item.Name) != "" {
-			name = m.Item.Name
+			name = oneLine(m.Item.Name)
 		}
+		line := "📦 sent an item: **" + EscapeMarkdown(Shorten(name, itemNameLen)) + "**"
 		if m.Item != nil && m.Item.ThumbnailURL != "" {
-			return one("📦 sent an item: **"+EscapeMarkdown(name)+"**",
-				core.Embed{Title: name, ThumbnailURL: m.Item.ThumbnailURL})
+			return one(line, core.Embed{Title: Shorten(name, 256), ThumbnailURL: m.Item.ThumbnailURL})
 		}
-		return one("📦 sent an item: **" + EscapeMarkdown(name) + "**")
+		return one(line)
 	case core.KindSessionInvite:
 		if m.Invite == nil {
 			return one(unreadable(m.Kind))
 		}
-		return one("📨 invites you to a session", SessionEmbed(*m.Invite))
+		posts := one("📨 invites you to a session", SessionEmbed(*m.Invite))
+		posts[0].Buttons = sessionButton(m.Invite.URL)
+		return posts
 	case core.KindInviteRequest:
 		r := m.InviteRequest
 		if r == nil {
 			return one(unreadable(m.Kind))
 		}
-		line := "🙋 " + nameOr(r.From) + " asks for an invite"
+		from := EscapeMarkdown(Shorten(oneLine(nameOr(r.From)), 100))
+		line := "🙋 " + from + " asks for an invite"
 		if r.ForUser != "" && r.ForUser != r.From {
-			line = "🙋 " + nameOr(r.From) + " asks for an invite for " + r.ForUser
+			line += " for " + EscapeMarkdown(Shorten(oneLine(r.ForUser), 100))
 		}
 		if s := strings.TrimSpace(r.SessionName); s != "" {
-			line += " to " + s
+			line += " to " + EscapeMarkdown(Shorten(oneLine(s), 300))
 		}
-		return one(line)
+		posts := one(line)
+		posts[0].Buttons = sessionButton(r.SessionURL)
+		return posts
 	case core.KindCreditTransfer:
 		return one("💸 sent a credit transfer" + transferSuffix(m.Transfer))
 	case core.KindSugarCubes:
 		return one("🧊 sent sugar cubes" + transferSuffix(m.Transfer))
 	default:
-		return one("sent a message of type " + string(m.Kind) + " that Discord cannot show")
+		return one("sent a message of type " + EscapeMarkdown(Shorten(oneLine(string(m.Kind)), 64)) + " that Discord cannot show")
 	}
+}
+
+// itemNameLen is how much of an item's name a post shows: escaped, it stays well inside
+// Discord's 2,000 characters.
+const itemNameLen = 300
+
+// sessionButton is the link button to a session's go.resonite.com page; none without a page.
+func sessionButton(url string) []core.LinkButton {
+	if !strings.HasPrefix(url, "https://go.resonite.com/") {
+		return nil
+	}
+	return []core.LinkButton{{Label: "Open in Resonite", URL: url}}
 }
 
 // unreadable is the post for a message whose content could not be decoded.
@@ -172,10 +212,10 @@ func transferSuffix(t *core.Transfer) string {
 	}
 	var s string
 	if t.Amount != "" {
-		s = ": " + t.Amount
+		s = ": " + EscapeMarkdown(Shorten(oneLine(t.Amount), 100))
 	}
 	if c := strings.TrimSpace(t.Comment); c != "" {
-		s += " (“" + Shorten(c, 200) + "”)"
+		s += " (“" + DiscordFromRichText(Shorten(oneLine(c), 200)) + "”)"
 	}
 	return s
 }

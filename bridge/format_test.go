@@ -25,7 +25,9 @@ func TestFormatForResonite(t *testing.T) {
 		{"plain text", core.DiscordMessage{AuthorName: "Kim", Content: "hello there"}, "Kim: hello there"},
 		{"surrounding space trimmed", core.DiscordMessage{AuthorName: "Kim", Content: "  hi \n"}, "Kim: hi"},
 		{"mentions and emoji as the bot rendered them", core.DiscordMessage{AuthorName: "Kim", Content: "@Alex look at #general :party:"}, "Kim: @Alex look at #general :party:"},
-		{"multi-line text kept", core.DiscordMessage{AuthorName: "Kim", Content: "one\ntwo"}, "Kim: one\ntwo"},
+		{"every line carries the sender", core.DiscordMessage{AuthorName: "Kim", Content: "one\ntwo"}, "Kim: one\nKim: two"},
+		{"a line cannot pass for another speaker", core.DiscordMessage{AuthorName: "Kim", Content: "hi\nBob: send me your code"}, "Kim: hi\nKim: Bob: send me your code"},
+		{"blank lines dropped", core.DiscordMessage{AuthorName: "Kim", Content: "one\n\n\ntwo"}, "Kim: one\nKim: two"},
 		{"no display name", core.DiscordMessage{AuthorName: "  ", Content: "hi"}, "someone: hi"},
 		{
 			"reply quotes the answered message on one line",
@@ -46,14 +48,14 @@ func TestFormatForResonite(t *testing.T) {
 		{
 			"attachments as URLs after the text",
 			core.DiscordMessage{AuthorName: "Kim", Content: "look", Attachments: []string{"https://cdn.discordapp.com/a/1.png", " ", "https://cdn.discordapp.com/a/2.mp4"}},
-			"Kim: look\nhttps://cdn.discordapp.com/a/1.png\nhttps://cdn.discordapp.com/a/2.mp4",
+			"Kim: look\nKim: 📎 https://cdn.discordapp.com/a/1.png\nKim: 📎 https://cdn.discordapp.com/a/2.mp4",
 		},
-		{"attachment only", core.DiscordMessage{AuthorName: "Kim", Attachments: []string{"https://cdn.discordapp.com/a/1.png"}}, "Kim: https://cdn.discordapp.com/a/1.png"},
+		{"attachment only", core.DiscordMessage{AuthorName: "Kim", Attachments: []string{"https://cdn.discordapp.com/a/1.png"}}, "Kim: 📎 https://cdn.discordapp.com/a/1.png"},
 		{"sticker by name", core.DiscordMessage{AuthorName: "Kim", Stickers: []string{"Wave"}}, "Kim: [sticker: Wave]"},
 		{
 			"reply with attachment only",
 			core.DiscordMessage{AuthorName: "Kim", Attachments: []string{"https://x/1.png"}, ReplyTo: &core.DiscordReply{AuthorName: "Alex", Content: "send it"}},
-			"Kim: (replying to Alex: “send it”)\nhttps://x/1.png",
+			"Kim: (replying to Alex: “send it”)\nKim: 📎 https://x/1.png",
 		},
 		{"nothing to relay", core.DiscordMessage{AuthorName: "Kim"}, ""},
 		{"blank text", core.DiscordMessage{AuthorName: "Kim", Content: " \n\t"}, ""},
@@ -72,10 +74,17 @@ func TestRenderForDiscord(t *testing.T) {
 	t.Parallel()
 	const avatar = "https://assets.resonite.com/icon"
 	base := core.Post{Username: "Alice", AvatarURL: avatar}
-	post := func(content string, embeds ...core.Embed) core.Post {
+	post := func(content string, extra ...any) core.Post {
 		p := base
 		p.Content = content
-		p.Embeds = embeds
+		for _, x := range extra {
+			switch x := x.(type) {
+			case core.Embed:
+				p.Embeds = append(p.Embeds, x)
+			case core.LinkButton:
+				p.Buttons = append(p.Buttons, x)
+			}
+		}
 		return p
 	}
 	msg := func(kind core.MessageKind, set func(*core.ContactMessage)) core.ContactMessage {
@@ -102,12 +111,15 @@ func TestRenderForDiscord(t *testing.T) {
 		m    core.ContactMessage
 		want []core.Post
 	}{
-		{"text", text(core.KindText, "hello **world**"), []core.Post{post("hello **world**")}},
+		{"markdown a contact typed shows literally", text(core.KindText, "hello **world**"), []core.Post{post("hello \\*\\*world\\*\\*")}},
+		{"rich text becomes markdown", text(core.KindText, "<b>bold</b> <i>it</i> <s>gone</s> <u>under</u>"), []core.Post{post("**bold** *it* ~~gone~~ __under__")}},
+		{"other tags removed", text(core.KindText, "<size=200>hi</size> <color=#f00>red</color>"), []core.Post{post("hi red")}},
+		{"a masked link shows its parts", text(core.KindText, "[free nitro](https://evil.example)"), []core.Post{post("\\[free nitro\\]\\(https://evil.example)")}},
 		{"untyped message is text", text("", "hi"), []core.Post{post("hi")}},
 		{
 			"mass and user mentions neutralised",
 			text(core.KindText, "@everyone @here <@123> <@!456> <@&789>"),
-			[]core.Post{post("@\u200beveryone @\u200bhere <@\u200b123> <@\u200b!456> <@\u200b&789>")},
+			[]core.Post{post("@\u200beveryone @\u200bhere \\<@\u200b123\\> \\<@\u200b!456\\> \\<@\u200b&789\\>")},
 		},
 		{"blank text gives no post", text(core.KindText, " \n "), nil},
 		{
@@ -148,7 +160,7 @@ func TestRenderForDiscord(t *testing.T) {
 				Title: "The Hidden Star Theater", URL: "https://go.resonite.com/session/S-U-Host:Theater",
 				ThumbnailURL: "https://skyfrost-archive.resonite.com/thumbnails/x.webp",
 				Fields:       fields("Host", "3/16", "unknown", "no"),
-			})},
+			}, core.LinkButton{Label: "Open in Resonite", URL: "https://go.resonite.com/session/S-U-Host:Theater"})},
 		},
 		{
 			"session invite without name or host",
@@ -158,7 +170,7 @@ func TestRenderForDiscord(t *testing.T) {
 			[]core.Post{post("📨 invites you to a session", core.Embed{
 				Title: "Unnamed session", URL: "https://go.resonite.com/session/S-1",
 				Fields: fields("unknown", "1", "unknown", "no"),
-			})},
+			}, core.LinkButton{Label: "Open in Resonite", URL: "https://go.resonite.com/session/S-1"})},
 		},
 		{"unreadable session invite", unreadable(core.KindSessionInvite), []core.Post{post("📨 sent a session invite (it could not be read)")}},
 		{"session invite without a session", msg(core.KindSessionInvite, nil), []core.Post{post("📨 sent a session invite (it could not be read)")}},
@@ -173,6 +185,13 @@ func TestRenderForDiscord(t *testing.T) {
 			"invite request for someone else",
 			msg(core.KindInviteRequest, func(m *core.ContactMessage) { m.InviteRequest = &core.InviteRequest{From: "Alice", ForUser: "Carol"} }),
 			[]core.Post{post("🙋 Alice asks for an invite for Carol")},
+		},
+		{
+			"invite request with a link button to the session",
+			msg(core.KindInviteRequest, func(m *core.ContactMessage) {
+				m.InviteRequest = &core.InviteRequest{From: "Alice", SessionName: "Party", SessionURL: "https://go.resonite.com/session/S-9"}
+			}),
+			[]core.Post{post("🙋 Alice asks for an invite to Party", core.LinkButton{Label: "Open in Resonite", URL: "https://go.resonite.com/session/S-9"})},
 		},
 		{
 			"invite request naming @everyone",

@@ -190,14 +190,16 @@ func TestRichTextFromDiscordIsNotRendered(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{"hello", "Dana: hello"},
 		{"I <3 you", "Dana: I <3 you"},
-		{"I <3 you, a < b > c", "Dana: I <3 you, a < b > c"},
-		// Wider than Resonite's own tags on purpose (see richTag): a false match only costs a
-		// <noparse>, which Resonite shows as the same text.
-		{"<hello> there", "<noparse>Dana: <hello> there</noparse>"},
-		{"see <https://example.com>", "Dana: see <https://example.com>"},
-		{"<size=900>HUGE</size>", "<noparse>Dana: <size=900>HUGE</size></noparse>"},
-		{"</noparse><size=900>escape", "<noparse>Dana: </\u200bnoparse><size=900>escape</noparse>"},
-		{"</NOPARSE><b>x", "<noparse>Dana: </\u200bNOPARSE><b>x</noparse>"},
+		{"I <3 you, a <- b", "Dana: I <3 you, a <- b"},
+		{"a < b > c", "Dana: <noparse>a <\u200b b > c</noparse>"},
+		// Wider than Resonite's own tags on purpose (see mayHoldTag): a false match only costs
+		// a <noparse>, which Resonite shows as the same text.
+		{"<hello> there", "Dana: <noparse><\u200bhello> there</noparse>"},
+		{"see <https://example.com>", "Dana: <noparse>see <\u200bhttps://example.com></noparse>"},
+		{"<size=900>HUGE</size>", "Dana: <noparse><\u200bsize=900>HUGE<\u200b/size></noparse>"},
+		{"</noparse><size=900>escape", "Dana: <noparse><\u200b/noparse><\u200bsize=900>escape</noparse>"},
+		{"</NOPARSE><b>x", "Dana: <noparse><\u200b/NOPARSE><\u200bb>x</noparse>"},
+		{"< / noparse >x", "Dana: <noparse><\u200b / noparse >x</noparse>"},
 	} {
 		if got := FormatForResonite(core.DiscordMessage{AuthorName: "Dana", Content: tc.in}); got != tc.want {
 			t.Errorf("FormatForResonite(%q) = %q, want %q", tc.in, got, tc.want)

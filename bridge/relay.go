@@ -57,7 +57,7 @@ func (b *Bridge) ingestDiscord(ctx context.Context, p core.Pairing, m core.Disco
 	if text == "" {
 		return nil, nil
 	}
-	payload, err := core.EncodeToResonite(core.ToResonitePayload{ChannelID: m.ChannelID, MessageID: m.ID, Text: text})
+	payload, err := core.EncodeToResonite(core.ToResonitePayload{ChannelID: m.ChannelID, MessageID: m.ID, Text: text, AuthorName: m.AuthorName})
 	if err != nil {
 		return nil, fmt.Errorf("bridge: encoding Discord message %s: %w", m.ID, err)
 	}

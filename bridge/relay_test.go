@@ -35,7 +35,7 @@ func TestRelayDiscordToResonite(t *testing.T) {
 			m.ReplyTo = &core.DiscordReply{AuthorName: "Alice", Content: "which?"}
 			m.Attachments = []string{"https://cdn.discordapp.com/a/1.png"}
 			return m
-		}(), "Kim: (replying to Alice: “which?”) this one\nhttps://cdn.discordapp.com/a/1.png"},
+		}(), "Kim: (replying to Alice: “which?”) this one\nKim: 📎 https://cdn.discordapp.com/a/1.png"},
 		{"the bot itself", func() core.DiscordMessage {
 			m := dmsg(1, "C-A", "Bridge", "⚠ Not delivered")
 			m.FromSelf = true

@@ -221,7 +221,7 @@ func (s *Server) getChannel(w http.ResponseWriter, r *http.Request) {
 	c := s.channelLocked(w, r.PathValue("cid"))
 	s.mu.Unlock()
 	if c != nil {
-		writeJSON(w, http.StatusOK, discordgo.Channel{ID: c.id, GuildID: c.guildID, Name: c.name, Type: discordgo.ChannelTypeGuildText})
+		writeJSON(w, http.StatusOK, discordgo.Channel{ID: c.id, GuildID: c.guildID, Name: c.name, Type: c.kind, ParentID: c.parentID})
 	}
 }
 
@@ -356,7 +356,8 @@ func validateMessage(w http.ResponseWriter, body map[string]json.RawMessage, cre
 		apiError(w, http.StatusBadRequest, 50035, "Invalid Form Body: embeds")
 		return false
 	}
-	if create && content == "" && len(embeds) == 0 {
+	_, hasFiles := body[filesKey]
+	if create && content == "" && len(embeds) == 0 && !hasFiles {
 		apiError(w, http.StatusBadRequest, 50006, "Cannot send an empty message")
 		return false
 	}
@@ -404,7 +405,10 @@ func (s *Server) executeWebhook(w http.ResponseWriter, r *http.Request) {
 		s.followup(w, r, tok)
 		return
 	}
-	body := readBody(r)
+	body, files, ok := readWebhookBody(w, r)
+	if !ok {
+		return
+	}
 	var echo json.RawMessage
 	s.mu.Lock()
 	defer func() { s.mu.Unlock(); s.echo(echo) }()
@@ -419,6 +423,10 @@ func (s *Server) executeWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	if c := s.channels[wh.ChannelID]; c == nil || c.missing {
 		apiError(w, http.StatusNotFound, 10003, "Unknown Channel")
+		return
+	}
+	target, ok := s.webhookTargetLocked(w, wh, r.URL.Query().Get("thread_id"))
+	if !ok {
 		return
 	}
 	if !s.webhookSlotLocked(w, wh.ID) {
@@ -436,7 +444,8 @@ func (s *Server) executeWebhook(w http.ResponseWriter, r *http.Request) {
 	m := newMsg(&discordgo.Message{Author: &discordgo.User{ID: wh.ID, Username: name, Avatar: avatar, Bot: true},
 		WebhookID: wh.ID}, wh.ApplicationID)
 	applyBody(m, body)
-	m = s.storeMessageLocked(wh.ChannelID, m)
+	attachFiles(m, files)
+	m = s.storeMessageLocked(target, m)
 	echo, _ = json.Marshal(m)
 	if r.URL.Query().Get("wait") == "true" {
 		writeJSON(w, http.StatusOK, m)

@@ -91,6 +91,8 @@ type channel struct {
 	id, guildID, name string
 	denyWebhooks      bool
 	missing           bool
+	parentID          string                // a thread's channel (see AddThread)
+	kind              discordgo.ChannelType // 0: a text channel
 }
 
 type webhook struct {
@@ -474,6 +476,7 @@ type fmsg struct {
 	*discordgo.Message
 	appID      string
 	components json.RawMessage
+	files      []File // uploaded with the message (multipart files[n])
 }
 
 func newMsg(m *discordgo.Message, appID string) *fmsg { return &fmsg{Message: m, appID: appID} }

@@ -21,9 +21,13 @@ type DiscordMessage struct {
 	FromSelf        bool
 	Content         string
 	Attachments     []string
-	Stickers        []string
-	ReplyTo         *DiscordReply
-	Timestamp       time.Time
+	// Files are the attachments with their names (Attachments holds only their links).
+	Files     []DiscordFile
+	Stickers  []string
+	ReplyTo   *DiscordReply
+	Timestamp time.Time
+	// EditedAt is the message's edited_timestamp; zero for a message never edited.
+	EditedAt time.Time
 }
 
 // EmbedField is one name/value line of an embed.
@@ -49,4 +53,8 @@ type Post struct {
 	AvatarURL string
 	Content   string
 	Embeds    []Embed
+	// Files are uploaded with the post (a voice message's audio).
+	Files []File
+	// Buttons are link buttons under the post (a session's go.resonite.com page).
+	Buttons []LinkButton
 }

@@ -17,6 +17,8 @@ type ToResonitePayload struct {
 	ChannelID string `json:"channelId"`
 	MessageID string `json:"messageId"`
 	Text      string `json:"text"`
+	// AuthorName is the Discord author's display name, for the notice of a deletion.
+	AuthorName string `json:"authorName,omitempty"`
 }
 
 // ToDiscordPayload is the stored payload of a contact's message on its way to Discord.

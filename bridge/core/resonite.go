@@ -142,6 +142,9 @@ type ContactMessage struct {
 	Unreadable bool `json:"unreadable,omitempty"`
 	// Sound is a voice message's https audio link.
 	SoundURL string `json:"soundUrl,omitempty"`
+	// SoundAsset is a voice message's asset as Resonite names it (resdb:///<hash>.<ext>): what
+	// is downloaded to upload the audio itself.
+	SoundAsset string `json:"soundAsset,omitempty"`
 	// Item is an Object message's item.
 	Item *Item `json:"item,omitempty"`
 	// Invite is a SessionInvite message's session.
@@ -163,6 +166,8 @@ type InviteRequest struct {
 	From        string `json:"from"`
 	ForUser     string `json:"forUser,omitempty"`
 	SessionName string `json:"sessionName,omitempty"` // without rich text
+	// SessionURL is the go.resonite.com page of the session asked for, when it is named.
+	SessionURL string `json:"sessionUrl,omitempty"`
 }
 
 // Transfer is an amount of credits or sugar cubes; its schema is not published, so what could

@@ -115,6 +115,8 @@ func message(m resonite.Message) core.ContactMessage {
 		r, err := m.Record()
 		if out.SoundURL = resonite.AssetURL(r.AssetURI); err != nil || out.SoundURL == "" {
 			out.Unreadable = true
+		} else if strings.HasPrefix(strings.ToLower(r.AssetURI), "resdb:///") {
+			out.SoundAsset = r.AssetURI
 		}
 	case resonite.MessageObject:
 		r, err := m.Record()
@@ -143,6 +145,9 @@ func message(m resonite.Message) core.ContactMessage {
 		out.InviteRequest = &core.InviteRequest{From: strings.TrimSpace(r.RequestingFromUsername), ForUser: strings.TrimSpace(r.UsernameToInvite)}
 		if r.ForSessionName != nil {
 			out.InviteRequest.SessionName = plain(*r.ForSessionName)
+		}
+		if r.ForSessionID != nil && *r.ForSessionID != "" {
+			out.InviteRequest.SessionURL = resonite.SessionURL(*r.ForSessionID)
 		}
 	case resonite.MessageCreditTransfer, resonite.MessageSugarCubes:
 		out.Transfer = transfer(m)

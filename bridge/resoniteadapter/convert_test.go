@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,6 +49,9 @@ func TestMessage(t *testing.T) {
 		p := base
 		p.Content = content
 		p.Embeds = embeds
+		if len(embeds) == 1 && strings.HasPrefix(embeds[0].URL, "https://go.resonite.com/") {
+			p.Buttons = []core.LinkButton{{Label: "Open in Resonite", URL: embeds[0].URL}} // invites
+		}
 		return p
 	}
 	fields := func(host, users, access, headless string) []core.EmbedField {
@@ -64,14 +68,16 @@ func TestMessage(t *testing.T) {
 	}{
 		{"text", msg(resonite.MessageText, "hello **world**"),
 			decoded(core.KindText, func(m *core.ContactMessage) { m.Text = "hello **world**" }),
-			[]core.Post{post("hello **world**")}},
+			[]core.Post{post("hello \\*\\*world\\*\\*")}}, // typed markdown shows literally
 		{"untyped message is text", msg("", "hi"),
 			decoded(core.KindText, func(m *core.ContactMessage) { m.Text = "hi" }),
 			[]core.Post{post("hi")}},
 		{
 			"sound as a voice-message line with the asset link",
 			msg(resonite.MessageSound, content(t, map[string]any{"assetUri": "resdb:///0a1b2c.ogg", "name": "Voice message"})),
-			decoded(core.KindSound, func(m *core.ContactMessage) { m.SoundURL = "https://assets.resonite.com/0a1b2c" }),
+			decoded(core.KindSound, func(m *core.ContactMessage) {
+				m.SoundURL, m.SoundAsset = "https://assets.resonite.com/0a1b2c", "resdb:///0a1b2c.ogg"
+			}),
 			[]core.Post{post("🎤 Voice message: https://assets.resonite.com/0a1b2c")},
 		},
 		{"unreadable sound", msg(resonite.MessageSound, "{not json"),

@@ -20,10 +20,13 @@ import (
 const (
 	defaultDiscordAPIURL  = "https://discord.com"
 	defaultResoniteAPIURL = "https://api.resonite.com"
-	defaultDatabaseURL    = "postgres://postgres@localhost:5432/resonite_bridge?sslmode=disable"
-	defaultHTTPAddr       = "localhost:9464"
-	defaultLogLevel       = "info"
-	defaultLogFormat      = "text"
+	// defaultResoniteAssetsURL is where assets are downloaded from; links shown in Discord
+	// always name it.
+	defaultResoniteAssetsURL = "https://assets.resonite.com"
+	defaultDatabaseURL       = "postgres://postgres@localhost:5432/resonite_bridge?sslmode=disable"
+	defaultHTTPAddr          = "localhost:9464"
+	defaultLogLevel          = "info"
+	defaultLogFormat         = "text"
 )
 
 // redactedMark replaces every secret in a dump of the configuration.
@@ -63,6 +66,8 @@ var envVars = []envVar{
 		Help: "UID header identifying this installation."},
 	{Name: "RESONITE_AUTO_ACCEPT_CONTACTS", Default: "false",
 		Help: "Accept incoming Resonite contact requests automatically (true/false)."},
+	{Name: "RESONITE_ASSETS_URL", Default: defaultResoniteAssetsURL,
+		Help: "Base of asset downloads (voice messages): resdb:///H.ext is fetched from ${RESONITE_ASSETS_URL}/H.ext."},
 	{Name: "BRIDGE_SECRET_KEY", Default: "empty (tokens stored plain)", Secret: true,
 		Help: "When set, webhook tokens and the Resonite session are stored encrypted (AES-GCM) with a key derived from it; at least 16 characters, e.g. the output of `openssl rand -base64 32`. Keep it: a start with another key, or none, is refused."},
 	{Name: "DATABASE_URL", Default: defaultDatabaseURL, Secret: true, // only its password is secret
@@ -87,6 +92,7 @@ type Config struct {
 	ResoniteTOTP       string
 	ResoniteAPIURL     string // without a trailing slash
 	ResoniteHubURL     string
+	ResoniteAssetsURL  string // without a trailing slash
 	ResoniteMachineID  string // empty: generated once and stored in the database
 	ResoniteUID        string // empty: generated once and stored in the database
 
@@ -210,6 +216,10 @@ func loadConfig(environ map[string]string, dotenvPath string, mode configMode) (
 		}
 	} else if msg := checkURL(c.ResoniteHubURL, "http", "https", "ws", "wss"); msg != "" {
 		addf("RESONITE_HUB_URL: %s", msg)
+	}
+	c.ResoniteAssetsURL = strings.TrimRight(orDefault("RESONITE_ASSETS_URL", defaultResoniteAssetsURL), "/")
+	if msg := checkURL(c.ResoniteAssetsURL, "http", "https"); msg != "" {
+		addf("RESONITE_ASSETS_URL: %s", msg)
 	}
 	c.ResoniteMachineID = get("RESONITE_MACHINE_ID")
 	if strings.ContainsFunc(c.ResoniteMachineID, isSpaceOrControl) {
@@ -414,6 +424,7 @@ func (c *Config) LogValue() slog.Value {
 		slog.String("RESONITE_TOTP", redactIfSet(c.ResoniteTOTP)),
 		slog.String("RESONITE_API_URL", c.ResoniteAPIURL),
 		slog.String("RESONITE_HUB_URL", c.ResoniteHubURL),
+		slog.String("RESONITE_ASSETS_URL", c.ResoniteAssetsURL),
 		slog.String("RESONITE_MACHINE_ID", redactIfSet(c.ResoniteMachineID)),
 		slog.String("RESONITE_UID", c.ResoniteUID),
 		slog.Bool("RESONITE_AUTO_ACCEPT_CONTACTS", c.ResoniteAutoAcceptContacts),

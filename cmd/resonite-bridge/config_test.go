@@ -32,7 +32,7 @@ var contractVariables = []string{
 	"DISCORD_TOKEN", "DISCORD_GUILD_ID", "DISCORD_API_URL",
 	"RESONITE_USERNAME", "RESONITE_PASSWORD", "RESONITE_TOTP_SECRET", "RESONITE_TOTP",
 	"RESONITE_API_URL", "RESONITE_HUB_URL", "RESONITE_MACHINE_ID", "RESONITE_UID",
-	"RESONITE_AUTO_ACCEPT_CONTACTS", "BRIDGE_SECRET_KEY",
+	"RESONITE_AUTO_ACCEPT_CONTACTS", "RESONITE_ASSETS_URL", "BRIDGE_SECRET_KEY",
 	"DATABASE_URL", "HTTP_ADDR", "LOG_LEVEL", "LOG_FORMAT",
 }
 
@@ -54,14 +54,15 @@ func TestConfigDefaults(t *testing.T) {
 	t.Parallel()
 	got := mustLoad(t, map[string]string{"DISCORD_TOKEN": "tok"})
 	want := &Config{
-		DiscordToken:   "tok",
-		DiscordAPIURL:  "https://discord.com",
-		ResoniteAPIURL: "https://api.resonite.com",
-		ResoniteHubURL: "https://api.resonite.com/hub",
-		DatabaseURL:    "postgres://postgres@localhost:5432/resonite_bridge?sslmode=disable",
-		HTTPAddr:       "localhost:9464",
-		LogLevel:       slog.LevelInfo,
-		LogFormat:      "text",
+		DiscordToken:      "tok",
+		DiscordAPIURL:     "https://discord.com",
+		ResoniteAPIURL:    "https://api.resonite.com",
+		ResoniteHubURL:    "https://api.resonite.com/hub",
+		ResoniteAssetsURL: "https://assets.resonite.com",
+		DatabaseURL:       "postgres://postgres@localhost:5432/resonite_bridge?sslmode=disable",
+		HTTPAddr:          "localhost:9464",
+		LogLevel:          slog.LevelInfo,
+		LogFormat:         "text",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", got, want)
@@ -93,6 +94,7 @@ func TestConfigEveryVariableSet(t *testing.T) {
 		{map[string]string{"RESONITE_API_URL": "http://127.0.0.1:9000/api/"}, func(c *Config) any {
 			return [2]string{c.ResoniteAPIURL, c.ResoniteHubURL}
 		}, [2]string{"http://127.0.0.1:9000/api", "http://127.0.0.1:9000/api/hub"}},
+		{map[string]string{"RESONITE_ASSETS_URL": "http://assets.local/base/"}, func(c *Config) any { return c.ResoniteAssetsURL }, "http://assets.local/base"},
 		{map[string]string{"RESONITE_HUB_URL": "wss://hub.example/hub"}, func(c *Config) any {
 			return [2]string{c.ResoniteAPIURL, c.ResoniteHubURL}
 		}, [2]string{"https://api.resonite.com", "wss://hub.example/hub"}},
@@ -153,6 +155,7 @@ func TestConfigProblems(t *testing.T) {
 		{"api url scheme", map[string]string{"RESONITE_API_URL": "wss://api.resonite.com"}, "RESONITE_API_URL: scheme must be http or https"},
 		{"api url credentials", map[string]string{"RESONITE_API_URL": "https://u:p@api.resonite.com"}, "RESONITE_API_URL: must not contain credentials"},
 		{"hub url scheme", map[string]string{"RESONITE_HUB_URL": "ftp://api.resonite.com/hub"}, "RESONITE_HUB_URL: scheme must be http or https or ws or wss"},
+		{"assets url scheme", map[string]string{"RESONITE_ASSETS_URL": "resdb:///x"}, "RESONITE_ASSETS_URL: scheme must be http or https"},
 		{"hub url fragment", map[string]string{"RESONITE_HUB_URL": "wss://api.resonite.com/hub#x"}, "RESONITE_HUB_URL: must not contain a fragment"},
 		{"machine id space", map[string]string{"RESONITE_MACHINE_ID": "a b"}, "RESONITE_MACHINE_ID: must not contain spaces or control characters"},
 		{"uid space", map[string]string{"RESONITE_UID": "a b"}, "RESONITE_UID: must not contain spaces or control characters (it is sent as an HTTP header)"},

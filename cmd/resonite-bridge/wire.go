@@ -132,6 +132,16 @@ func wire(ctx context.Context, d deps) (*wiring, error) {
 				},
 				OnGuildAvailable: func(ctx context.Context, guildID string) { br.OnGuildAvailable(ctx, guildID) },
 				OnReconnect:      func(ctx context.Context) { br.OnDiscordReconnect(ctx) },
+				OnMessageEdit: func(ctx context.Context, m core.DiscordMessage) {
+					if err := br.HandleDiscordEdit(ctx, m); err != nil {
+						log.Warn("storing a Discord edit failed", "channel", m.ChannelID, "err", err)
+					}
+				},
+				OnMessageDelete: func(ctx context.Context, channelID, messageID string) {
+					if err := br.HandleDiscordDelete(ctx, channelID, messageID); err != nil {
+						log.Warn("storing a Discord deletion failed", "channel", channelID, "err", err)
+					}
+				},
 			},
 		},
 		Bridge: bridge.Options{
@@ -140,6 +150,8 @@ func wire(ctx context.Context, d deps) (*wiring, error) {
 			Consent:            st,
 			Logger:             log.With("component", "bridge"),
 			AutoAcceptContacts: cfg.ResoniteAutoAcceptContacts,
+			Versions:           st,
+			Assets:             resoniteadapter.NewAssets(cfg.ResoniteAssetsURL, nil, 0, 0),
 		},
 		Lock: defaultLockOptions,
 	}

@@ -63,6 +63,7 @@ type Fake struct {
 	callsSeen chan struct{} // closed and replaced on every recorded call
 	changes   chan struct{} // closed and replaced once a call's effects are stored
 	now       func() time.Time
+	assets    map[string]asset // by file name; see assets.go
 
 	rest restState // owned by rest.go
 	hub  hubState  // owned by hub.go
@@ -88,6 +89,7 @@ func New(tb testing.TB) *Fake {
 	mux := http.NewServeMux()
 	f.mountREST(mux)
 	f.mountHub(mux)
+	f.mountAssets(mux)
 	f.srv = httptest.NewServer(mux)
 	f.URL = f.srv.URL
 	f.HubURL = f.srv.URL + "/hub"
