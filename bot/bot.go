@@ -53,7 +53,9 @@ type Options struct {
 	Store    Store
 	Presence Presence     // optional: /whois then shows no online status
 	Status   StatusSource // optional: /status then shows the gateway only
-	Handlers Handlers
+	// Community answers /board and /follow; optional: they then say they are not enabled.
+	Community Community
+	Handlers  Handlers
 
 	HTTPTimeout  time.Duration // one REST request; default 20 s
 	OpenTimeout  time.Duration // one gateway connect (dial to READY); default 30 s
@@ -75,6 +77,7 @@ type Bot struct {
 	hooks    *webhooks
 	sessions *listingCache
 	contacts *contactCache
+	dms      dmChannels
 
 	// interactions tracks command goroutines so that shutdown waits for them.
 	interactions sync.WaitGroup

@@ -68,4 +68,6 @@ type Handlers struct {
 	OnGuildAvailable func(ctx context.Context, guildID string)
 	// OnReconnect runs after the gateway came back (resumed or identified again).
 	OnReconnect func(ctx context.Context)
+	// OnMessageDelete runs for a deleted message (MESSAGE_DELETE).
+	OnMessageDelete func(ctx context.Context, channelID, messageID string)
 }

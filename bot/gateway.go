@@ -240,6 +240,7 @@ func (b *Bot) addHandlers() {
 		f := b.o.Handlers.OnMessage
 		b.enqueue(func(ctx context.Context) { f(ctx, dm) })
 	})
+	b.s.AddHandler(b.onMessageDelete)
 	b.s.AddHandler(func(_ *discordgo.Session, i *discordgo.InteractionCreate) {
 		if i.Interaction == nil {
 			return

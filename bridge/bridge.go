@@ -118,6 +118,13 @@ type Options struct {
 
 	PresenceExpiry time.Duration // a device without update for this long is gone; default 10 min
 	NotifyCooldown time.Duration // same contact, same channel; default 10 min
+
+	// Community and CommunityDiscord enable the boards and the follows (see board.go); both
+	// or neither.
+	Community        CommunityStore
+	CommunityDiscord CommunityDiscord
+	BoardInterval    time.Duration // the least time between two writes of a board; default 15 s
+	BoardClock       Clock         // the clock of the board's throttle; default the real one
 }
 
 // maxPageSize is the most messages Discord's channel history and Resonite's message history
@@ -164,6 +171,10 @@ func (o *Options) defaults() error {
 	setDur(&o.MarkReadDelay, time.Second)
 	setDur(&o.PresenceExpiry, 10*time.Minute)
 	setDur(&o.NotifyCooldown, 10*time.Minute)
+	setDur(&o.BoardInterval, 15*time.Second)
+	if o.BoardClock == nil {
+		o.BoardClock = realClock{}
+	}
 	if o.Concurrency <= 0 {
 		o.Concurrency = 8
 	}
@@ -188,6 +199,7 @@ type Bridge struct {
 	presence *presence
 	fences   *fences
 	catchUp  *catchUpState
+	boards   *boards
 	tasks    *taskQueue
 	reads    *readBatcher
 
@@ -211,6 +223,7 @@ func New(o Options) (*Bridge, error) {
 		fences: newFences(),
 		tasks:  newTaskQueue(),
 		reads:  newReadBatcher(),
+		boards: newBoards(),
 	}
 	b.catchUp = newCatchUpState(b.fences)
 	b.presence = newPresence(o.Now, o.PresenceExpiry, o.NotifyCooldown)
@@ -270,6 +283,9 @@ func (b *Bridge) Start(ctx context.Context) error {
 	run(&others, intake, b.runResonitePoll)
 	run(&others, intake, b.runTasks)
 	run(&others, reads, b.runReads)
+	if b.communityOn() {
+		run(&others, intake, b.runBoards)
+	}
 	go func() {
 		workers.Wait()
 		stopReads()

@@ -104,6 +104,7 @@ func wire(ctx context.Context, d deps) (*wiring, error) {
 	}
 
 	presence := &presenceRef{}
+	community := &communityRef{}
 	var br *bridge.Bridge // the bot's callbacks reach the bridge, which is built after the bot
 	opts := partOptions{
 		Client: resonite.Options{
@@ -121,7 +122,8 @@ func wire(ctx context.Context, d deps) (*wiring, error) {
 		Hub: resonite.HubOptions{URL: cfg.ResoniteHubURL, Logger: log},
 		Bot: bot.Options{
 			Token: cfg.DiscordToken, GuildID: cfg.DiscordGuildID, APIURL: cfg.DiscordAPIURL,
-			Logger: log, Store: st, // the bot names its component itself Presence: presence, DrainTimeout: botDrain,
+			// The bot names its component itself.
+			Logger: log, Store: st, Presence: presence, DrainTimeout: botDrain, Community: community,
 			Handlers: bot.Handlers{
 				OnMessage: func(ctx context.Context, m core.DiscordMessage) {
 					if err := br.HandleDiscordMessage(ctx, m); err != nil {
@@ -130,6 +132,9 @@ func wire(ctx context.Context, d deps) (*wiring, error) {
 				},
 				OnGuildAvailable: func(ctx context.Context, guildID string) { br.OnGuildAvailable(ctx, guildID) },
 				OnReconnect:      func(ctx context.Context) { br.OnDiscordReconnect(ctx) },
+				OnMessageDelete: func(ctx context.Context, channelID, messageID string) {
+					br.OnDiscordMessageDeleted(ctx, channelID, messageID)
+				},
 			},
 		},
 		Bridge: bridge.Options{
@@ -161,11 +166,12 @@ func wire(ctx context.Context, d deps) (*wiring, error) {
 		return nil, err
 	}
 	opts.Bridge.Resonite, opts.Bridge.Sessions, opts.Bridge.Discord = rs, rs, b
+	opts.Bridge.Community, opts.Bridge.CommunityDiscord = st, b
 	br, err = bridge.New(opts.Bridge)
 	if err != nil {
 		return nil, err
 	}
-	presence.b = br
+	presence.b, community.b = br, br
 	events := resoniteadapter.NewEventLoop(rs, br, log)
 	return &wiring{store: st, lock: lock, client: client, hub: hub, resonite: rs, events: events, bot: b, bridge: br, lockOpts: opts.Lock}, nil
 }
@@ -178,6 +184,39 @@ func (p *presenceRef) ContactPresence(id string) (core.OnlineStatus, *core.Sessi
 		return "", nil, false
 	}
 	return p.b.ContactPresence(id)
+}
+
+// communityRef lets /board and /follow reach the bridge, which is built after the bot.
+type communityRef struct{ b *bridge.Bridge }
+
+var errNotWired = errors.New("the bridge is not built yet")
+
+func (c *communityRef) StartBoard(ctx context.Context, b core.Board) (bool, error) {
+	if c.b == nil {
+		return false, errNotWired
+	}
+	return c.b.StartBoard(ctx, b)
+}
+
+func (c *communityRef) StopBoard(ctx context.Context, channelID string) (bool, error) {
+	if c.b == nil {
+		return false, errNotWired
+	}
+	return c.b.StopBoard(ctx, channelID)
+}
+
+func (c *communityRef) ToggleFollow(ctx context.Context, f core.Follow) (bool, error) {
+	if c.b == nil {
+		return false, errNotWired
+	}
+	return c.b.ToggleFollow(ctx, f)
+}
+
+func (c *communityRef) ConsentedContacts(ctx context.Context, guildID string) ([]string, error) {
+	if c.b == nil {
+		return nil, errNotWired
+	}
+	return c.b.ConsentedContacts(ctx, guildID)
 }
 
 // statusSource gathers /status from the hub, the client, the store and the bridge.
