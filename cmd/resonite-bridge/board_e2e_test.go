@@ -60,13 +60,21 @@ func (w *boardWorld) status(user string, online resonite.OnlineStatus, device re
 	w.rf.Push(e2eBridgeID, "ReceiveStatusUpdate", st)
 }
 
+// statusIn pushes a VR status of a contact in a session.
+func (w *boardWorld) statusIn(user string, online resonite.OnlineStatus, sessionID string) {
+	w.rf.Push(e2eBridgeID, "ReceiveStatusUpdate", resonite.UserStatus{UserID: user, UserSessionID: user + "-dev",
+		OnlineStatus: online, SessionType: resonite.SessionTypeGraphicalClient, OutputDevice: resonite.DeviceVR, IsPresent: true,
+		LastStatusChange: resonite.NewTime(time.Now()), HashSalt: e2eBoardSalt, CurrentSessionIndex: 0,
+		Sessions: []resonite.UserSessionMetadata{{SessionHash: resonite.SessionHash(sessionID, e2eBoardSalt), AccessLevel: resonite.AccessLevel("Anyone")}}})
+}
+
 // processed pushes a status and waits until the board loop has looked at it: it either wrote
 // the board or went back to waiting on the clock.
 func (w *boardWorld) processed(push func()) {
 	w.t.Helper()
 	afters, writes := w.clock.Afters(), len(w.boardWrites())
 	push()
-	w.waitBoth("the board loop to take the status", func() bool {
+	w.waitBoth(fmt.Sprintf("the board loop to take the status (afters %d, writes %d)", afters, writes), func() bool {
 		return w.clock.Afters() > afters || len(w.boardWrites()) > writes
 	})
 }
@@ -85,7 +93,7 @@ func (w *boardWorld) waitBoth(what string, cond func() bool) {
 		case <-dc:
 		case <-ck:
 		case <-deadline.C:
-			w.t.Fatalf("gave up waiting for %s", what)
+			w.t.Fatalf("gave up waiting for %s\n%s", what, w.d.logs.String())
 		}
 	}
 }
@@ -257,12 +265,16 @@ func TestE2EBoardRequestsUnderChurn(t *testing.T) {
 	const seconds = 300
 	states := []resonite.OnlineStatus{resonite.StatusBusy, resonite.StatusOnline, resonite.StatusAway, resonite.StatusSociable}
 	emoji := []string{"🔴", "🟢", "🟡", "💬"}
+	// Each second Alice changes status and moves to another session, so that every state
+	// differs from every earlier one and each look of the board sees news.
 	for i := range seconds {
-		w.processed(func() { w.status("U-Alice", states[i%len(states)], resonite.DeviceVR, false) })
+		id := fmt.Sprintf("S-churn-%d", i)
+		w.rf.Push(e2eBridgeID, "ReceiveSessionUpdate", resonite.SessionInfo{SessionID: id, Name: fmt.Sprintf("Room %d", i)})
+		w.processed(func() { w.statusIn("U-Alice", states[i%len(states)], id) })
 		w.clock.Advance(time.Second)
 	}
 	w.clock.Advance(15 * time.Second) // the last change shows
-	w.board(emoji[(seconds-1)%len(states)] + " **Alice**")
+	w.board(fmt.Sprintf("%s **Alice** · VR · [Room %d]", emoji[(seconds-1)%len(states)], seconds-1))
 	var requests, writes int
 	for _, c := range w.dc.Calls()[before:] {
 		if strings.Contains(c.Path, "/channels/"+e2eChannel+"/") {
@@ -341,7 +353,7 @@ func TestE2EFollow(t *testing.T) {
 	}
 	w.waitBoth("the member told that their DMs are closed", func() bool { return len(tell()) == 1 })
 	call := w.dc.WaitCalls(t, 1, func(c discordtest.Call) bool {
-		return c.Method == "POST" && strings.Contains(string(c.Body), "<@"+closed+">")
+		return c.Method == "POST" && strings.Contains(c.Path, "/channels/"+e2eChannel+"/") && strings.Contains(string(c.Body), closed)
 	})[0]
 	if am, _ := call.JSON()["allowed_mentions"].(map[string]any); am == nil || len(am["parse"].([]any)) != 0 || len(am["users"].([]any)) != 1 {
 		t.Errorf("the note's allowed_mentions = %v, want only the member", call.JSON()["allowed_mentions"])
