@@ -162,7 +162,7 @@ func TestE2EBoard(t *testing.T) {
 	if !strings.Contains(f.Content, "Board started") || !f.Ephemeral() {
 		t.Fatalf("/board start answered %q (ephemeral %v)", f.Content, f.Ephemeral())
 	}
-	first := w.board("💬 **Alice** · VR · [Alice's Home](<https://go.resonite.com/session/" + e2eBoardSession + ">)", "1 of 2", "updated <t:")
+	first := w.board("💬 **Alice** · VR · [Alice's Home](<https://go.resonite.com/session/"+e2eBoardSession+">)", "1 of 2", "updated <t:")
 	if strings.Contains(first.Content, "Bob") {
 		t.Errorf("the board shows Bob, who is offline: %q", first.Content)
 	}
