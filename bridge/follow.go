@@ -52,18 +52,24 @@ func (b *Bridge) notifyFollowers(ctx context.Context, n onlineNotice) {
 	if len(users) == 0 {
 		return
 	}
-	name, _ := b.presence.contactLook(n.contactID, "")
-	var session *core.Session
-	if s, ok := b.o.Sessions.Session(n.device.SessionHint); ok {
-		session = &s
-	}
-	text := NotificationText(name, n.status, session)
+	name, _, text := b.onlineNotice(n)
 	for _, user := range users {
 		if !b.presence.claimAnnouncement(n.contactID, "dm:"+user) {
 			continue
 		}
 		b.directMessage(ctx, n.contactID, name, user, byUser[user], text)
 	}
+}
+
+// onlineNotice is the contact's name and avatar and the friend-online text of a notice, with
+// the session when it can be resolved; channels and direct messages say the same.
+func (b *Bridge) onlineNotice(n onlineNotice) (name, avatar, text string) {
+	name, avatar = b.presence.contactLook(n.contactID, "")
+	var session *core.Session
+	if s, ok := b.o.Sessions.Session(n.device.SessionHint); ok {
+		session = &s
+	}
+	return name, avatar, NotificationText(name, n.status, session)
 }
 
 // directMessage sends one follower's notice and keeps the follows' failure counts.
