@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -51,20 +50,23 @@ type CommunityDiscord interface {
 // so that they never wait the 15 s.
 type Clock interface {
 	Now() time.Time
-	// After returns a channel that receives once d has passed.
-	After(d time.Duration) <-chan time.Time
+	// At returns a channel that receives once the clock reads t or later. An instant, not a
+	// duration: a fake clock advanced between Now and At must not push the deadline back.
+	At(t time.Time) <-chan time.Time
 }
 
 type realClock struct{}
 
-func (realClock) Now() time.Time                         { return time.Now() }
-func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+func (realClock) Now() time.Time                  { return time.Now() }
+func (realClock) At(t time.Time) <-chan time.Time { return time.After(time.Until(t)) }
 
 // The board's shape, within Discord's 2,000 characters per message.
 const (
 	boardMaxLen   = DiscordMaxLen
 	boardFooter   = "\n-# updated <t:%d:R>"
 	boardFooterMx = 40 // the longest the footer gets
+	// boardWriteTimeout bounds one write of a board (a post and storing its id).
+	boardWriteTimeout = 5 * time.Second
 )
 
 // boardState is the bridge's view of one board; its fields are guarded by boards.mu.
@@ -86,33 +88,40 @@ type boards struct {
 	mu     sync.Mutex
 	states map[string]*boardState // by channel
 	wake   chan struct{}
-
-	posts, edits atomic.Int64
+	probe  func(idle bool) // Options.BoardProbe; called with mu held
 }
 
-// BoardStats counts the board messages written since the start.
-type BoardStats struct {
-	Posts, Edits int64
+func newBoards(probe func(idle bool)) *boards {
+	return &boards{states: map[string]*boardState{}, wake: make(chan struct{}, 1), probe: probe}
 }
 
-// BoardStats returns the board counters.
-func (b *Bridge) BoardStats() BoardStats {
-	return BoardStats{Posts: b.boards.posts.Load(), Edits: b.boards.edits.Load()}
+// wakeLocked tells the loop to look at the boards. Under mu, so that the probe's "busy" and
+// "idle" are in the order of the changes they speak of.
+func (bs *boards) wakeLocked() {
+	signal(bs.wake)
+	if bs.probe != nil {
+		bs.probe(false)
+	}
 }
 
-func newBoards() *boards {
-	return &boards{states: map[string]*boardState{}, wake: make(chan struct{}, 1)}
+// idle reports to the probe that the loop looked at every change, unless one came meanwhile.
+func (bs *boards) idle() {
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	if bs.probe != nil && len(bs.wake) == 0 {
+		bs.probe(true)
+	}
 }
 
 // touch marks every board for a look: the presence model changed. Cheap, so every status
 // calls it; the loop renders at most once per board and interval.
 func (bs *boards) touch() {
 	bs.mu.Lock()
+	defer bs.mu.Unlock()
 	for _, st := range bs.states {
 		st.dirty = true
 	}
-	bs.mu.Unlock()
-	signal(bs.wake)
+	bs.wakeLocked()
 }
 
 func (b *Bridge) communityOn() bool { return b.o.Community != nil && b.o.CommunityDiscord != nil }
@@ -132,8 +141,8 @@ func (b *Bridge) StartBoard(ctx context.Context, board core.Board) (bool, error)
 	if _, ok := b.boards.states[board.ChannelID]; !ok {
 		b.boards.states[board.ChannelID] = &boardState{board: board, dirty: true}
 	}
+	b.boards.wakeLocked()
 	b.boards.mu.Unlock()
-	signal(b.boards.wake)
 	return true, nil
 }
 
@@ -192,11 +201,9 @@ func (b *Bridge) OnDiscordMessageDeleted(_ context.Context, channelID, messageID
 	gone := st != nil && messageID != "" && st.board.MessageID == messageID
 	if gone {
 		st.board.MessageID, st.shown, st.dirty = "", "", true
+		b.boards.wakeLocked()
 	}
 	b.boards.mu.Unlock()
-	if gone {
-		signal(b.boards.wake)
-	}
 }
 
 // runBoards loads the boards and keeps them up to date until ctx ends: a board is looked at
@@ -233,8 +240,9 @@ func (b *Bridge) runBoards(ctx context.Context) {
 		next, wait := b.boardPass(ctx)
 		var due <-chan time.Time
 		if wait {
-			due = b.o.BoardClock.After(next)
+			due = b.o.BoardClock.At(next)
 		}
+		b.boards.idle()
 		select {
 		case <-ctx.Done():
 			return
@@ -252,13 +260,17 @@ type boardWork struct {
 	lastWrite time.Time
 }
 
-// boardPass renders and writes the boards that are dirty and due; it returns how long until
-// the next dirty board is due, and whether there is one.
-func (b *Bridge) boardPass(ctx context.Context) (time.Duration, bool) {
+// boardPass renders and writes the boards that are dirty and due; it returns when the next
+// dirty board is due, and whether there is one. Before the hub's first connection nothing is
+// due: the presence model is empty then, and a board would show everyone offline.
+func (b *Bridge) boardPass(ctx context.Context) (time.Time, bool) {
+	if !b.presence.isConnected() {
+		return time.Time{}, false // HandleConnected touches the boards
+	}
 	now := b.o.BoardClock.Now()
 	interval := b.o.BoardInterval
 	var work []boardWork
-	var next time.Duration
+	var next time.Time
 	waiting := false
 	b.boards.mu.Lock()
 	for _, st := range b.boards.states {
@@ -266,9 +278,9 @@ func (b *Bridge) boardPass(ctx context.Context) (time.Duration, bool) {
 			continue
 		}
 		if !st.lastWrite.IsZero() {
-			if left := st.lastWrite.Add(interval).Sub(now); left > 0 {
-				if !waiting || left < next {
-					next, waiting = left, true
+			if due := st.lastWrite.Add(interval); due.After(now) {
+				if !waiting || due.Before(next) {
+					next, waiting = due, true
 				}
 				continue
 			}
@@ -297,7 +309,12 @@ func (b *Bridge) boardPass(ctx context.Context) (time.Duration, bool) {
 			continue
 		}
 		content := body + fmt.Sprintf(boardFooter, now.Unix())
-		id, err := b.writeBoard(ctx, w.board, content)
+		// A write that started finishes, and its message id is stored, even when the bridge
+		// stops meanwhile: cut off, the message could be posted but unknown, and the next run
+		// would post a second board.
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), boardWriteTimeout)
+		id, err := b.writeBoard(wctx, w.board, content)
+		cancel()
 		if err != nil {
 			if ctx.Err() == nil {
 				b.noteError("writing the board of channel "+w.board.ChannelID, err)
@@ -315,10 +332,10 @@ func (b *Bridge) boardPass(ctx context.Context) (time.Duration, bool) {
 		for _, st := range b.boards.states {
 			again = again || st.dirty
 		}
-		b.boards.mu.Unlock()
 		if again {
-			signal(b.boards.wake)
+			b.boards.wakeLocked()
 		}
+		b.boards.mu.Unlock()
 	}
 	return next, waiting
 }
@@ -330,7 +347,6 @@ func (b *Bridge) writeBoard(ctx context.Context, board core.Board, content strin
 	if board.MessageID != "" {
 		err := d.EditBoard(ctx, board.ChannelID, board.MessageID, content)
 		if err == nil {
-			b.boards.edits.Add(1)
 			return board.MessageID, nil
 		}
 		if !errors.Is(err, core.ErrNotFound) {
@@ -342,10 +358,7 @@ func (b *Bridge) writeBoard(ctx context.Context, board core.Board, content strin
 	if err != nil {
 		return "", err
 	}
-	b.boards.posts.Add(1)
-	sctx, cancel := storeCtx(ctx)
-	defer cancel()
-	if err := b.o.Community.SetBoardMessage(sctx, board.ChannelID, id); err != nil {
+	if err := b.o.Community.SetBoardMessage(ctx, board.ChannelID, id); err != nil {
 		if errors.Is(err, core.ErrNotFound) { // stopped meanwhile
 			return id, nil
 		}
@@ -381,6 +394,14 @@ func (b *Bridge) boardDone(w boardWork, messageID, shown string, at time.Time, f
 			b.log.Warn("deleting the message of a stopped board failed", "channel", w.board.ChannelID, "err", err)
 		}
 	}
+}
+
+// isConnected reports whether the hub connected once: from then on the model holds the
+// contacts' statuses.
+func (p *presence) isConnected() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !p.connectedAt.IsZero()
 }
 
 // boardEntry is one online contact on a board.

@@ -125,6 +125,10 @@ type Options struct {
 	CommunityDiscord CommunityDiscord
 	BoardInterval    time.Duration // the least time between two writes of a board; default 15 s
 	BoardClock       Clock         // the clock of the board's throttle; default the real one
+	// BoardProbe, when set, is told false when the boards have news to look at and true once
+	// the board loop looked at all of it (written, or waiting for the throttle). Tests wait on
+	// it instead of sleeping. Called with a lock held: it must return at once.
+	BoardProbe func(idle bool)
 }
 
 // maxPageSize is the most messages Discord's channel history and Resonite's message history
@@ -223,7 +227,7 @@ func New(o Options) (*Bridge, error) {
 		fences: newFences(),
 		tasks:  newTaskQueue(),
 		reads:  newReadBatcher(),
-		boards: newBoards(),
+		boards: newBoards(o.BoardProbe),
 	}
 	b.catchUp = newCatchUpState(b.fences)
 	b.presence = newPresence(o.Now, o.PresenceExpiry, o.NotifyCooldown)

@@ -6,7 +6,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,23 +25,51 @@ const (
 	e2eMember       = "720000000000000001"
 )
 
-// boardWorld is an e2e world with a manual board clock and Alice and Bob consenting in the
-// guild (the consent stand-in counts /notify subscriptions).
+// boardWorld is an e2e world with a manual board clock and Alice, Bob and the extra contacts
+// consenting in the guild (the consent stand-in counts /notify subscriptions).
 type boardWorld struct {
 	*e2e
 	clock *clocktest.Clock
+	probe boardProbe
+	marks int // settle's markers so far
 }
 
-func newBoardWorld(t *testing.T) *boardWorld {
+// boardProbe follows bridge.Options.BoardProbe: whether the board loop looked at every change.
+type boardProbe struct {
+	mu      sync.Mutex
+	idle    bool
+	changed discordtest.Signal
+}
+
+func (p *boardProbe) set(idle bool) {
+	p.mu.Lock()
+	p.idle = idle
+	p.mu.Unlock()
+	p.changed.Notify()
+}
+
+func (p *boardProbe) isIdle() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.idle
+}
+
+func newBoardWorld(t *testing.T, extra ...string) *boardWorld {
 	t.Helper()
 	// Auto-accept makes marker contact requests a way to wait for the bridge (settle).
 	w := &boardWorld{e2e: newE2E(t, "RESONITE_AUTO_ACCEPT_CONTACTS=true"), clock: clocktest.New(time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC))}
 	w.tune = func(o *partOptions) {
 		e2eTune(o)
-		o.Bridge.BoardClock = w.clock
+		o.Bridge.BoardClock, o.Bridge.BoardProbe = w.clock, w.probe.set
+	}
+	for _, name := range extra {
+		id := "U-" + name
+		w.rf.AddUser(resonite.User{ID: id, Username: name}, "")
+		w.rf.AddContact(e2eBridgeID, resonite.Contact{ID: id, ContactUsername: name, ContactStatus: resonite.ContactAccepted, IsAccepted: true})
+		w.rf.AddContact(id, resonite.Contact{ID: e2eBridgeID, ContactUsername: "BridgeBot", ContactStatus: resonite.ContactAccepted, IsAccepted: true})
 	}
 	w.start()
-	for _, c := range []string{"Alice", "Bob"} {
+	for _, c := range append([]string{"Alice", "Bob"}, extra...) {
 		f := w.dc.Interact(t, discordtest.Command(e2eGuild, e2eNotify, "notify", discordtest.Sub("add", discordtest.O("contact", c)))).Final(t)
 		if !strings.Contains(f.Content, "now announces") {
 			t.Fatalf("/notify add %s answered %q", c, f.Content)
@@ -68,31 +98,32 @@ func (w *boardWorld) statusIn(user string, online resonite.OnlineStatus, session
 		Sessions: []resonite.UserSessionMetadata{{SessionHash: resonite.SessionHash(sessionID, e2eBoardSalt), AccessLevel: resonite.AccessLevel("Anyone")}}})
 }
 
-// processed pushes a status and waits until the board loop has looked at it: it either wrote
-// the board or went back to waiting on the clock.
+// processed pushes hub events and waits until the bridge handled them and the board loop
+// looked at what they changed: it wrote the boards, or waits for the throttle.
 func (w *boardWorld) processed(push func()) {
 	w.t.Helper()
-	afters, writes := w.clock.Afters(), len(w.boardWrites())
 	push()
-	w.waitBoth(fmt.Sprintf("the board loop to take the status (afters %d, writes %d)", afters, writes), func() bool {
-		return w.clock.Afters() > afters || len(w.boardWrites()) > writes
-	})
+	w.settle()
+	w.waitBoth("the board loop to look at the change", w.probe.isIdle)
 }
 
-// waitBoth waits on changes of the Discord fake and of the clock.
+// waitBoth waits on changes of the Discord fake and of the board probe.
 func (w *boardWorld) waitBoth(what string, cond func() bool) {
 	w.t.Helper()
 	deadline := time.NewTimer(discordtest.WaitTimeout(w.t))
 	defer deadline.Stop()
 	for {
-		dc, ck := w.dc.Changed(), w.clock.Changed() // before cond: a change in between still wakes
+		dc, pr := w.dc.Changed(), w.probe.changed.Changed() // before cond: a change in between still wakes
 		if cond() {
 			return
 		}
 		select {
 		case <-dc:
-		case <-ck:
+		case <-pr:
 		case <-deadline.C:
+			for _, c := range w.boardWrites() {
+				w.t.Logf("write %s %d %.300s", c.Method, c.Status, c.Body)
+			}
 			w.t.Fatalf("gave up waiting for %s\n%s", what, w.d.logs.String())
 		}
 	}
@@ -129,8 +160,16 @@ func (w *boardWorld) board(want ...string) *discordgo.Message {
 		if len(bs) != 1 {
 			return false
 		}
+		// The fake records a call after it answered: the write must be in the record too, so
+		// that the counts read next include it.
+		var last string
+		for _, c := range w.boardWrites() {
+			if c.Status == http.StatusOK {
+				last, _ = c.JSON()["content"].(string)
+			}
+		}
 		for _, s := range want {
-			if !strings.Contains(bs[0].Content, s) {
+			if !strings.Contains(bs[0].Content, s) || !strings.Contains(last, s) {
 				return false
 			}
 		}
@@ -155,7 +194,7 @@ func TestE2EBoard(t *testing.T) {
 	w := newBoardWorld(t)
 	w.rf.Push(e2eBridgeID, "ReceiveSessionUpdate", resonite.SessionInfo{SessionID: e2eBoardSession, Name: "Alice's <b>Home</b>", ActiveUsers: 1, MaxUsers: 8})
 	w.status("U-Alice", resonite.StatusSociable, resonite.DeviceVR, true)
-	w.settle(0)
+	w.settle()
 
 	// Created: one message listing the consenting contacts online, with the session's link.
 	f := w.dc.Interact(t, discordtest.Command(e2eGuild, e2eChannel, "board", discordtest.Sub("start"))).Final(t)
@@ -188,26 +227,34 @@ func TestE2EBoard(t *testing.T) {
 	states := []resonite.OnlineStatus{resonite.StatusOnline, resonite.StatusAway}
 	for i := range 10 {
 		w.processed(func() { w.status("U-Bob", states[i%2], resonite.DeviceScreen, false) })
+		w.clock.Advance(time.Second)
 	}
 	if n := w.count("PATCH"); n != 1 {
 		t.Fatalf("%d edits after ten changes within 15 s, want the one before them", n)
 	}
-	w.clock.Advance(15 * time.Second)
+	w.clock.Advance(5 * time.Second)
 	w.board("🟡 **Bob** · desktop")
 	if n := w.count("PATCH"); n != 2 {
 		t.Errorf("%d edits, want 2", n)
 	}
 
+	// Only on change: a status that shows the same board writes nothing, even after 15 s.
+	w.processed(func() { w.status("U-Bob", resonite.StatusAway, resonite.DeviceScreen, false) })
+	w.clock.Advance(15 * time.Second)
+	w.processed(func() {})
+	if n := w.count("PATCH"); n != 2 {
+		t.Errorf("%d edits after a status that changed nothing on the board, want 2", n)
+	}
+
 	// Invisible is offline to everyone else.
 	w.processed(func() { w.status("U-Bob", resonite.StatusInvisible, resonite.DeviceScreen, false) })
-	w.clock.Advance(15 * time.Second)
 	if b := w.board("1 of 2"); strings.Contains(b.Content, "Bob") {
 		t.Errorf("an invisible contact is on the board: %q", b.Content)
 	}
 
 	// Recreated when deleted: seen on the gateway, and found by a 404 on the next edit.
 	old := w.board().ID
-	w.processed(func() { w.dc.DeleteMessage(e2eChannel, old, true) })
+	w.dc.DeleteMessage(e2eChannel, old, true)
 	w.clock.Advance(15 * time.Second)
 	recreated := w.board("Alice")
 	if recreated.ID == old {
@@ -225,9 +272,13 @@ func TestE2EBoard(t *testing.T) {
 	posts := w.count("POST")
 	w.stop()
 	w.start()
-	w.processed(func() { w.status("U-Bob", resonite.StatusBusy, resonite.DeviceScreen, false) })
+	// The hub sends the statuses again to a new connection (the fake only when pushed).
+	w.processed(func() {
+		w.status("U-Alice", resonite.StatusSociable, resonite.DeviceVR, true)
+		w.status("U-Bob", resonite.StatusBusy, resonite.DeviceScreen, false)
+	})
 	w.clock.Advance(15 * time.Second)
-	if b := w.board("🔴 **Bob**"); b.ID != again.ID {
+	if b := w.board("💬 **Alice**", "🔴 **Bob**", "2 of 2"); b.ID != again.ID {
 		t.Errorf("after the restart the board is message %s, want %s", b.ID, again.ID)
 	}
 	if n := w.count("POST"); n != posts {
@@ -240,9 +291,9 @@ func TestE2EBoard(t *testing.T) {
 	}
 	w.waitBoth("the board's message deleted", func() bool { return len(w.boards()) == 0 })
 	writes := len(w.boardWrites())
-	w.status("U-Alice", resonite.StatusOnline, resonite.DeviceVR, false)
-	w.settle(1)
+	w.processed(func() { w.status("U-Alice", resonite.StatusOnline, resonite.DeviceVR, false) })
 	w.clock.Advance(time.Minute)
+	w.processed(func() {})
 	if n := len(w.boardWrites()); n != writes {
 		t.Errorf("%d board writes after /board stop", n-writes)
 	}
@@ -257,7 +308,7 @@ func TestE2EBoardRequestsUnderChurn(t *testing.T) {
 	t.Parallel()
 	w := newBoardWorld(t)
 	w.status("U-Alice", resonite.StatusOnline, resonite.DeviceVR, false)
-	w.settle(0)
+	w.settle()
 	w.dc.Interact(t, discordtest.Command(e2eGuild, e2eChannel, "board", discordtest.Sub("start"))).Final(t)
 	w.board("Alice")
 	before := len(w.dc.Calls())
@@ -269,28 +320,30 @@ func TestE2EBoardRequestsUnderChurn(t *testing.T) {
 	// differs from every earlier one and each look of the board sees news.
 	for i := range seconds {
 		id := fmt.Sprintf("S-churn-%d", i)
-		w.rf.Push(e2eBridgeID, "ReceiveSessionUpdate", resonite.SessionInfo{SessionID: id, Name: fmt.Sprintf("Room %d", i)})
-		w.processed(func() { w.statusIn("U-Alice", states[i%len(states)], id) })
+		w.processed(func() {
+			w.rf.Push(e2eBridgeID, "ReceiveSessionUpdate", resonite.SessionInfo{SessionID: id, Name: fmt.Sprintf("Room %d", i)})
+			w.statusIn("U-Alice", states[i%len(states)], id)
+		})
 		w.clock.Advance(time.Second)
 	}
 	w.clock.Advance(15 * time.Second) // the last change shows
 	w.board(fmt.Sprintf("%s **Alice** · VR · [Room %d]", emoji[(seconds-1)%len(states)], seconds-1))
-	var requests, writes int
-	for _, c := range w.dc.Calls()[before:] {
-		if strings.Contains(c.Path, "/channels/"+e2eChannel+"/") {
-			requests++
-		}
+	calls := w.dc.Calls()[before:]
+	writes := len(w.boardWrites()) - writesBefore
+	t.Logf("board: %d Discord requests in all (%d board edits) for %d status changes over %d simulated seconds",
+		len(calls), writes, seconds, seconds+15)
+	// One edit per 15 s: 20 in 300 s, and the last change after them.
+	if writes < seconds/15 || writes > seconds/15+1 {
+		t.Errorf("%d board edits for %d s of churn, want %d or %d (one per 15 s)", writes, seconds, seconds/15, seconds/15+1)
 	}
-	writes = len(w.boardWrites()) - writesBefore
-	t.Logf("board: %d Discord requests (%d edits) for %d status changes over %d simulated seconds", requests, writes, seconds, seconds)
-	if max := seconds/15 + 2; writes > max || writes < seconds/15-1 {
-		t.Errorf("%d board edits for %d s of churn, want about %d (one per 15 s)", writes, seconds, seconds/15)
+	if len(calls) != writes {
+		t.Errorf("%d Discord requests, want only the %d edits", len(calls), writes)
 	}
 }
 
 func TestE2EFollow(t *testing.T) {
 	t.Parallel()
-	w := newBoardWorld(t)
+	w := newBoardWorld(t, "Carol")
 	follow := func(user, contact string) discordtest.Reply {
 		t.Helper()
 		in := discordtest.Command(e2eGuild, e2eChannel, "follow", discordtest.O("contact", contact))
@@ -300,8 +353,8 @@ func TestE2EFollow(t *testing.T) {
 	// Autocomplete offers all and the consenting contacts.
 	ac := discordtest.Autocomplete(e2eGuild, e2eChannel, "follow", discordtest.Focused("contact", ""))
 	ac.UserID, ac.Permissions = e2eMember, discordgo.PermissionSendMessages
-	if got := w.dc.Interact(t, ac).Callback().Choices; len(got) != 3 || got[0].Value != "all" {
-		t.Errorf("autocomplete offered %v, want all, Alice and Bob", got)
+	if got := w.dc.Interact(t, ac).Callback().Choices; len(got) != 4 || got[0].Value != "all" {
+		t.Errorf("autocomplete offered %v, want all, Alice, Bob and Carol", got)
 	}
 	if r := follow(e2eMember, "Alice"); !strings.Contains(r.Content, "On:") || !r.Ephemeral() {
 		t.Fatalf("/follow Alice answered %q", r.Content)
@@ -309,22 +362,27 @@ func TestE2EFollow(t *testing.T) {
 	if r := follow(e2eMember, "Nobody"); !strings.Contains(r.Content, "not among") {
 		t.Errorf("/follow of a contact without consent answered %q", r.Content)
 	}
+	w.rf.Push(e2eBridgeID, "ReceiveSessionUpdate", resonite.SessionInfo{SessionID: e2eBoardSession, Name: "Alice's Home", ActiveUsers: 1, MaxUsers: 8})
 	online := func(user string) {
 		w.status(user, resonite.StatusOffline, resonite.DeviceVR, false)
-		w.status(user, resonite.StatusOnline, resonite.DeviceVR, false)
+		w.status(user, resonite.StatusOnline, resonite.DeviceVR, true)
+		w.settle() // the notice's side task ran too
 	}
 	// Statuses before the hub's start-up sequence ended are the baseline, not news: come
-	// online until it counts (the notice channel's announcements show the bridge's view).
-	notified := func() bool { return len(w.dc.DMs(e2eMember)) > 0 }
-	for round := 0; !notified(); round++ {
+	// online until it counts.
+	for round := 0; len(w.dc.DMs(e2eMember)) == 0; round++ {
 		if round == 50 {
 			t.Fatal("no direct message")
 		}
 		online("U-Alice")
-		w.settle(round)
 	}
-	if dm := w.dc.DMs(e2eMember)[0].Content; !strings.Contains(dm, "**Alice** is now Online") {
-		t.Errorf("direct message %q", dm)
+	if dm := w.dc.DMs(e2eMember)[0].Content; !strings.Contains(dm, "**Alice** is now Online in **Alice's Home** <https://go.resonite.com/session/"+e2eBoardSession+">") {
+		t.Errorf("direct message %q, want Alice online with the session's link", dm)
+	}
+	// Within 10 minutes Alice coming online again is not told again.
+	online("U-Alice")
+	if n := len(w.dc.DMs(e2eMember)); n != 1 {
+		t.Errorf("%d direct messages for Alice coming online twice within 10 minutes, want 1", n)
 	}
 
 	// Toggled off: Bob coming online sends nothing, nor does Alice once it is off.
@@ -332,16 +390,17 @@ func TestE2EFollow(t *testing.T) {
 		t.Fatalf("the second /follow Alice answered %q", r.Content)
 	}
 	online("U-Bob")
-	w.settle(100)
 	if n := len(w.dc.DMs(e2eMember)); n != 1 {
 		t.Errorf("%d direct messages after /follow was turned off, want 1", n)
 	}
 
-	// Closed DMs: the member is told once in the channel, pinging only them.
+	// Closed DMs: the member is told once in the channel where they ran /follow, pinging only
+	// them, and after three refused notices the follow is gone.
 	const closed = "720000000000000002"
 	w.dc.CloseDMs(closed, true)
-	follow(closed, "all")
-	online("U-Bob")
+	if r := follow(closed, "all"); !strings.Contains(r.Content, "On:") {
+		t.Fatalf("/follow all answered %q", r.Content)
+	}
 	tell := func() []*discordgo.Message {
 		var out []*discordgo.Message
 		for _, m := range w.dc.ChannelMessages(e2eChannel) {
@@ -351,20 +410,40 @@ func TestE2EFollow(t *testing.T) {
 		}
 		return out
 	}
-	w.waitBoth("the member told that their DMs are closed", func() bool { return len(tell()) == 1 })
+	refused := func(n int) {
+		t.Helper()
+		w.dc.WaitCalls(t, n, func(c discordtest.Call) bool { return c.Method == "POST" && c.Status == http.StatusForbidden })
+	}
+	online("U-Bob")
+	refused(1)
+	if n := len(tell()); n != 1 {
+		t.Fatalf("the member was told %d times that their DMs are closed, want once", n)
+	}
 	call := w.dc.WaitCalls(t, 1, func(c discordtest.Call) bool {
 		return c.Method == "POST" && strings.Contains(c.Path, "/channels/"+e2eChannel+"/") && strings.Contains(string(c.Body), closed)
 	})[0]
 	if am, _ := call.JSON()["allowed_mentions"].(map[string]any); am == nil || len(am["parse"].([]any)) != 0 || len(am["users"].([]any)) != 1 {
 		t.Errorf("the note's allowed_mentions = %v, want only the member", call.JSON()["allowed_mentions"])
 	}
+	online("U-Alice")
+	refused(2)
+	if n := len(tell()); n != 1 {
+		t.Errorf("after a second refused notice the member was told %d times, want once", n)
+	}
+	online("U-Carol")
+	refused(3)
+	// Dropped: /follow all starts a new follow instead of turning it off.
+	if r := follow(closed, "all"); !strings.Contains(r.Content, "On:") {
+		t.Errorf("after three refused notices /follow all answered %q, want a new follow", r.Content)
+	}
 }
 
 // settle waits until the bridge handled every hub event pushed so far and ran the side tasks
 // they queued: an accepted contact request is handled after them, in order.
-func (w *boardWorld) settle(n int) {
+func (w *boardWorld) settle() {
 	w.t.Helper()
-	id := fmt.Sprintf("U-Marker%d-%d", n, time.Now().UnixNano())
+	w.marks++
+	id := fmt.Sprintf("U-Marker%d", w.marks)
 	w.rf.AddUser(resonite.User{ID: id, Username: id}, "")
 	w.rf.Push(e2eBridgeID, "ContactAddedOrUpdated", resonite.Contact{ID: id, ContactUsername: id, OwnerID: e2eBridgeID, ContactStatus: resonite.ContactRequested})
 	ctx, cancel := context.WithTimeout(context.Background(), discordtest.WaitTimeout(w.t))
