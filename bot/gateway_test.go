@@ -81,7 +81,7 @@ func TestCommandsRegisteredGloballyWithoutGuild(t *testing.T) {
 	if n := len(e.dc.Commands("")); n != 9 {
 		t.Errorf("%d global commands, want 9", n)
 	}
-	// A restart overwrites the same set: still 7, not 14.
+	// A restart overwrites the same set: still 9, not 18.
 	e.restart()
 	e.dc.WaitCalls(t, 2, func(c discordtest.Call) bool { return c.Method == "PUT" && strings.HasSuffix(c.Path, "/commands") })
 	if n := len(e.dc.Commands("")); n != 9 {
