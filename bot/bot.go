@@ -54,7 +54,9 @@ type Options struct {
 	Consent  Consent      // required: who agreed to which server
 	Presence Presence     // optional: /whois then shows no online status
 	Status   StatusSource // optional: /status then shows the gateway only
-	Handlers Handlers
+	// Community answers /board and /follow; optional: they then say they are not enabled.
+	Community Community
+	Handlers  Handlers
 
 	HTTPTimeout  time.Duration // one REST request; default 20 s
 	OpenTimeout  time.Duration // one gateway connect (dial to READY); default 30 s
@@ -77,6 +79,7 @@ type Bot struct {
 	threads  *threadParents
 	sessions *listingCache
 	contacts *contactCache
+	dms      dmChannels
 
 	// interactions tracks command goroutines so that shutdown waits for them.
 	interactions sync.WaitGroup

@@ -95,6 +95,27 @@ func (b *Bot) commands() []command {
 			run:   b.cmdNotify,
 		},
 		{
+			def: &discordgo.ApplicationCommand{
+				Name: "follow", Description: "Toggle a direct message when a Resonite contact comes online",
+				Contexts: guildOnly,
+				Options:  []*discordgo.ApplicationCommandOption{contactOpt("The contact (username or U- id), or all")},
+			},
+			ephemeral: true,
+			run:       b.cmdFollow,
+		},
+		{
+			def: &discordgo.ApplicationCommand{
+				Name: "board", Description: "A message here that always shows who is online in Resonite",
+				DefaultMemberPermissions: &manageChannels, Contexts: guildOnly,
+				Options: []*discordgo.ApplicationCommandOption{
+					{Type: discordgo.ApplicationCommandOptionSubCommand, Name: "start", Description: "Post the board in this channel and keep it up to date"},
+					{Type: discordgo.ApplicationCommandOptionSubCommand, Name: "stop", Description: "End this channel's board and delete its message"},
+				},
+			},
+			admin: true, ephemeral: true,
+			run: b.cmdBoard,
+		},
+		{
 			def:       &discordgo.ApplicationCommand{Name: "status", Description: "Health of the bridge"},
 			ephemeral: true,
 			run:       b.cmdStatus,
@@ -120,6 +141,8 @@ func (b *Bot) suggest(ctx context.Context, ix *interaction, cmd string, path []s
 		return b.suggestContacts(ctx, ix.GuildID, typed, false)
 	case cmd == "notify" && option == "contact" && len(path) == 1 && path[0] == "add":
 		return b.suggestContacts(ctx, ix.GuildID, typed, true)
+	case cmd == "follow" && option == "contact":
+		return b.suggestConsented(ctx, ix.GuildID, typed)
 	case cmd == "notify" && option == "contact" && len(path) == 1 && path[0] == "remove":
 		return b.suggestSubscriptions(ctx, ix.ChannelID, typed)
 	}

@@ -82,7 +82,7 @@ type Handlers struct {
 	// OnReconnect runs after the gateway came back (resumed or identified again).
 	OnReconnect func(ctx context.Context)
 	// OnMessageEdit gets a MESSAGE_UPDATE that carries an edited_timestamp; OnMessageDelete a
-	// MESSAGE_DELETE.
+	// MESSAGE_DELETE (a relayed message's, or a board's, which is posted again).
 	OnMessageEdit   func(ctx context.Context, m core.DiscordMessage)
 	OnMessageDelete func(ctx context.Context, channelID, messageID string)
 }

@@ -44,6 +44,8 @@ func TestConnectsWithIntentsAndRegistersCommands(t *testing.T) {
 		{"links", true, nil},
 		{"notify", true, []string{"add", "remove", "list"}},
 		{"status", false, nil},
+		{"follow", false, []string{"contact"}},
+		{"board", true, []string{"start", "stop"}},
 	} {
 		c := byName[tc.name]
 		if c == nil {
@@ -64,8 +66,8 @@ func TestConnectsWithIntentsAndRegistersCommands(t *testing.T) {
 			t.Errorf("/%s options = %v, want %v", tc.name, got, tc.options)
 		}
 	}
-	if len(cmds) != 7 {
-		t.Errorf("%d commands registered, want 7", len(cmds))
+	if len(cmds) != 9 {
+		t.Errorf("%d commands registered, want 9", len(cmds))
 	}
 	ready, why := e.bot.Ready()
 	if !ready {
@@ -76,14 +78,14 @@ func TestConnectsWithIntentsAndRegistersCommands(t *testing.T) {
 func TestCommandsRegisteredGloballyWithoutGuild(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, func(o *bot.Options) { o.GuildID = "" }).start()
-	if n := len(e.dc.Commands("")); n != 7 {
-		t.Errorf("%d global commands, want 7", n)
+	if n := len(e.dc.Commands("")); n != 9 {
+		t.Errorf("%d global commands, want 9", n)
 	}
-	// A restart overwrites the same set: still 7, not 14.
+	// A restart overwrites the same set: still 9, not 18.
 	e.restart()
 	e.dc.WaitCalls(t, 2, func(c discordtest.Call) bool { return c.Method == "PUT" && strings.HasSuffix(c.Path, "/commands") })
-	if n := len(e.dc.Commands("")); n != 7 {
-		t.Errorf("after a restart: %d global commands, want 7", n)
+	if n := len(e.dc.Commands("")); n != 9 {
+		t.Errorf("after a restart: %d global commands, want 9", n)
 	}
 }
 

@@ -131,6 +131,17 @@ type Options struct {
 
 	PresenceExpiry time.Duration // a device without update for this long is gone; default 10 min
 	NotifyCooldown time.Duration // same contact, same channel; default 10 min
+
+	// Community and CommunityDiscord enable the boards and the follows (see board.go); both
+	// or neither.
+	Community        CommunityStore
+	CommunityDiscord CommunityDiscord
+	BoardInterval    time.Duration // the least time between two writes of a board; default 15 s
+	BoardClock       Clock         // the clock of the board's throttle; default the real one
+	// BoardProbe, when set, is told false when the boards have news to look at and true once
+	// the board loop looked at all of it (written, or waiting for the throttle). Tests wait on
+	// it instead of sleeping. Called with a lock held: it must return at once.
+	BoardProbe func(idle bool)
 }
 
 // maxPageSize is the most messages Discord's channel history and Resonite's message history
@@ -177,6 +188,10 @@ func (o *Options) defaults() error {
 	setDur(&o.MarkReadDelay, time.Second)
 	setDur(&o.PresenceExpiry, 10*time.Minute)
 	setDur(&o.NotifyCooldown, 10*time.Minute)
+	setDur(&o.BoardInterval, 15*time.Second)
+	if o.BoardClock == nil {
+		o.BoardClock = realClock{}
+	}
 	if o.Concurrency <= 0 {
 		o.Concurrency = 8
 	}
@@ -201,6 +216,7 @@ type Bridge struct {
 	presence *presence
 	fences   *fences
 	catchUp  *catchUpState
+	boards   *boards
 	tasks    *taskQueue
 	reads    *readBatcher
 	ingest   *ingester
@@ -228,6 +244,7 @@ func New(o Options) (*Bridge, error) {
 		reads:    newReadBatcher(),
 		ingest:   newIngester(),
 		pairings: &pairingCache{},
+		boards:   newBoards(o.BoardProbe),
 	}
 	b.catchUp = newCatchUpState(b.fences)
 	b.presence = newPresence(o.Now, o.PresenceExpiry, o.NotifyCooldown)
@@ -293,6 +310,9 @@ func (b *Bridge) Start(ctx context.Context) error {
 	run(&others, intake, b.runResonitePoll)
 	run(&others, intake, b.runTasks)
 	run(&others, reads, b.runReads)
+	if b.communityOn() {
+		run(&others, intake, b.runBoards)
+	}
 	go func() {
 		workers.Wait()
 		stopReads()

@@ -37,8 +37,13 @@ func (b *Bridge) HandleDevice(_ context.Context, d core.Device) {
 	if d.UserID == b.o.Resonite.UserID() || !b.presence.mayTrack(d.UserID) {
 		return
 	}
-	if n, ok := b.presence.update(d); ok {
-		b.tasks.push(func(ctx context.Context) { b.notify(ctx, n) })
+	n, ok := b.presence.update(d)
+	b.boards.touch()
+	if ok {
+		b.tasks.push(func(ctx context.Context) {
+			b.notify(ctx, n)
+			b.notifyFollowers(ctx, n)
+		})
 	}
 }
 
@@ -46,6 +51,7 @@ func (b *Bridge) HandleDevice(_ context.Context, d core.Device) {
 // the bridge is told to.
 func (b *Bridge) HandleContact(_ context.Context, c core.Contact) {
 	b.presence.setContact(c)
+	b.boards.touch()
 	b.acceptIfAsked(c)
 }
 
@@ -71,6 +77,7 @@ func (b *Bridge) HandleConnected(_ context.Context, contacts []core.Contact) {
 		// in the contact list.
 		b.acceptIfAsked(c)
 	}
+	b.boards.touch()
 	// Also on the first connection: messages sent between the start catch-up and the hub
 	// connecting would otherwise wait for the next reconnect.
 	b.catchUp.requestResonite()

@@ -310,12 +310,7 @@ func (b *Bridge) notify(ctx context.Context, n onlineNotice) {
 		b.noteError("listing notification subscriptions", err)
 		return
 	}
-	name, avatar := b.presence.contactLook(n.contactID, "")
-	var session *core.Session
-	if s, ok := b.o.Sessions.Session(n.device.SessionHint); ok {
-		session = &s
-	}
-	text := NotificationText(name, n.status, session)
+	_, avatar, text := b.onlineNotice(n)
 	seen := map[string]bool{}
 	for _, s := range subs {
 		if seen[s.ChannelID] {

@@ -61,6 +61,7 @@ func (s *Server) handler() http.Handler {
 	mux.HandleFunc("POST "+api+"/channels/{cid}/messages", s.postMessage)
 	mux.HandleFunc("PATCH "+api+"/channels/{cid}/messages/{mid}", s.patchMessage)
 	mux.HandleFunc("GET "+api+"/guilds/{gid}/roles", s.getRoles)
+	s.mountDM(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusNotFound, 0, "404: Not Found")
 	})
@@ -667,7 +668,7 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer func() { s.mu.Unlock(); s.echo(echo) }()
 	c := s.channelLocked(w, r.PathValue("cid"))
-	if c == nil || !validateMessage(w, body, true) {
+	if c == nil || s.dmRefusedLocked(w, c.id) || !validateMessage(w, body, true) {
 		return
 	}
 	m := newMsg(&discordgo.Message{Author: &discordgo.User{ID: s.BotUserID, Username: DefaultBotName, Bot: true}}, s.AppID)

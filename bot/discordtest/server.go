@@ -126,6 +126,7 @@ type Server struct {
 	closed       bool
 	whLimit      WebhookLimit
 	whWindows    map[string]*whWindow // webhook id → its current window under whLimit
+	dm           dmState
 
 	gw gatewayState
 }

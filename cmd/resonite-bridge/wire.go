@@ -104,7 +104,8 @@ func wire(ctx context.Context, d deps) (*wiring, error) {
 	}
 
 	presence := &presenceRef{}
-	consent := &consentRef{}
+	consent := &bridgeRef{}
+	community := consent
 	var br *bridge.Bridge // the bot's callbacks reach the bridge, which is built after the bot
 	opts := partOptions{
 		Client: resonite.Options{
@@ -123,7 +124,7 @@ func wire(ctx context.Context, d deps) (*wiring, error) {
 		Bot: bot.Options{
 			Token: cfg.DiscordToken, GuildID: cfg.DiscordGuildID, APIURL: cfg.DiscordAPIURL,
 			Logger: log, // the bot names its component itself
-			Store:  st, Consent: consent, Presence: presence, DrainTimeout: botDrain,
+			Store:  st, Consent: consent, Presence: presence, DrainTimeout: botDrain, Community: community,
 			Handlers: bot.Handlers{
 				OnMessage: func(ctx context.Context, m core.DiscordMessage) {
 					if err := br.HandleDiscordMessage(ctx, m); err != nil {
@@ -138,6 +139,7 @@ func wire(ctx context.Context, d deps) (*wiring, error) {
 					}
 				},
 				OnMessageDelete: func(ctx context.Context, channelID, messageID string) {
+					br.OnDiscordMessageDeleted(ctx, channelID, messageID)
 					if err := br.HandleDiscordDelete(ctx, channelID, messageID); err != nil {
 						log.Warn("storing a Discord deletion failed", "channel", channelID, "err", err)
 					}
@@ -176,6 +178,7 @@ func wire(ctx context.Context, d deps) (*wiring, error) {
 		return nil, err
 	}
 	opts.Bridge.Resonite, opts.Bridge.Sessions, opts.Bridge.Discord = rs, rs, b
+	opts.Bridge.Community, opts.Bridge.CommunityDiscord = st, b
 	br, err = bridge.New(opts.Bridge)
 	if err != nil {
 		return nil, err
@@ -195,34 +198,55 @@ func (p *presenceRef) ContactPresence(id string) (core.OnlineStatus, *core.Sessi
 	return p.b.ContactPresence(id)
 }
 
-// consentRef lets the bot's commands reach the bridge's consent, built after the bot; the
-// bridge exists before any command runs (the bot starts after wire).
-type consentRef struct{ b *bridge.Bridge }
+// bridgeRef lets the bot's commands (consent, /board, /follow) reach the bridge, which is built
+// after the bot; the bridge exists before any command runs (the bot starts after wire).
+type bridgeRef struct{ b *bridge.Bridge }
 
 var errNotWired = errors.New("the bridge is not wired yet")
 
-func (c *consentRef) ConsentedContacts(ctx context.Context, guildID string) ([]string, error) {
+func (c *bridgeRef) StartBoard(ctx context.Context, b core.Board) (bool, error) {
+	if c.b == nil {
+		return false, errNotWired
+	}
+	return c.b.StartBoard(ctx, b)
+}
+
+func (c *bridgeRef) StopBoard(ctx context.Context, channelID string) (bool, error) {
+	if c.b == nil {
+		return false, errNotWired
+	}
+	return c.b.StopBoard(ctx, channelID)
+}
+
+func (c *bridgeRef) ToggleFollow(ctx context.Context, f core.Follow) (bool, error) {
+	if c.b == nil {
+		return false, errNotWired
+	}
+	return c.b.ToggleFollow(ctx, f)
+}
+
+func (c *bridgeRef) ConsentedContacts(ctx context.Context, guildID string) ([]string, error) {
 	if c.b == nil {
 		return nil, errNotWired
 	}
 	return c.b.ConsentedContacts(ctx, guildID)
 }
 
-func (c *consentRef) ConsentRequests(ctx context.Context, guildID string) ([]core.ConsentRequest, error) {
+func (c *bridgeRef) ConsentRequests(ctx context.Context, guildID string) ([]core.ConsentRequest, error) {
 	if c.b == nil {
 		return nil, errNotWired
 	}
 	return c.b.ConsentRequests(ctx, guildID)
 }
 
-func (c *consentRef) AskConsent(ctx context.Context, r core.ConsentRequest) (core.ConsentRequest, error) {
+func (c *bridgeRef) AskConsent(ctx context.Context, r core.ConsentRequest) (core.ConsentRequest, error) {
 	if c.b == nil {
 		return core.ConsentRequest{}, errNotWired
 	}
 	return c.b.AskConsent(ctx, r)
 }
 
-func (c *consentRef) CancelConsentRequests(ctx context.Context, channelID, contactID string) (int, error) {
+func (c *bridgeRef) CancelConsentRequests(ctx context.Context, channelID, contactID string) (int, error) {
 	if c.b == nil {
 		return 0, errNotWired
 	}
