@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"errors"
-	"slices"
 	"testing"
 
 	"github.com/resonite-bridge/resonite-bridge/bridge/core"
@@ -79,22 +78,5 @@ func TestFollowsToggleAndDropAfterFailures(t *testing.T) {
 	}
 	if got, _ := st.FollowsByUser(ctx, "g1", "u1"); len(got) != 0 {
 		t.Errorf("after three refused DMs in a row the follow is still there: %+v", got)
-	}
-}
-
-func TestConsentedContactsStandIn(t *testing.T) {
-	t.Parallel()
-	ctx := ctxT(t)
-	st := storetest.New(t)
-	mustPairWith(t, st, core.Pairing{GuildID: "g1", ChannelID: "c1", ContactID: "U-b"})
-	mustPairWith(t, st, core.Pairing{GuildID: "g2", ChannelID: "c2", ContactID: "U-x"})
-	for _, c := range []string{"U-a", "U-b", core.AllContacts} {
-		if _, err := st.AddSubscription(ctx, core.Subscription{GuildID: "g1", ChannelID: "c9", ContactID: c}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got, err := st.ConsentedContacts(ctx, "g1")
-	if err != nil || !slices.Equal(got, []string{"U-a", "U-b"}) {
-		t.Errorf("ConsentedContacts(g1) = %v, %v; want [U-a U-b]", got, err)
 	}
 }

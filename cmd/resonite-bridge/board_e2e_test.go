@@ -26,7 +26,7 @@ const (
 )
 
 // boardWorld is an e2e world with a manual board clock and Alice, Bob and the extra contacts
-// consenting in the guild (the consent stand-in counts /notify subscriptions).
+// consenting in the guild, announced in e2eNotify.
 type boardWorld struct {
 	*e2e
 	clock *clocktest.Clock
@@ -70,6 +70,7 @@ func newBoardWorld(t *testing.T, extra ...string) *boardWorld {
 	}
 	w.start()
 	for _, c := range append([]string{"Alice", "Bob"}, extra...) {
+		w.consent(e2eGuild, "U-"+c)
 		f := w.dc.Interact(t, discordtest.Command(e2eGuild, e2eNotify, "notify", discordtest.Sub("add", discordtest.O("contact", c)))).Final(t)
 		if !strings.Contains(f.Content, "now announces") {
 			t.Fatalf("/notify add %s answered %q", c, f.Content)
