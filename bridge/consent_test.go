@@ -51,3 +51,16 @@ func TestConsentCodesAreRandomAndBound(t *testing.T) {
 		t.Error("a code hashes the same for two contacts: one could use the other's")
 	}
 }
+
+// BenchmarkParseContactCommand is the cost every contact message pays on its way in.
+func BenchmarkParseContactCommand(b *testing.B) {
+	for _, text := range []string{"hello there, how was the session last night?", "link 123456"} {
+		b.Run(text[:5], func(b *testing.B) {
+			m := core.ContactMessage{Kind: core.KindText, Text: text}
+			b.ReportAllocs()
+			for b.Loop() {
+				parseContactCommand(m)
+			}
+		})
+	}
+}
