@@ -64,11 +64,14 @@ func (b *Bot) cmdStatus(ctx context.Context, ix *interaction, _ discordgo.Applic
 	if gw.LastError != "" && !gw.Connected {
 		field("Gateway error", gw.LastError, false)
 	}
-	if fb := b.hooks.fallbackChannels(); len(fb) > 0 {
-		refs := make([]string, 0, len(fb))
-		for _, c := range fb {
+	var refs []string
+	for _, c := range b.hooks.fallbackChannels() {
+		// Only this server's channels: another's are none of its business.
+		if ch, err := b.s.State.Channel(c); err == nil && ch.GuildID == ix.GuildID {
 			refs = append(refs, channelRef(c))
 		}
+	}
+	if len(refs) > 0 {
 		field("Posting as the bot (no Manage Webhooks)", strings.Join(refs, " "), false)
 	}
 	if !healthy {

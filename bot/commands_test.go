@@ -327,3 +327,54 @@ func TestCommandPanicAnswersTheUser(t *testing.T) {
 type panicky struct{ bot.Resonite }
 
 func (panicky) UserByName(context.Context, string) (core.User, error) { panic("boom") }
+
+// TestConsentWaits: a contact who has not agreed to this server is asked, not linked, and
+// shows no status here; what waits is listed and can be cancelled.
+func TestConsentWaits(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t).start()
+	e.consent.set(guildID, "U-Bob") // Alice never agreed to this server
+	e.presence.set("U-Alice", core.StatusOnline, nil)
+
+	f := e.command("link", discordtest.O("contact", "Alice")).Final(t)
+	if !strings.Contains(f.Content, "has not agreed") || strings.Contains(f.Content, "Linked") {
+		t.Errorf("/link answered %q, want it to wait", f.Content)
+	}
+	if _, ok := e.store.pairing(channelID); ok {
+		t.Fatal("a pairing was made without consent")
+	}
+	reqs, _ := e.consent.ConsentRequests(t.Context(), guildID)
+	if len(reqs) != 1 || reqs[0].ContactID != "U-Alice" || reqs[0].Kind != core.ConsentPairing || reqs[0].ChannelID != channelID ||
+		reqs[0].GuildName == "" || reqs[0].ChannelName == "" || reqs[0].CreatedBy == "" {
+		t.Fatalf("requests %+v", reqs)
+	}
+	if l := e.command("links").Final(t); !strings.Contains(l.Content, "⏳ **Alice**") {
+		t.Errorf("/links answered %q, want the waiting request", l.Content)
+	}
+	if n := e.command("notify", discordtest.Sub("add", discordtest.O("contact", "Alice"))).Final(t); !strings.Contains(n.Content, "has not agreed") {
+		t.Errorf("/notify add answered %q, want it to wait", n.Content)
+	}
+	w := fieldMap(e.command("whois", discordtest.O("user", "Alice")).Final(t).Embeds[0])
+	if _, shown := w["Status"]; shown {
+		t.Errorf("/whois shows the status of a contact who never agreed to this server: %v", w)
+	}
+	for _, tc := range []struct {
+		name string
+		in   discordtest.Invoke
+	}{
+		{"link", discordtest.Autocomplete(guildID, channelID, "link", discordtest.Focused("contact", ""))},
+		{"whois", discordtest.Autocomplete(guildID, channelID, "whois", discordtest.Focused("user", "a"))},
+	} {
+		for _, c := range e.dc.Interact(t, tc.in).Callback().Choices {
+			if c.Value == "U-Dave" {
+				t.Errorf("/%s autocomplete offers %v, who neither agreed nor was asked", tc.name, c.Value)
+			}
+		}
+	}
+	if u := e.command("unlink").Final(t); !strings.Contains(u.Content, "Cancelled") {
+		t.Errorf("/unlink answered %q, want the waiting request cancelled", u.Content)
+	}
+	if reqs, _ := e.consent.ConsentRequests(t.Context(), guildID); len(reqs) != 0 {
+		t.Errorf("still waiting after /unlink: %+v", reqs)
+	}
+}

@@ -70,7 +70,7 @@ func (b *Bridge) HandleConnected(_ context.Context, contacts []core.Contact) {
 	b.presence.connected()
 	for _, c := range contacts {
 		b.presence.setContact(c)
-		if c.Device != nil && c.Device.UserID != b.o.Resonite.UserID() {
+		if c.Device != nil && c.Device.UserID != b.o.Resonite.UserID() && c.State == core.ContactFriend {
 			b.presence.seed(*c.Device)
 		}
 		// Requests that came while the daemon was down, or whose acceptance failed, are only

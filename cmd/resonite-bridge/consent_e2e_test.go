@@ -336,20 +336,7 @@ func TestE2EConsentScoping(t *testing.T) {
 			OnlineStatus: online, SessionType: resonite.SessionTypeGraphicalClient, LastStatusChange: resonite.NewTime(time.Now()),
 			CurrentSessionIndex: -1})
 	}
-	markers := 0
-	settle := func() {
-		t.Helper()
-		markers++
-		id := fmt.Sprintf("U-Marker%d", markers)
-		e.rf.AddUser(resonite.User{ID: id, Username: fmt.Sprintf("Marker%d", markers)}, "")
-		e.rf.Push(e2eBridgeID, "ContactAddedOrUpdated", resonite.Contact{ID: id, ContactUsername: fmt.Sprintf("Marker%d", markers),
-			OwnerID: e2eBridgeID, ContactStatus: resonite.ContactRequested})
-		e.waitUntil("the marker contact request "+id+" accepted", func() bool {
-			return slices.ContainsFunc(e.rf.Contacts(e2eBridgeID), func(c resonite.Contact) bool {
-				return c.ID == id && c.ContactStatus == resonite.ContactAccepted
-			})
-		})
-	}
+	settle := e.markerSettler()
 	// Statuses before the hub's start-up sequence ended are the baseline (see
 	// TestE2EFriendOnlineNotifications): come online until it counts.
 	for round := 0; !e.channelHas(e2eNotify, "**Alice** is now"); round++ {

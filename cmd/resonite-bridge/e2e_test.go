@@ -459,23 +459,7 @@ func TestE2EFriendOnlineNotifications(t *testing.T) {
 		}
 		return out
 	}
-	markers := 0
-	settle := func() {
-		t.Helper()
-		markers++
-		id := fmt.Sprintf("U-Marker%d", markers)
-		e.rf.AddUser(resonite.User{ID: id, Username: fmt.Sprintf("Marker%d", markers)}, "")
-		e.rf.Push(e2eBridgeID, "ContactAddedOrUpdated", resonite.Contact{ID: id, ContactUsername: fmt.Sprintf("Marker%d", markers),
-			OwnerID: e2eBridgeID, ContactStatus: resonite.ContactRequested})
-		e.waitUntil("the marker contact request "+id+" accepted", func() bool {
-			for _, c := range e.rf.Contacts(e2eBridgeID) {
-				if c.ID == id && c.ContactStatus == resonite.ContactAccepted {
-					return true
-				}
-			}
-			return false
-		})
-	}
+	settle := e.markerSettler()
 	// Statuses that arrive before the hub's start-up sequence has finished are the baseline,
 	// not news (every online contact re-sends its status then): come online until it counts.
 	// Each round ends on a marker, after which a notice for the round would have been posted.
@@ -753,4 +737,27 @@ func TestE2EGapMessagesGoBeforeNewerOnes(t *testing.T) {
 			t.Errorf("Resonite received %q, want the gap first, in send-time order: %q", got, want)
 		}
 	})
+}
+
+// markerSettler returns a function that waits until the bridge handled every earlier hub event
+// and ran every earlier side task: it sends a contact request (auto-accept must be on) and
+// waits for its acceptance, which is handled in the same order.
+func (e *e2e) markerSettler() func() {
+	markers := 0
+	return func() {
+		e.t.Helper()
+		markers++
+		id := fmt.Sprintf("U-Marker%d", markers)
+		e.rf.AddUser(resonite.User{ID: id, Username: fmt.Sprintf("Marker%d", markers)}, "")
+		e.rf.Push(e2eBridgeID, "ContactAddedOrUpdated", resonite.Contact{ID: id, ContactUsername: fmt.Sprintf("Marker%d", markers),
+			OwnerID: e2eBridgeID, ContactStatus: resonite.ContactRequested})
+		e.waitUntil("the marker contact request "+id+" accepted", func() bool {
+			for _, c := range e.rf.Contacts(e2eBridgeID) {
+				if c.ID == id && c.ContactStatus == resonite.ContactAccepted {
+					return true
+				}
+			}
+			return false
+		})
+	}
 }
