@@ -6,6 +6,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -197,5 +198,33 @@ func TestE2ERefusedPostIsAnsweredToTheContact(t *testing.T) {
 	}
 	if !strings.Contains(text, "Invalid Form Body") {
 		t.Errorf("/status does not show the refusal: %q", text)
+	}
+}
+
+func TestE2EThreadCatchUpReadsTheThreadsHistory(t *testing.T) {
+	t.Parallel()
+	e := newE2E(t)
+	e.dc.AddThread(e2eChannel, e2eThread, "alice-thread")
+	e.start()
+	e.linkIn(e2eThread, "Alice")
+	e.say(e2eThread, "first")
+	e.waitText("U-Alice", "Dana: first")
+	if code := e.stop(); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	// Said while no daemon ran: in the thread's history only (and one in the parent channel,
+	// which is not linked and must not cross).
+	e.dc.AppendMessage(discordtest.UserMessage{ChannelID: e2eChannel, AuthorID: "710000000000000001", Username: "dana",
+		GlobalName: "Dana", Content: "in the parent"})
+	for i := 1; i <= 3; i++ {
+		e.dc.AppendMessage(discordtest.UserMessage{ChannelID: e2eThread, AuthorID: "710000000000000001", Username: "dana",
+			GlobalName: "Dana", Content: fmt.Sprintf("gap %d", i)})
+	}
+	e.start()
+	e.say(e2eThread, "live")
+	e.waitText("U-Alice", "Dana: live")
+	want := []string{"Dana: first", "Dana: gap 1", "Dana: gap 2", "Dana: gap 3", "Dana: live"}
+	if got := e.texts("U-Alice"); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("Alice got %q, want the thread's gap caught up in order %q", got, want)
 	}
 }
