@@ -206,7 +206,7 @@ func TestE2EThreadCatchUpReadsTheThreadsHistory(t *testing.T) {
 	e := newE2E(t)
 	e.dc.AddThread(e2eChannel, e2eThread, "alice-thread")
 	e.start()
-	e.linkIn(e2eThread, "Alice")
+	e.link(e2eThread, "Alice")
 	e.say(e2eThread, "first")
 	e.waitText("U-Alice", "Dana: first")
 	if code := e.stop(); code != 0 {
