@@ -295,7 +295,7 @@ func (s statusSource) Status(ctx context.Context, guildID string) bot.BridgeStat
 		// The bridge's own last error may name any server's channels or contacts: a server
 		// sees only its rows' errors. The catch-up's channel counts span every server.
 		cu := b.Stats().CatchUp
-		cu.PairingsDone, cu.PairingsTotal, cu.HeldPairings = 0, 0, min(cu.HeldPairings, 0)
+		cu.PairingsDone, cu.PairingsTotal, cu.HeldPairings = 0, 0, 0
 		out.CatchUp = cu
 	}
 	return out
