@@ -18,16 +18,16 @@ import (
 // Store is the durable outbox and the pairing tables; *store.Store has it.
 //
 // Semantics the bridge relies on: EnqueueBatch stores rows in one transaction in the given
-// order, idempotent on (Direction, SourceID) (Inserted false for a duplicate); rows of a pairing
-// that is gone are not stored (ID 0) and the error, matching core.ErrNotFound, comes with a
-// result per row while the others are stored. ClaimBatch hands out, for up to maxPairings
-// pairings not in skip, the run of rows at the head of the pairing's queue (oldest undelivered by SourceTime,
-// then ID; failed rows do not block) while they are pending and due, at most maxRows; never
-// while anything of the pairing is in flight, so a pairing has at most one batch out and a row
-// that waits for a retry holds back the rows behind it. Settle stores a batch's outcomes in one
-// transaction; Retry outcomes count an attempt, Postpone ones do not. SetProgress records the
-// parts of a long message posted so far. MarkDelivered also accepts a pending row (late
-// MessageSent echoes). Lookups of missing rows return core.ErrNotFound.
+// order, idempotent on (Direction, SourceID) (Inserted false for a duplicate); rows of a
+// pairing that is gone are not stored (ID 0) and the error, matching core.ErrNotFound, comes
+// with a result per row while the others are stored. ClaimBatch hands out, for up to
+// maxPairings pairings not in skip, the run of rows at the head of the pairing's queue (oldest
+// undelivered by SourceTime, then ID; failed rows do not block) while they are pending and due,
+// at most maxRows; never while anything of the pairing is in flight, so a pairing has at most
+// one batch out and a row that waits for a retry holds back the rows behind it. Settle stores a
+// batch's outcomes in one transaction; Retry outcomes count an attempt, Postpone ones do not.
+// SetProgress records the parts of a long message posted so far. MarkDelivered also accepts a
+// pending row (late MessageSent echoes). Lookups of missing rows return core.ErrNotFound.
 type Store interface {
 	Pairings(ctx context.Context) ([]core.Pairing, error)
 	PairingByChannel(ctx context.Context, channelID string) (core.Pairing, error)
@@ -269,7 +269,8 @@ var errStarted = errors.New("bridge: started already")
 
 // Start launches the bridge's goroutines: one outbox worker per direction, the group commit of
 // new rows, the watch of the pairings, catch-up, rescue of expired leases, the mailbox poll,
-// side tasks and read receipts; it schedules a catch-up of both sides. They run until Stop, which the caller must call; ctx only carries values.
+// side tasks and read receipts; it schedules a catch-up of both sides. They run until Stop,
+// which the caller must call; ctx only carries values.
 func (b *Bridge) Start(ctx context.Context) error {
 	b.life.Lock()
 	defer b.life.Unlock()
@@ -323,8 +324,8 @@ func (b *Bridge) Start(ctx context.Context) error {
 
 // Stop stops claiming new work at once, stores the rows submitted so far, lets the deliveries
 // in flight finish (for at most DrainTimeout, then cancels them), flushes read receipts and
-// returns when every goroutine of Start has returned, or with ctx's error if ctx ends first. A Bridge that was never started
-// stops at once.
+// returns when every goroutine of Start has returned, or with ctx's error if ctx ends first. A
+// Bridge that was never started stops at once.
 func (b *Bridge) Stop(ctx context.Context) error {
 	b.life.Lock()
 	if !b.started {
