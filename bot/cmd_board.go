@@ -20,8 +20,6 @@ type Community interface {
 	StartBoard(ctx context.Context, b core.Board) (created bool, err error)
 	StopBoard(ctx context.Context, channelID string) (stopped bool, err error)
 	ToggleFollow(ctx context.Context, f core.Follow) (on bool, err error)
-	// ConsentedContacts returns the Resonite user ids of the contacts that consented in guildID.
-	ConsentedContacts(ctx context.Context, guildID string) ([]string, error)
 }
 
 // Discord's JSON error code for a refused direct message.

@@ -15,7 +15,7 @@ import (
 // consentedContacts returns the bridge account's contacts that consented in the guild, sorted
 // by name.
 func (b *Bot) consentedContacts(ctx context.Context, guildID string) ([]core.Contact, error) {
-	ids, err := b.o.Community.ConsentedContacts(ctx, guildID)
+	ids, err := b.o.Consent.ConsentedContacts(ctx, guildID)
 	if err != nil {
 		return nil, err
 	}
@@ -72,29 +72,4 @@ func (b *Bot) cmdFollow(ctx context.Context, ix *interaction, data discordgo.App
 		return answer{content: fmt.Sprintf("🔔 On: I will send you a direct message when %s comes online. Run the same /follow again to turn it off.", name), ephemeral: true}
 	}
 	return answer{content: fmt.Sprintf("🔕 Off: no more direct messages when %s comes online.", name), ephemeral: true}
-}
-
-// suggestConsented offers "all" and the contacts that consented in the guild.
-func (b *Bot) suggestConsented(ctx context.Context, guildID, typed string) []*discordgo.ApplicationCommandOptionChoice {
-	var out []*discordgo.ApplicationCommandOptionChoice
-	if matches(typed, "all") {
-		out = append(out, choice("all (every contact of this server)", core.AllContacts))
-	}
-	if b.o.Community == nil || guildID == "" {
-		return out
-	}
-	list, err := b.consentedContacts(ctx, guildID)
-	if err != nil {
-		b.log.Debug("autocomplete: listing the consenting contacts failed", "err", err)
-		return out
-	}
-	for _, c := range list {
-		if len(out) == 25 {
-			break
-		}
-		if matches(typed, c.Username, c.ID) {
-			out = append(out, choice(c.Username+" ("+c.ID+")", c.ID))
-		}
-	}
-	return out
 }

@@ -88,11 +88,24 @@ func matches(typed string, names ...string) bool {
 // suggestContacts offers the bridge account's contacts (friends only) that agreed to this
 // server or that it asked, plus "all" for /notify: a server never sees the whole contact list.
 func (b *Bot) suggestContacts(ctx context.Context, guildID, typed string, withAll bool) []*discordgo.ApplicationCommandOptionChoice {
+	mine, err := b.guildContacts(ctx, guildID)
+	return b.suggestAmong(ctx, typed, withAll, mine, err)
+}
+
+// suggestConsented offers "all" and the contacts that agreed to the guild (not those only
+// asked): whom /follow can follow.
+func (b *Bot) suggestConsented(ctx context.Context, guildID, typed string) []*discordgo.ApplicationCommandOptionChoice {
+	mine, err := b.consentedSet(ctx, guildID)
+	return b.suggestAmong(ctx, typed, true, mine, err)
+}
+
+// suggestAmong offers the friends in mine (found with err) matching typed, sorted by name,
+// after "all" when withAll.
+func (b *Bot) suggestAmong(ctx context.Context, typed string, withAll bool, mine map[string]bool, err error) []*discordgo.ApplicationCommandOptionChoice {
 	var out []*discordgo.ApplicationCommandOptionChoice
 	if withAll && matches(typed, "all") {
-		out = append(out, choice("all (every contact who agreed to this server)", "all"))
+		out = append(out, choice("all (every contact who agreed to this server)", core.AllContacts))
 	}
-	mine, err := b.guildContacts(ctx, guildID)
 	if err != nil {
 		b.log.Debug("autocomplete: listing consents failed", "err", err)
 		return out

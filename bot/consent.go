@@ -24,8 +24,8 @@ func (b *Bot) consented(ctx context.Context, guildID, contactID string) (bool, e
 	return slices.Contains(ids, contactID), nil
 }
 
-// guildContacts is the set of contacts that agreed to the guild or that it asked.
-func (b *Bot) guildContacts(ctx context.Context, guildID string) (map[string]bool, error) {
+// consentedSet is the set of contacts that agreed to the guild.
+func (b *Bot) consentedSet(ctx context.Context, guildID string) (map[string]bool, error) {
 	ids, err := b.o.Consent.ConsentedContacts(ctx, guildID)
 	if err != nil {
 		return nil, err
@@ -33,6 +33,15 @@ func (b *Bot) guildContacts(ctx context.Context, guildID string) (map[string]boo
 	set := map[string]bool{}
 	for _, id := range ids {
 		set[id] = true
+	}
+	return set, nil
+}
+
+// guildContacts is the set of contacts that agreed to the guild or that it asked.
+func (b *Bot) guildContacts(ctx context.Context, guildID string) (map[string]bool, error) {
+	set, err := b.consentedSet(ctx, guildID)
+	if err != nil {
+		return nil, err
 	}
 	reqs, err := b.o.Consent.ConsentRequests(ctx, guildID)
 	if err != nil {
