@@ -76,13 +76,18 @@ func (b *Bridge) HandleDiscordDelete(ctx context.Context, channelID, messageID s
 // relayedOriginal finds the pairing of a channel and the row of a message relayed from it;
 // ok is false when the channel is not paired or the message was never relayed (or given up).
 func (b *Bridge) relayedOriginal(ctx context.Context, channelID, messageID string) (core.Pairing, core.OutboxRow, bool, error) {
-	p, err := b.o.Store.PairingByChannel(ctx, channelID)
+	p, err := b.pairingByChannel(ctx, channelID)
 	if errors.Is(err, core.ErrNotFound) {
 		return core.Pairing{}, core.OutboxRow{}, false, nil
 	}
 	if err != nil {
 		b.noteError("looking up the pairing of an edited or deleted Discord message", err)
 		return core.Pairing{}, core.OutboxRow{}, false, fmt.Errorf("bridge: looking up pairing of channel %s: %w", channelID, err)
+	}
+	// The original may still wait in the ingester (an edit right after the message): stored
+	// first, it is found, and the version row comes after it.
+	if err := b.flush(ctx); err != nil {
+		return p, core.OutboxRow{}, false, fmt.Errorf("bridge: storing messages before Discord message %s's new version: %w", messageID, err)
 	}
 	orig, err := b.o.Versions.MessageBySource(ctx, core.ToResonite, messageID)
 	if errors.Is(err, core.ErrNotFound) {

@@ -57,3 +57,38 @@ func TestIngestGroupsAndStopStores(t *testing.T) {
 		}
 	}
 }
+
+// TestEditRightAfterItsMessage: an edit handed while its message still waits to be stored is
+// not lost for want of an original; it is stored after it.
+func TestEditRightAfterItsMessage(t *testing.T) {
+	t.Parallel()
+	first := make(chan struct{})
+	release := make(chan struct{})
+	h := newHarness(t, nil)
+	h.opts.Versions = h.pg // the store is made with the harness
+	h.b = h.newBridge()
+	h.store.setEnqueueFn(func(m core.OutboxRow) error {
+		if m.SourceID == snow(1) {
+			close(first)
+			<-release // the message's commit is slow
+		}
+		return nil
+	})
+	h.start()
+	if err := h.b.HandleDiscordMessage(t.Context(), dmsg(1, "C-A", "Kim", "see you at 8")); err != nil {
+		t.Fatal(err)
+	}
+	<-first
+	edit := dmsg(1, "C-A", "Kim", "see you at 9")
+	edit.EditedAt = at(3)
+	handled := make(chan error, 1)
+	go func() { handled <- h.b.HandleDiscordEdit(t.Context(), edit) }()
+	close(release)
+	if err := <-handled; err != nil {
+		t.Fatal(err)
+	}
+	h.stop()
+	if got := h.rowCount(core.ToResonite); got != 2 {
+		t.Fatalf("%d rows stored, want 2: the message and its edit", got)
+	}
+}
