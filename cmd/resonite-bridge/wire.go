@@ -104,8 +104,7 @@ func wire(ctx context.Context, d deps) (*wiring, error) {
 	}
 
 	presence := &presenceRef{}
-	consent := &bridgeRef{}
-	community := consent
+	bridgeForCommands := &bridgeRef{}
 	var br *bridge.Bridge // the bot's callbacks reach the bridge, which is built after the bot
 	opts := partOptions{
 		Client: resonite.Options{
@@ -124,7 +123,7 @@ func wire(ctx context.Context, d deps) (*wiring, error) {
 		Bot: bot.Options{
 			Token: cfg.DiscordToken, GuildID: cfg.DiscordGuildID, APIURL: cfg.DiscordAPIURL,
 			Logger: log, // the bot names its component itself
-			Store:  st, Consent: consent, Presence: presence, DrainTimeout: botDrain, Community: community,
+			Store:  st, Consent: bridgeForCommands, Presence: presence, DrainTimeout: botDrain, Community: bridgeForCommands,
 			Handlers: bot.Handlers{
 				OnMessage: func(ctx context.Context, m core.DiscordMessage) {
 					if err := br.HandleDiscordMessage(ctx, m); err != nil {
@@ -183,7 +182,7 @@ func wire(ctx context.Context, d deps) (*wiring, error) {
 	if err != nil {
 		return nil, err
 	}
-	presence.b, consent.b = br, br
+	presence.b, bridgeForCommands.b = br, br
 	events := resoniteadapter.NewEventLoop(rs, br, log)
 	return &wiring{store: st, lock: lock, client: client, hub: hub, resonite: rs, events: events, bot: b, bridge: br, lockOpts: opts.Lock}, nil
 }
