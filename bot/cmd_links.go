@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/bwmarrin/discordgo"
@@ -69,16 +70,34 @@ func (b *Bot) resolveContact(ctx context.Context, who string) (core.Contact, boo
 
 func channelRef(id string) string { return "<#" + id + ">" }
 
+// contactNames lists pairings' contacts as "**name** (`id`), …".
+func contactNames(ps []core.Pairing) string {
+	names := make([]string, len(ps))
+	for i, p := range ps {
+		names[i] = fmt.Sprintf("**%s** (`%s`)", bridge.EscapeMarkdown(nameOrID(p.ContactUsername, p.ContactID)), p.ContactID)
+	}
+	return strings.Join(names, ", ")
+}
+
+func nameOrID(name, id string) string {
+	if strings.TrimSpace(name) == "" {
+		return id
+	}
+	return name
+}
+
 func (b *Bot) cmdLink(ctx context.Context, ix *interaction, data discordgo.ApplicationCommandInteractionData) answer {
 	who := stringOpt(optionMap(data.Options), "contact")
 	if who == "" {
 		return failure("Name the contact: a username or a U- id.")
 	}
-	if p, err := b.o.Store.PairingByChannel(ctx, ix.ChannelID); err == nil {
-		return failure("This channel is already linked with **%s** (`%s`). Use /unlink first.", bridge.EscapeMarkdown(p.ContactUsername), p.ContactID)
-	} else if !errors.Is(err, core.ErrNotFound) {
-		b.log.Warn("/link: reading the pairing failed", "err", err)
-		return failure("The bridge's database is not answering; try again in a moment.")
+	ps, err := b.o.Store.PairingsByChannel(ctx, ix.ChannelID)
+	if err != nil {
+		b.log.Warn("/link: reading the pairings failed", "err", err)
+		return failure(dbDown)
+	}
+	if len(ps) >= core.MaxChannelContacts {
+		return failure("This channel holds %d contacts already, the most one channel can have: %s. Use /unlink contact to make room.", len(ps), contactNames(ps))
 	}
 	c, found, err := b.resolveContact(ctx, who)
 	if err != nil {
@@ -92,9 +111,18 @@ func (b *Bot) cmdLink(ctx context.Context, ix *interaction, data discordgo.Appli
 		}
 		return failure("%s", b.befriendHint(ctx, who, cp))
 	}
+	if slices.ContainsFunc(ps, func(p core.Pairing) bool { return p.ContactID == c.ID }) {
+		return failure("This channel is already linked with **%s** (`%s`); see /links.", bridge.EscapeMarkdown(c.Username), c.ID)
+	}
+	if waiting, err := b.waitingLinks(ctx, ix.GuildID, ix.ChannelID, c.ID); err != nil {
+		b.log.Warn("/link: reading consent requests failed", "err", err)
+		return failure(dbDown)
+	} else if len(ps)+waiting >= core.MaxChannelContacts {
+		return failure("This channel holds %d contacts and waits for %d more to agree: %d is the most one channel can have. Use /unlink contact to make room.", len(ps), waiting, core.MaxChannelContacts)
+	}
 	if ok, err := b.consented(ctx, ix.GuildID, c.ID); err != nil {
 		b.log.Warn("/link: reading consents failed", "err", err)
-		return failure("The bridge's database is not answering; try again in a moment.")
+		return failure(dbDown)
 	} else if !ok {
 		return b.askConsent(ctx, ix, c, core.ConsentPairing)
 	}
@@ -102,16 +130,22 @@ func (b *Bot) cmdLink(ctx context.Context, ix *interaction, data discordgo.Appli
 		GuildID: ix.GuildID, ChannelID: ix.ChannelID, ContactID: c.ID, ContactUsername: c.Username,
 		CreatedBy: invokerID(ix.Interaction),
 	})
-	if errors.Is(err, core.ErrConflict) {
-		return failure("This channel was linked a moment ago by someone else; see /links.")
-	}
-	if err != nil {
+	switch {
+	case errors.Is(err, core.ErrConflict):
+		return failure("This channel was linked with **%s** a moment ago by someone else; see /links.", bridge.EscapeMarkdown(c.Username))
+	case errors.Is(err, core.ErrFull):
+		return failure("This channel filled up a moment ago: %d contacts is the most one channel can have; see /links.", core.MaxChannelContacts)
+	case err != nil:
 		b.log.Warn("/link: storing the pairing failed", "err", err)
-		return failure("The bridge's database is not answering; try again in a moment.")
+		return failure(dbDown)
 	}
-	b.log.Info("paired a channel", "channel", p.ChannelID, "guild", p.GuildID, "contact", p.ContactID, "by", p.CreatedBy)
+	b.log.Info("paired a channel", "channel", p.ChannelID, "guild", p.GuildID, "contact", p.ContactID, "by", p.CreatedBy, "contacts", len(ps)+1)
 	msg := fmt.Sprintf("🔗 Linked %s with Resonite contact **%s** (`%s`). Messages now relay both ways.",
 		channelRef(ix.ChannelID), bridge.EscapeMarkdown(c.Username), c.ID)
+	if len(ps) > 0 {
+		msg = fmt.Sprintf("🔗 Added **%s** (`%s`) to %s, now a group channel of %d contacts: %s. Messages here reach every one of them, and each one's messages reach the others as “Name: text”.",
+			bridge.EscapeMarkdown(c.Username), c.ID, channelRef(ix.ChannelID), len(ps)+1, contactNames(append(ps[:len(ps):len(ps)], p)))
+	}
 	if _, err := b.hooks.resolve(ctx, ix.ChannelID); errors.Is(err, errNoWebhook) {
 		msg += "\n⚠ The bot lacks **Manage Webhooks** here, so Resonite messages will appear as the bot's own, prefixed with the sender's name. Grant it to show them under each sender's name and picture."
 	} else if err != nil {
@@ -120,12 +154,94 @@ func (b *Bot) cmdLink(ctx context.Context, ix *interaction, data discordgo.Appli
 	return answer{content: msg}
 }
 
-func (b *Bot) cmdUnlink(ctx context.Context, ix *interaction, _ discordgo.ApplicationCommandInteractionData) answer {
+// waitingLinks counts the /link requests of a channel still waiting for a contact's consent,
+// other than except's.
+func (b *Bot) waitingLinks(ctx context.Context, guildID, channelID, except string) (int, error) {
+	reqs, err := b.o.Consent.ConsentRequests(ctx, guildID)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, r := range reqs {
+		if r.Kind == core.ConsentPairing && r.ChannelID == channelID && r.ContactID != except {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// pairingOf finds the pairing of who (a U- id or a username, any case) among ps.
+func pairingOf(ps []core.Pairing, who string) (core.Pairing, bool) {
+	for _, p := range ps {
+		if strings.EqualFold(p.ContactID, who) || strings.EqualFold(p.ContactUsername, who) {
+			return p, true
+		}
+	}
+	return core.Pairing{}, false
+}
+
+func (b *Bot) cmdUnlink(ctx context.Context, ix *interaction, data discordgo.ApplicationCommandInteractionData) answer {
+	who := stringOpt(optionMap(data.Options), "contact")
+	if who == "" {
+		return b.unlinkAll(ctx, ix)
+	}
+	ps, err := b.o.Store.PairingsByChannel(ctx, ix.ChannelID)
+	if err != nil {
+		b.log.Warn("/unlink: reading the pairings failed", "err", err)
+		return failure(dbDown)
+	}
+	p, ok := pairingOf(ps, who)
+	if !ok {
+		// Maybe the contact has not agreed yet: a waiting request can be withdrawn by name too.
+		if reqs, err := b.o.Consent.ConsentRequests(ctx, ix.GuildID); err == nil {
+			for _, r := range reqs {
+				if r.Kind == core.ConsentPairing && r.ChannelID == ix.ChannelID &&
+					(strings.EqualFold(r.ContactID, who) || strings.EqualFold(r.ContactUsername, who)) {
+					if n, err := b.o.Consent.CancelConsentRequests(ctx, ix.ChannelID, r.ContactID); err == nil && n > 0 {
+						return answer{content: fmt.Sprintf("✂ Cancelled the request still waiting for **%s**'s answer.", bridge.EscapeMarkdown(r.ContactUsername))}
+					}
+				}
+			}
+		}
+		if len(ps) == 0 {
+			return failure("This channel is not linked with anyone.")
+		}
+		return failure("“%s” is not linked in this channel. Linked here: %s.", bridge.Shorten(who, 64), contactNames(ps))
+	}
+	if _, err := b.o.Consent.CancelConsentRequests(ctx, ix.ChannelID, p.ContactID); err != nil {
+		b.log.Warn("/unlink: cancelling waiting requests failed", "err", err)
+	}
+	removed, err := b.o.Store.DeletePairings(ctx, ix.ChannelID, p.ContactID)
+	if errors.Is(err, core.ErrNotFound) {
+		return failure("**%s** was removed from this channel a moment ago by someone else; see /links.", bridge.EscapeMarkdown(nameOrID(p.ContactUsername, p.ContactID)))
+	}
+	if err != nil {
+		b.log.Warn("/unlink: deleting the pairing failed", "err", err)
+		return failure(dbDown)
+	}
+	b.log.Info("removed a contact from a channel", "channel", ix.ChannelID, "contact", p.ContactID, "by", invokerID(ix.Interaction))
+	var rest []core.Pairing
+	for _, q := range ps {
+		if !slices.ContainsFunc(removed, func(r core.Pairing) bool { return r.ID == q.ID }) {
+			rest = append(rest, q)
+		}
+	}
+	msg := fmt.Sprintf("✂ Removed **%s** from %s.", bridge.EscapeMarkdown(nameOrID(p.ContactUsername, p.ContactID)), channelRef(ix.ChannelID))
+	if len(rest) == 0 {
+		msg += " Nothing is relayed here any more."
+	} else {
+		msg += " Still linked here: " + contactNames(rest) + "."
+	}
+	return answer{content: msg}
+}
+
+// unlinkAll removes every pairing of the channel and its waiting /link requests.
+func (b *Bot) unlinkAll(ctx context.Context, ix *interaction) answer {
 	cancelled, cerr := b.o.Consent.CancelConsentRequests(ctx, ix.ChannelID, "")
 	if cerr != nil {
 		b.log.Warn("/unlink: cancelling waiting requests failed", "err", cerr)
 	}
-	p, err := b.o.Store.DeletePairing(ctx, ix.ChannelID)
+	ps, err := b.o.Store.DeletePairings(ctx, ix.ChannelID, "")
 	if errors.Is(err, core.ErrNotFound) {
 		if cancelled > 0 {
 			return answer{content: "✂ Cancelled the request still waiting for the contact's answer. Nothing is relayed here."}
@@ -133,33 +249,55 @@ func (b *Bot) cmdUnlink(ctx context.Context, ix *interaction, _ discordgo.Applic
 		return failure("This channel is not linked with anyone.")
 	}
 	if err != nil {
-		b.log.Warn("/unlink: deleting the pairing failed", "err", err)
-		return failure("The bridge's database is not answering; try again in a moment.")
+		b.log.Warn("/unlink: deleting the pairings failed", "err", err)
+		return failure(dbDown)
 	}
-	b.log.Info("unpaired a channel", "channel", p.ChannelID, "contact", p.ContactID, "by", invokerID(ix.Interaction))
-	return answer{content: fmt.Sprintf("✂ Unlinked %s from **%s**. Nothing is relayed here any more.", channelRef(ix.ChannelID), bridge.EscapeMarkdown(p.ContactUsername))}
+	for _, p := range ps {
+		b.log.Info("unpaired a channel", "channel", p.ChannelID, "contact", p.ContactID, "by", invokerID(ix.Interaction))
+	}
+	if len(ps) == 1 {
+		return answer{content: fmt.Sprintf("✂ Unlinked %s from **%s**. Nothing is relayed here any more.", channelRef(ix.ChannelID), bridge.EscapeMarkdown(ps[0].ContactUsername))}
+	}
+	return answer{content: fmt.Sprintf("✂ Unlinked %s from its %d contacts: %s. Nothing is relayed here any more.", channelRef(ix.ChannelID), len(ps), contactNames(ps))}
+}
+
+// suggestChannelContacts offers the contacts paired with the channel (for /unlink).
+func (b *Bot) suggestChannelContacts(ctx context.Context, channelID, typed string) []*discordgo.ApplicationCommandOptionChoice {
+	ps, err := b.o.Store.PairingsByChannel(ctx, channelID)
+	if err != nil {
+		return nil
+	}
+	var out []*discordgo.ApplicationCommandOptionChoice
+	for _, p := range ps {
+		name := nameOrID(p.ContactUsername, p.ContactID) + " (" + p.ContactID + ")"
+		if matches(typed, name, p.ContactID) && len(out) < 25 {
+			out = append(out, choice(name, p.ContactID))
+		}
+	}
+	return out
 }
 
 func (b *Bot) cmdLinks(ctx context.Context, ix *interaction, _ discordgo.ApplicationCommandInteractionData) answer {
 	ps, err := b.o.Store.PairingsByGuild(ctx, ix.GuildID)
 	if err != nil {
 		b.log.Warn("/links: listing pairings failed", "err", err)
-		return failure("The bridge's database is not answering; try again in a moment.")
+		return failure(dbDown)
 	}
 	waiting, err := b.waitingLines(ctx, ix.GuildID)
 	if err != nil {
 		b.log.Warn("/links: listing consent requests failed", "err", err)
-		return failure("The bridge's database is not answering; try again in a moment.")
+		return failure(dbDown)
 	}
 	if len(ps) == 0 && len(waiting) == 0 {
 		return answer{content: "No channel of this server is linked. Use /link in a channel to pair it with a Resonite contact."}
 	}
+	channels := bridge.GroupByChannel(ps)
 	var lines []string
-	for _, p := range ps {
-		lines = append(lines, fmt.Sprintf("%s ↔ **%s** (`%s`), since <t:%d:d>\n", channelRef(p.ChannelID), bridge.EscapeMarkdown(p.ContactUsername), p.ContactID, p.CreatedAt.Unix()))
+	for _, group := range channels {
+		lines = append(lines, fmt.Sprintf("%s ↔ %s, since <t:%d:d>\n", channelRef(group[0].ChannelID), contactNames(group), group[0].CreatedAt.Unix()))
 	}
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "**%d linked channel(s)**\n", len(ps))
+	fmt.Fprintf(&sb, "**%d linked channel(s)**\n", len(channels))
 	if len(waiting) > 0 {
 		lines = append(lines, fmt.Sprintf("**%d request(s) waiting for the contact's consent**\n", len(waiting)))
 		lines = append(lines, waiting...)
@@ -202,7 +340,7 @@ func (b *Bot) cmdNotify(ctx context.Context, ix *interaction, data discordgo.App
 			}
 			if ok, err := b.consented(ctx, ix.GuildID, c.ID); err != nil {
 				b.log.Warn("/notify add: reading consents failed", "err", err)
-				return failure("The bridge's database is not answering; try again in a moment.")
+				return failure(dbDown)
 			} else if !ok {
 				return b.askConsent(ctx, ix, c, core.ConsentSubscription)
 			}
@@ -213,7 +351,7 @@ func (b *Bot) cmdNotify(ctx context.Context, ix *interaction, data discordgo.App
 		})
 		if err != nil {
 			b.log.Warn("/notify add: storing the subscription failed", "err", err)
-			return failure("The bridge's database is not answering; try again in a moment.")
+			return failure(dbDown)
 		}
 		if !created {
 			return answer{content: fmt.Sprintf("This channel already announces %s.", name), ephemeral: true}
@@ -238,7 +376,7 @@ func (b *Bot) cmdNotify(ctx context.Context, ix *interaction, data discordgo.App
 		removed, err := b.o.Store.RemoveSubscription(ctx, ix.ChannelID, id)
 		if err != nil {
 			b.log.Warn("/notify remove: deleting the subscription failed", "err", err)
-			return failure("The bridge's database is not answering; try again in a moment.")
+			return failure(dbDown)
 		}
 		if !removed {
 			return failure("This channel does not announce “%s”; see /notify list.", bridge.Shorten(who, 64))
@@ -251,7 +389,7 @@ func (b *Bot) cmdNotify(ctx context.Context, ix *interaction, data discordgo.App
 func (b *Bot) notifyList(ctx context.Context, ix *interaction) answer {
 	subs, err := b.o.Store.SubscriptionsByChannel(ctx, ix.ChannelID)
 	if err != nil {
-		return failure("The bridge's database is not answering; try again in a moment.")
+		return failure(dbDown)
 	}
 	if len(subs) == 0 {
 		return answer{content: "This channel announces nobody. Use /notify add to announce a contact (or all).", ephemeral: true}

@@ -56,7 +56,7 @@ func (b *Bot) commands() []command {
 		},
 		{
 			def: &discordgo.ApplicationCommand{
-				Name: "link", Description: "Pair this channel with a Resonite contact of the bridge account",
+				Name: "link", Description: "Pair this channel with a Resonite contact (again for a group of up to 10)",
 				DefaultMemberPermissions: &manageChannels, Contexts: guildOnly,
 				Options: []*discordgo.ApplicationCommandOption{contactOpt("The contact (username or U- id)")},
 			},
@@ -65,8 +65,13 @@ func (b *Bot) commands() []command {
 		},
 		{
 			def: &discordgo.ApplicationCommand{
-				Name: "unlink", Description: "Remove this channel's pairing",
+				Name: "unlink", Description: "Remove a contact from this channel, or every pairing of the channel",
 				DefaultMemberPermissions: &manageChannels, Contexts: guildOnly,
+				Options: []*discordgo.ApplicationCommandOption{{
+					Type: discordgo.ApplicationCommandOptionString, Name: "contact",
+					Description:  "The contact to remove (username or U- id); without it, all of them",
+					Autocomplete: true, MaxLength: 64,
+				}},
 			},
 			admin: true,
 			run:   b.cmdUnlink,
@@ -145,6 +150,8 @@ func (b *Bot) suggest(ctx context.Context, ix *interaction, cmd string, path []s
 		return b.suggestConsented(ctx, ix.GuildID, typed)
 	case cmd == "notify" && option == "contact" && len(path) == 1 && path[0] == "remove":
 		return b.suggestSubscriptions(ctx, ix.ChannelID, typed)
+	case cmd == "unlink" && option == "contact":
+		return b.suggestChannelContacts(ctx, ix.ChannelID, typed)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package bot_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -137,13 +138,37 @@ func TestLinkUnlinkLinks(t *testing.T) {
 		t.Errorf("webhooks in the channel: %+v", hooks)
 	}
 
-	again := e.command("link", discordtest.O("contact", "Bob")).Final(t)
+	again := e.command("link", discordtest.O("contact", "Alice")).Final(t)
 	if !again.Ephemeral() || !strings.Contains(again.Content, "already linked with **Alice**") {
-		t.Errorf("second /link answered %q", again.Content)
+		t.Errorf("/link of the same contact answered %q", again.Content)
+	}
+	// A second contact makes a group channel.
+	group := e.command("link", discordtest.O("contact", "Bob")).Final(t)
+	if group.Ephemeral() || !strings.Contains(group.Content, "Added **Bob** (`U-Bob`) to <#"+channelID+">, now a group channel of 2 contacts") {
+		t.Errorf("second /link answered %q", group.Content)
+	}
+	if got := e.store.channelContacts(channelID); !slices.Equal(got, []string{"U-Alice", "U-Bob"}) {
+		t.Fatalf("channel contacts = %v, want Alice and Bob", got)
 	}
 	links := e.command("links").Final(t)
-	if !links.Ephemeral() || !strings.Contains(links.Content, "<#"+channelID+"> ↔ **Alice** (`U-Alice`)") {
+	if !links.Ephemeral() || !strings.Contains(links.Content, "**1 linked channel(s)**") ||
+		!strings.Contains(links.Content, "<#"+channelID+"> ↔ **Alice** (`U-Alice`), **Bob** (`U-Bob`)") {
 		t.Errorf("/links answered %q", links.Content)
+	}
+	ix := e.dc.Interact(t, discordtest.Autocomplete(guildID, channelID, "unlink", discordtest.Focused("contact", "")))
+	if got := choiceValues(ix.Callback()); !slices.Equal(got, []string{"U-Alice", "U-Bob"}) {
+		t.Errorf("/unlink suggests %v, want the channel's contacts", got)
+	}
+	one := e.command("unlink", discordtest.O("contact", "bob")).Final(t)
+	if !strings.Contains(one.Content, "Removed **Bob** from <#"+channelID+">. Still linked here: **Alice** (`U-Alice`).") {
+		t.Errorf("/unlink contact:bob answered %q", one.Content)
+	}
+	if got := e.store.channelContacts(channelID); !slices.Equal(got, []string{"U-Alice"}) {
+		t.Fatalf("channel contacts after removing Bob = %v, want Alice", got)
+	}
+	gone := e.command("unlink", discordtest.O("contact", "U-Bob")).Final(t)
+	if !gone.Ephemeral() || !strings.Contains(gone.Content, "“U-Bob” is not linked in this channel. Linked here: **Alice**") {
+		t.Errorf("/unlink of a removed contact answered %q", gone.Content)
 	}
 	un := e.command("unlink").Final(t)
 	if !strings.Contains(un.Content, "Unlinked <#"+channelID+"> from **Alice**") {
@@ -164,6 +189,24 @@ func TestLinkUnlinkLinks(t *testing.T) {
 	e.command("link", discordtest.O("contact", "Bob")).Final(t)
 	if hooks := e.dc.Webhooks(channelID); len(hooks) != 1 {
 		t.Errorf("%d webhooks after relinking, want the one adopted", len(hooks))
+	}
+}
+
+// TestLinkFullChannel: an 11th contact is refused, with what to do.
+func TestLinkFullChannel(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t).start()
+	for i := range core.MaxChannelContacts {
+		if _, err := e.store.CreatePairing(t.Context(), core.Pairing{GuildID: guildID, ChannelID: channelID, ContactID: fmt.Sprintf("U-%d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := e.command("link", discordtest.O("contact", "Alice")).Final(t)
+	if !f.Ephemeral() || !strings.Contains(f.Content, "holds 10 contacts already") || !strings.Contains(f.Content, "/unlink contact") {
+		t.Errorf("/link into a full channel answered %q", f.Content)
+	}
+	if got := e.store.channelContacts(channelID); len(got) != core.MaxChannelContacts || slices.Contains(got, "U-Alice") {
+		t.Errorf("channel contacts = %v", got)
 	}
 }
 

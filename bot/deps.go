@@ -18,13 +18,15 @@ type Resonite interface {
 	Contacts(ctx context.Context) ([]core.Contact, error)
 }
 
-// Store keeps the pairings and friend-online subscriptions the admin commands manage.
+// Store keeps the pairings and friend-online subscriptions the admin commands manage. A
+// channel holds up to core.MaxChannelContacts pairings, one per contact (a group channel).
 // Lookups of missing rows return core.ErrNotFound (wrapped or not); CreatePairing returns
-// core.ErrConflict for a channel that has a pairing already.
+// core.ErrConflict for a contact the channel is paired with already and core.ErrFull for a
+// full channel; DeletePairings removes one contact's pairing, or all with contactID "".
 type Store interface {
 	CreatePairing(ctx context.Context, p core.Pairing) (core.Pairing, error)
-	DeletePairing(ctx context.Context, channelID string) (core.Pairing, error)
-	PairingByChannel(ctx context.Context, channelID string) (core.Pairing, error)
+	DeletePairings(ctx context.Context, channelID, contactID string) ([]core.Pairing, error)
+	PairingsByChannel(ctx context.Context, channelID string) ([]core.Pairing, error)
 	PairingsByGuild(ctx context.Context, guildID string) ([]core.Pairing, error)
 	SetPairingWebhook(ctx context.Context, channelID, webhookID, webhookToken string) error
 	AddSubscription(ctx context.Context, s core.Subscription) (created bool, err error)

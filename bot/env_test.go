@@ -89,52 +89,61 @@ func (c *memConsent) CancelConsentRequests(_ context.Context, ch, contact string
 type memStore struct {
 	mu       sync.Mutex
 	nextID   int64
-	pairings map[string]core.Pairing // by channel
+	pairings map[string][]core.Pairing // by channel, oldest first
 	subs     []core.Subscription
 }
 
-func newMemStore() *memStore { return &memStore{pairings: map[string]core.Pairing{}} }
+func newMemStore() *memStore { return &memStore{pairings: map[string][]core.Pairing{}} }
 
 func (s *memStore) CreatePairing(_ context.Context, p core.Pairing) (core.Pairing, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.pairings[p.ChannelID]; ok {
+	ps := s.pairings[p.ChannelID]
+	if slices.ContainsFunc(ps, func(q core.Pairing) bool { return q.ContactID == p.ContactID }) {
 		return core.Pairing{}, fmt.Errorf("pair %s: %w", p.ChannelID, core.ErrConflict)
+	}
+	if len(ps) >= core.MaxChannelContacts {
+		return core.Pairing{}, fmt.Errorf("pair %s: %w", p.ChannelID, core.ErrFull)
 	}
 	s.nextID++
 	p.ID, p.CreatedAt = s.nextID, time.Now()
-	s.pairings[p.ChannelID] = p
+	s.pairings[p.ChannelID] = append(ps, p)
 	return p, nil
 }
 
-func (s *memStore) DeletePairing(_ context.Context, ch string) (core.Pairing, error) {
+func (s *memStore) DeletePairings(_ context.Context, ch, contact string) ([]core.Pairing, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p, ok := s.pairings[ch]
-	if !ok {
-		return core.Pairing{}, fmt.Errorf("unpair %s: %w", ch, core.ErrNotFound)
+	var removed, kept []core.Pairing
+	for _, p := range s.pairings[ch] {
+		if contact == "" || p.ContactID == contact {
+			removed = append(removed, p)
+		} else {
+			kept = append(kept, p)
+		}
 	}
-	delete(s.pairings, ch)
-	return p, nil
+	if len(removed) == 0 {
+		return nil, fmt.Errorf("unpair %s: %w", ch, core.ErrNotFound)
+	}
+	s.pairings[ch] = kept
+	return removed, nil
 }
 
-func (s *memStore) PairingByChannel(_ context.Context, ch string) (core.Pairing, error) {
+func (s *memStore) PairingsByChannel(_ context.Context, ch string) ([]core.Pairing, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p, ok := s.pairings[ch]
-	if !ok {
-		return core.Pairing{}, fmt.Errorf("pairing of %s: %w", ch, core.ErrNotFound)
-	}
-	return p, nil
+	return slices.Clone(s.pairings[ch]), nil
 }
 
 func (s *memStore) PairingsByGuild(_ context.Context, g string) ([]core.Pairing, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []core.Pairing
-	for _, p := range s.pairings {
-		if p.GuildID == g {
-			out = append(out, p)
+	for _, ps := range s.pairings {
+		for _, p := range ps {
+			if p.GuildID == g {
+				out = append(out, p)
+			}
 		}
 	}
 	slices.SortFunc(out, func(a, b core.Pairing) int { return int(a.ID - b.ID) })
@@ -144,12 +153,13 @@ func (s *memStore) PairingsByGuild(_ context.Context, g string) ([]core.Pairing,
 func (s *memStore) SetPairingWebhook(_ context.Context, ch, id, tok string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p, ok := s.pairings[ch]
-	if !ok {
+	ps := s.pairings[ch]
+	if len(ps) == 0 {
 		return core.ErrNotFound
 	}
-	p.WebhookID, p.WebhookToken = id, tok
-	s.pairings[ch] = p
+	for i := range ps {
+		ps[i].WebhookID, ps[i].WebhookToken = id, tok
+	}
 	return nil
 }
 
@@ -189,11 +199,26 @@ func (s *memStore) SubscriptionsByChannel(_ context.Context, ch string) ([]core.
 	return out, nil
 }
 
+// pairing is the channel's first pairing.
 func (s *memStore) pairing(ch string) (core.Pairing, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p, ok := s.pairings[ch]
-	return p, ok
+	ps := s.pairings[ch]
+	if len(ps) == 0 {
+		return core.Pairing{}, false
+	}
+	return ps[0], true
+}
+
+// channelContacts are the contacts paired with the channel, oldest first.
+func (s *memStore) channelContacts(ch string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ids []string
+	for _, p := range s.pairings[ch] {
+		ids = append(ids, p.ContactID)
+	}
+	return ids
 }
 
 // fakePresence answers ContactPresence from a map.

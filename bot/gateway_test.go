@@ -40,7 +40,7 @@ func TestConnectsWithIntentsAndRegistersCommands(t *testing.T) {
 		{"sessions", false, []string{"name", "host", "min_users", "include_empty_headless"}},
 		{"whois", false, []string{"user"}},
 		{"link", true, []string{"contact"}},
-		{"unlink", true, nil},
+		{"unlink", true, []string{"contact"}},
 		{"links", true, nil},
 		{"notify", true, []string{"add", "remove", "list"}},
 		{"status", false, nil},

@@ -111,15 +111,17 @@ func (w *webhooks) resolve(ctx context.Context, channelID string) (hook, error) 
 	}
 
 	b := w.b
-	p, perr := b.o.Store.PairingByChannel(ctx, channelID)
-	paired := perr == nil
-	if perr != nil && !errors.Is(perr, core.ErrNotFound) {
-		return hook{}, fmt.Errorf("looking up the pairing of channel %s: %w", channelID, perr)
+	ps, err := b.o.Store.PairingsByChannel(ctx, channelID)
+	if err != nil {
+		return hook{}, fmt.Errorf("looking up the pairings of channel %s: %w", channelID, err)
 	}
-	if paired && p.WebhookID != "" && p.WebhookToken != "" {
-		h := hook{p.WebhookID, p.WebhookToken}
-		w.remember(channelID, h)
-		return h, nil
+	paired := len(ps) > 0
+	for _, p := range ps { // a group channel's pairings share one webhook
+		if p.WebhookID != "" && p.WebhookToken != "" {
+			h := hook{p.WebhookID, p.WebhookToken}
+			w.remember(channelID, h)
+			return h, nil
+		}
 	}
 
 	h, err := w.adoptOrCreate(ctx, channelID)
@@ -189,7 +191,8 @@ func (w *webhooks) forget(ctx context.Context, channelID string, h hook) {
 		delete(w.byChannel, channelID)
 	}
 	w.mu.Unlock()
-	if p, err := w.b.o.Store.PairingByChannel(ctx, channelID); err == nil && p.WebhookID == h.id {
+	ps, err := w.b.o.Store.PairingsByChannel(ctx, channelID)
+	if err == nil && slices.ContainsFunc(ps, func(p core.Pairing) bool { return p.WebhookID == h.id }) {
 		if err := w.b.o.Store.SetPairingWebhook(ctx, channelID, "", ""); err != nil {
 			w.b.log.Warn("clearing a deleted webhook from the pairing failed", "channel", channelID, "err", err)
 		}

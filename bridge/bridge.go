@@ -30,7 +30,7 @@ import (
 // pending row (late MessageSent echoes). Lookups of missing rows return core.ErrNotFound.
 type Store interface {
 	Pairings(ctx context.Context) ([]core.Pairing, error)
-	PairingByChannel(ctx context.Context, channelID string) (core.Pairing, error)
+	PairingsByChannel(ctx context.Context, channelID string) ([]core.Pairing, error)
 	PairingsByContact(ctx context.Context, contactID string) ([]core.Pairing, error)
 	PairingByID(ctx context.Context, id int64) (core.Pairing, error)
 	SubscriptionsForContact(ctx context.Context, contactID string) ([]core.Subscription, error)

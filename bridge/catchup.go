@@ -152,6 +152,7 @@ func (b *Bridge) runCatchUp(ctx context.Context) {
 			} else if err := b.flush(ctx); err == nil { // what arrived live meanwhile is stored too
 				b.fences.clearResonite(jobs.at)
 				signal(b.wake[core.ToDiscord])
+				signal(b.wake[core.ToResonite]) // group channels' relays between contacts
 			}
 		}
 		b.stats.catchUp(func(p *CatchUpProgress) { p.ResoniteDone = true })
@@ -226,41 +227,53 @@ func (b *Bridge) catchUpDiscord(ctx context.Context, jobs catchUpJobs) []error {
 	signal(b.wake[core.ToResonite])
 	b.stats.catchUp(func(p *CatchUpProgress) { p.PairingsTotal = len(affected) })
 	var failed []error
-	for i, p := range affected {
-		done := i + 1
-		err := b.catchUpChannel(ctx, p)
+	done := 0
+	for _, group := range GroupByChannel(affected) {
+		err := b.catchUpChannel(ctx, group)
+		done += len(group)
 		b.stats.catchUp(func(p *CatchUpProgress) { p.PairingsDone = done })
-		if done%progressEvery == 0 {
-			b.log.Info("catching up", "channels_done", done, "channels", len(affected), "recovered", b.Stats().CatchUp.Recovered)
+		if done/progressEvery != (done-len(group))/progressEvery {
+			b.log.Info("catching up", "pairings_done", done, "pairings", len(affected), "recovered", b.Stats().CatchUp.Recovered)
 		}
 		if err != nil {
 			failed = append(failed, err)
-			b.catchUp.requeue(catchUpJobs{channels: map[string]bool{p.ChannelID: true}})
+			b.catchUp.requeue(catchUpJobs{channels: map[string]bool{group[0].ChannelID: true}})
 			continue
 		}
 		if err := b.flush(ctx); err != nil { // what arrived live meanwhile is stored too
 			return append(failed, err)
 		}
-		b.fences.clearDiscord(p.ID, jobs.at)
+		for _, p := range group {
+			b.fences.clearDiscord(p.ID, jobs.at)
+		}
 		signal(b.wake[core.ToResonite])
 	}
 	return failed
 }
 
-// catchUpChannel pages through a channel's history after its cursor, oldest first, storing
-// each message before the cursor moves past it.
-func (b *Bridge) catchUpChannel(ctx context.Context, p core.Pairing) error {
-	after, err := b.o.Store.DiscordCursor(ctx, p.ID)
-	if err != nil && !errors.Is(err, core.ErrNotFound) {
-		return fmt.Errorf("reading the Discord cursor of pairing %d: %w", p.ID, err)
-	}
-	if after == "" {
-		after = snowflakeAt(p.CreatedAt) // a new pairing relays nothing older than itself
+// catchUpChannel pages through a channel's history after its pairings' cursors, oldest first,
+// storing each message for the pairings it is new to before their cursors move past it.
+func (b *Bridge) catchUpChannel(ctx context.Context, ps []core.Pairing) error {
+	channelID := ps[0].ChannelID
+	cursors := make([]string, len(ps))
+	after := ""
+	for i, p := range ps {
+		c, err := b.o.Store.DiscordCursor(ctx, p.ID)
+		if err != nil && !errors.Is(err, core.ErrNotFound) {
+			return fmt.Errorf("reading the Discord cursor of pairing %d: %w", p.ID, err)
+		}
+		if c == "" {
+			c = snowflakeAt(p.CreatedAt) // a new pairing relays nothing older than itself
+		}
+		cursors[i] = c
+		if i == 0 || compareSnowflakes(c, after) < 0 {
+			after = c
+		}
 	}
 	for {
-		msgs, err := b.o.Discord.History(ctx, p.ChannelID, after, b.o.CatchUpPageSize)
+		msgs, err := b.o.Discord.History(ctx, channelID, after, b.o.CatchUpPageSize)
 		if err != nil {
-			return fmt.Errorf("reading the history of channel %s: %w", p.ChannelID, err)
+			return fmt.Errorf("reading the history of channel %s: %w", channelID, err)
 		}
 		if len(msgs) == 0 {
 			return nil
@@ -270,7 +283,13 @@ func (b *Bridge) catchUpChannel(ctx context.Context, p core.Pairing) error {
 		slices.SortStableFunc(msgs, func(x, y core.DiscordMessage) int { return compareSnowflakes(x.ID, y.ID) })
 		jobs := make([]*ingestJob, 0, len(msgs))
 		for _, m := range msgs {
-			j, err := b.ingestDiscord(ctx, p, m, true)
+			var to []core.Pairing
+			for i, p := range ps {
+				if compareSnowflakes(m.ID, cursors[i]) > 0 {
+					to = append(to, p)
+				}
+			}
+			j, err := b.ingestDiscord(ctx, to, m, true)
 			if err != nil {
 				return err
 			}
@@ -284,8 +303,14 @@ func (b *Bridge) catchUpChannel(ctx context.Context, p core.Pairing) error {
 			return nil // nothing after the cursor: the page repeats what we have
 		}
 		after = newest
-		if err := b.o.Store.AdvanceDiscordCursor(ctx, p.ID, after); err != nil {
-			return fmt.Errorf("advancing the Discord cursor of pairing %d: %w", p.ID, err)
+		for i, p := range ps {
+			if compareSnowflakes(newest, cursors[i]) <= 0 {
+				continue
+			}
+			if err := b.o.Store.AdvanceDiscordCursor(ctx, p.ID, newest); err != nil {
+				return fmt.Errorf("advancing the Discord cursor of pairing %d: %w", p.ID, err)
+			}
+			cursors[i] = newest
 		}
 		if len(msgs) < b.o.CatchUpPageSize {
 			return nil

@@ -183,7 +183,7 @@ func (b *Bridge) useCode(ctx context.Context, contactID, code string) (string, e
 			what = "announced in #" + nameOr(a.Request.ChannelName) + " when you come online"
 		}
 		if !a.Created && a.Request.Kind == core.ConsentPairing {
-			what = "#" + nameOr(a.Request.ChannelName) + " could not be linked (it was linked with someone else meanwhile)"
+			what = fmt.Sprintf("#%s could not be linked (it holds %d contacts already)", nameOr(a.Request.ChannelName), core.MaxChannelContacts)
 		}
 		parts = append(parts, Literal(what))
 	}
@@ -203,7 +203,7 @@ func (b *Bridge) tellChannelActivated(a core.Activation) {
 	case a.Created:
 		text = fmt.Sprintf("✅ %s agreed: this channel is now linked with them. Messages relay both ways.", name)
 	default:
-		text = fmt.Sprintf("⚠ %s agreed, but this channel was linked with someone else meanwhile; use /unlink and /link again.", name)
+		text = fmt.Sprintf("⚠ %s agreed, but this channel holds %d contacts already (the most a channel can have); use /unlink contact to make room, then /link again.", name, core.MaxChannelContacts)
 	}
 	b.postNotice(r.ChannelID, text)
 }

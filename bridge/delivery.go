@@ -33,7 +33,7 @@ func (b *Bridge) runWorker(ctx context.Context, dir core.Direction) {
 	defer timer.Stop()
 
 	for ctx.Err() == nil {
-		held, fenced := b.fences.hold(dir == core.ToDiscord)
+		held, fenced := b.hold(ctx, dir)
 		if free := b.o.Concurrency - len(sem); free > 0 && !held {
 			rows, err := b.o.Store.ClaimBatch(ctx, dir, free, b.o.BatchSize, b.o.Lease, fenced)
 			if err != nil && ctx.Err() == nil {

@@ -25,82 +25,107 @@ type Versions interface {
 	EnqueueVersion(ctx context.Context, messageID string, editedAt time.Time, row core.OutboxRow) (bool, error)
 }
 
-// HandleDiscordEdit relays a MESSAGE_UPDATE of a relayed message as "Name (edited): text",
-// only when its edited_timestamp is newer than the last version relayed: an update without
-// one (Discord adding a link preview) is not an edit.
+// HandleDiscordEdit relays a MESSAGE_UPDATE of a relayed message as "Name (edited): text" to
+// each contact it reached, only when its edited_timestamp is newer than the last version
+// relayed: an update without one (Discord adding a link preview) is not an edit.
 func (b *Bridge) HandleDiscordEdit(ctx context.Context, m core.DiscordMessage) error {
 	if b.o.Versions == nil || m.FromSelf || m.ID == "" || m.EditedAt.IsZero() {
 		return nil
 	}
-	p, orig, ok, err := b.relayedOriginal(ctx, m.ChannelID, m.ID)
-	if err != nil || !ok || (m.WebhookID != "" && m.WebhookID == p.WebhookID) {
+	relayed, err := b.relayedOriginals(ctx, m.ChannelID, m.ID)
+	if err != nil || len(relayed) == 0 || postedByBridge(pairingsOf(relayed), m) {
 		return err
-	}
-	if !m.EditedAt.After(orig.SourceTime) {
-		return nil
 	}
 	text := FormatEditForResonite(m)
 	if text == "" {
 		return nil
 	}
+	payload := core.ToResonitePayload{ChannelID: m.ChannelID, MessageID: m.ID, Text: text, AuthorName: m.AuthorName}
 	src := m.ID + ":edit:" + m.EditedAt.UTC().Format(time.RFC3339Nano)
-	return b.enqueueVersion(ctx, p, m.ID, m.EditedAt, src, m.EditedAt, core.ToResonitePayload{
-		ChannelID: m.ChannelID, MessageID: m.ID, Text: text, AuthorName: m.AuthorName,
-	})
+	var errs []error
+	for _, r := range relayed {
+		if !m.EditedAt.After(r.orig.SourceTime) {
+			continue
+		}
+		errs = append(errs, b.enqueueVersion(ctx, r.pairing, m.ID, m.EditedAt, src, m.EditedAt, payload))
+	}
+	return errors.Join(errs...)
 }
 
 // HandleDiscordDelete relays a MESSAGE_DELETE of a relayed message as "Name deleted a
-// message.", never with its text.
+// message." to each contact it reached, never with its text.
 func (b *Bridge) HandleDiscordDelete(ctx context.Context, channelID, messageID string) error {
 	if b.o.Versions == nil || messageID == "" {
 		return nil
 	}
-	p, orig, ok, err := b.relayedOriginal(ctx, channelID, messageID)
-	if err != nil || !ok {
+	relayed, err := b.relayedOriginals(ctx, channelID, messageID)
+	if err != nil {
 		return err
 	}
-	name := ""
-	if op, err := core.DecodeToResonite(orig.Payload); err == nil {
-		name = op.AuthorName // empty for a pruned or older payload: "someone"
+	var errs []error
+	for _, r := range relayed {
+		name := ""
+		if op, err := core.DecodeToResonite(r.orig.Payload); err == nil {
+			name = op.AuthorName // empty for a pruned or older payload: "someone"
+		}
+		// After the message and its edits, whatever the clocks say.
+		at := time.Now()
+		if !at.After(r.orig.SourceTime) {
+			at = r.orig.SourceTime.Add(time.Millisecond)
+		}
+		errs = append(errs, b.enqueueVersion(ctx, r.pairing, messageID, time.Time{}, messageID+":delete", at, core.ToResonitePayload{
+			ChannelID: channelID, MessageID: messageID, Text: DeletionForResonite(name), AuthorName: name,
+		}))
 	}
-	// After the message and its edits, whatever the clocks say.
-	at := time.Now()
-	if !at.After(orig.SourceTime) {
-		at = orig.SourceTime.Add(time.Millisecond)
-	}
-	return b.enqueueVersion(ctx, p, messageID, time.Time{}, messageID+":delete", at, core.ToResonitePayload{
-		ChannelID: channelID, MessageID: messageID, Text: DeletionForResonite(name), AuthorName: name,
-	})
+	return errors.Join(errs...)
 }
 
-// relayedOriginal finds the pairing of a channel and the row of a message relayed from it;
-// ok is false when the channel is not paired or the message was never relayed (or given up).
-func (b *Bridge) relayedOriginal(ctx context.Context, channelID, messageID string) (core.Pairing, core.OutboxRow, bool, error) {
-	p, err := b.pairingByChannel(ctx, channelID)
-	if errors.Is(err, core.ErrNotFound) {
-		return core.Pairing{}, core.OutboxRow{}, false, nil
+// relayedMessage is a Discord message's row in one pairing of its channel.
+type relayedMessage struct {
+	pairing core.Pairing
+	orig    core.OutboxRow
+}
+
+func pairingsOf(rs []relayedMessage) []core.Pairing {
+	ps := make([]core.Pairing, len(rs))
+	for i, r := range rs {
+		ps[i] = r.pairing
 	}
+	return ps
+}
+
+// relayedOriginals finds the rows of a message relayed from a channel, one per pairing it
+// reached (given-up ones left out); none when the channel is not paired or the message was
+// never relayed.
+func (b *Bridge) relayedOriginals(ctx context.Context, channelID, messageID string) ([]relayedMessage, error) {
+	ps, err := b.pairingsByChannel(ctx, channelID)
 	if err != nil {
 		b.noteError("looking up the pairing of an edited or deleted Discord message", err)
-		return core.Pairing{}, core.OutboxRow{}, false, fmt.Errorf("bridge: looking up pairing of channel %s: %w", channelID, err)
+		return nil, fmt.Errorf("bridge: looking up pairings of channel %s: %w", channelID, err)
+	}
+	if len(ps) == 0 {
+		return nil, nil
 	}
 	// The original may still wait in the ingester (an edit right after the message): stored
 	// first, it is found, and the version row comes after it.
 	if err := b.flush(ctx); err != nil {
-		return p, core.OutboxRow{}, false, fmt.Errorf("bridge: storing messages before Discord message %s's new version: %w", messageID, err)
+		return nil, fmt.Errorf("bridge: storing messages before Discord message %s's new version: %w", messageID, err)
 	}
-	orig, err := b.o.Versions.MessageBySource(ctx, core.ToResonite, messageID)
-	if errors.Is(err, core.ErrNotFound) {
-		return p, core.OutboxRow{}, false, nil
+	var out []relayedMessage
+	for _, p := range ps {
+		orig, err := b.o.Versions.MessageBySource(ctx, core.ToResonite, core.RowSourceID(messageID, p.ID))
+		if errors.Is(err, core.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			b.noteError("looking up an edited or deleted Discord message", err)
+			return nil, fmt.Errorf("bridge: looking up Discord message %s: %w", messageID, err)
+		}
+		if orig.PairingID == p.ID && orig.State != core.StateFailed {
+			out = append(out, relayedMessage{p, orig})
+		}
 	}
-	if err != nil {
-		b.noteError("looking up an edited or deleted Discord message", err)
-		return p, core.OutboxRow{}, false, fmt.Errorf("bridge: looking up Discord message %s: %w", messageID, err)
-	}
-	if orig.PairingID != p.ID || orig.State == core.StateFailed {
-		return p, orig, false, nil
-	}
-	return p, orig, true, nil
+	return out, nil
 }
 
 func (b *Bridge) enqueueVersion(ctx context.Context, p core.Pairing, messageID string, editedAt time.Time, src string, at time.Time, payload core.ToResonitePayload) error {
@@ -110,9 +135,9 @@ func (b *Bridge) enqueueVersion(ctx context.Context, p core.Pairing, messageID s
 	}
 	inserted, err := b.o.Versions.EnqueueVersion(ctx, messageID, editedAt, core.OutboxRow{
 		Direction:     core.ToResonite,
-		SourceID:      src,
+		SourceID:      core.RowSourceID(src, p.ID),
 		PairingID:     p.ID,
-		TargetID:      ResoniteMessageID(src),
+		TargetID:      ResoniteMessageID(core.RowSourceID(src, p.ID)),
 		Payload:       enc,
 		State:         core.StatePending,
 		NextAttemptAt: time.Now(),

@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/resonite-bridge/resonite-bridge/bridge/core"
 	"github.com/resonite-bridge/resonite-bridge/store"
@@ -740,8 +743,21 @@ func (h *harness) waitRows(dir core.Direction, state core.State, n int) {
 	h.waitFor(fmt.Sprintf("%d %s rows %s", n, dir, state), func() bool { return h.rowsIn(dir, state) == n })
 }
 
+// row finds a row by source id; a Discord message's id alone names its one to_resonite row (a
+// test of group channels names the pairing).
 func (h *harness) row(dir core.Direction, sourceID string) core.OutboxRow {
 	h.t.Helper()
+	if dir == core.ToResonite && !strings.Contains(sourceID, ":") {
+		rows, _ := h.store.pg.Pool().Query(context.Background(),
+			`select source_id from relay_messages where direction = $1 and source_id like $2 || ':%'`, dir, sourceID)
+		full, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil || len(full) > 1 {
+			h.t.Fatalf("row %s %s: %d rows, %v", dir, sourceID, len(full), err)
+		}
+		if len(full) == 1 {
+			sourceID = full[0]
+		}
+	}
 	m, err := h.store.pg.MessageBySource(context.Background(), dir, sourceID)
 	if err != nil {
 		h.t.Fatalf("row %s %s: %v", dir, sourceID, err)

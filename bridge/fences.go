@@ -1,9 +1,12 @@
 package bridge
 
 import (
+	"context"
 	"maps"
 	"slices"
 	"sync"
+
+	"github.com/resonite-bridge/resonite-bridge/bridge/core"
 )
 
 // fences hold back the rows of pairings whose history may hide messages (order across gaps,
@@ -115,4 +118,43 @@ func (f *fences) counts() (resonite bool, discordPairings int, discordUnresolved
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.resonite > f.resoniteDone, len(f.discord), f.unresolved > f.resolved
+}
+
+// hold is what of direction dir waits (see fences.hold), with the rule of group channels: a
+// contact's message reaches the channel's other contacts as to_resonite rows, so while the
+// Resonite fence is up (a catch-up may bring back older ones) the to_resonite rows of every
+// pairing in a group channel wait too. Pairings that cannot be listed hold everything.
+func (b *Bridge) hold(ctx context.Context, dir core.Direction) (all bool, pairings []int64) {
+	all, pairings = b.fences.hold(dir == core.ToDiscord)
+	if all || dir != core.ToResonite {
+		return all, pairings
+	}
+	if resonite, _, _ := b.fences.counts(); !resonite {
+		return false, pairings
+	}
+	var ps []core.Pairing
+	if m, err := b.cachedPairings(ctx); err != nil {
+		return true, nil
+	} else if m != nil {
+		for _, members := range m.byChannel {
+			if len(members) > 1 {
+				ps = append(ps, members...)
+			}
+		}
+	} else {
+		list, err := b.o.Store.Pairings(ctx)
+		if err != nil {
+			return true, nil
+		}
+		for _, group := range GroupByChannel(list) {
+			if len(group) > 1 {
+				ps = append(ps, group...)
+			}
+		}
+	}
+	for _, p := range ps {
+		pairings = append(pairings, p.ID)
+	}
+	slices.Sort(pairings)
+	return false, slices.Compact(pairings)
 }

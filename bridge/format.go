@@ -79,6 +79,32 @@ func formatForResonite(m core.DiscordMessage, mark string) string {
 	return strings.Join(all, "\n")
 }
 
+// FormatContactForResonite renders a contact's message for the other contacts of a group
+// channel: "Name: text" (the text keeps its rich text, it came from Resonite), a voice message
+// as its link, an item or an invite by name. Kinds that are for the bridge account alone
+// (invite requests, transfers) and unreadable ones give "": they do not cross.
+func FormatContactForResonite(name string, m core.ContactMessage) string {
+	var body string
+	switch {
+	case m.Unreadable:
+	case m.Kind == core.KindText || m.Kind == "":
+		body = strings.TrimSpace(m.Text)
+	case m.Kind == core.KindSound && m.SoundURL != "":
+		body = "🎤 voice message: " + Literal(m.SoundURL)
+	case m.Kind == core.KindObject && m.Item != nil:
+		body = "📦 " + Literal(oneLine(m.Item.Name))
+	case m.Kind == core.KindSessionInvite && m.Invite != nil:
+		body = "📨 invites you to " + Literal(oneLine(m.Invite.Name))
+		if m.Invite.URL != "" {
+			body += " " + Literal(m.Invite.URL)
+		}
+	}
+	if body == "" {
+		return ""
+	}
+	return Literal(oneLine(nameOr(name))) + ": " + body
+}
+
 // discordFiles are a message's attachments, by name when the bot gave them.
 func discordFiles(m core.DiscordMessage) []core.DiscordFile {
 	if len(m.Files) > 0 {

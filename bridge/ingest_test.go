@@ -16,7 +16,7 @@ func TestIngestGroupsAndStopStores(t *testing.T) {
 	release := make(chan struct{})
 	batches := 0
 	h.store.setEnqueueFn(func(m core.OutboxRow) error {
-		if m.SourceID == snow(1) {
+		if m.SourceID == core.RowSourceID(snow(1), 1) {
 			close(first)
 			<-release // the first commit is slow
 		}
@@ -68,7 +68,7 @@ func TestEditRightAfterItsMessage(t *testing.T) {
 	h.opts.Versions = h.pg // the store is made with the harness
 	h.b = h.newBridge()
 	h.store.setEnqueueFn(func(m core.OutboxRow) error {
-		if m.SourceID == snow(1) {
+		if m.SourceID == core.RowSourceID(snow(1), 1) {
 			close(first)
 			<-release // the message's commit is slow
 		}

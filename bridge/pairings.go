@@ -26,7 +26,7 @@ type pairingCache struct {
 // pairingMaps are the pairings as loaded at generation gen; never changed once made.
 type pairingMaps struct {
 	gen       uint64
-	byChannel map[string]core.Pairing
+	byChannel map[string][]core.Pairing // oldest first
 	byContact map[string][]core.Pairing // oldest first, as the store answers
 	byID      map[int64]core.Pairing
 }
@@ -61,10 +61,10 @@ func (b *Bridge) cachedPairings(ctx context.Context) (*pairingMaps, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listing pairings: %w", err)
 	}
-	m = &pairingMaps{gen: gen, byChannel: make(map[string]core.Pairing, len(all)),
+	m = &pairingMaps{gen: gen, byChannel: make(map[string][]core.Pairing, len(all)),
 		byContact: make(map[string][]core.Pairing), byID: make(map[int64]core.Pairing, len(all))}
 	for _, p := range all {
-		m.byChannel[p.ChannelID] = p
+		m.byChannel[p.ChannelID] = append(m.byChannel[p.ChannelID], p)
 		m.byContact[p.ContactID] = append(m.byContact[p.ContactID], p)
 		m.byID[p.ID] = p
 	}
@@ -89,14 +89,27 @@ func lookup[T any](ctx context.Context, b *Bridge, cached func(*pairingMaps) (T,
 	return cached(m)
 }
 
-// pairingByChannel is Store.PairingByChannel through the cache.
-func (b *Bridge) pairingByChannel(ctx context.Context, channelID string) (core.Pairing, error) {
-	return lookup(ctx, b, func(m *pairingMaps) (core.Pairing, error) {
-		if p, ok := m.byChannel[channelID]; ok {
-			return p, nil
+// GroupByChannel groups pairings by channel (a group channel holds several), in the order
+// their channels first appear, each group in the given order.
+func GroupByChannel(ps []core.Pairing) [][]core.Pairing {
+	var out [][]core.Pairing
+	at := map[string]int{}
+	for _, p := range ps {
+		i, ok := at[p.ChannelID]
+		if !ok {
+			i = len(out)
+			at[p.ChannelID] = i
+			out = append(out, nil)
 		}
-		return core.Pairing{}, fmt.Errorf("pairing of channel %s: %w", channelID, core.ErrNotFound)
-	}, func(ctx context.Context) (core.Pairing, error) { return b.o.Store.PairingByChannel(ctx, channelID) })
+		out[i] = append(out[i], p)
+	}
+	return out
+}
+
+// pairingsByChannel is Store.PairingsByChannel through the cache.
+func (b *Bridge) pairingsByChannel(ctx context.Context, channelID string) ([]core.Pairing, error) {
+	return lookup(ctx, b, func(m *pairingMaps) ([]core.Pairing, error) { return m.byChannel[channelID], nil },
+		func(ctx context.Context) ([]core.Pairing, error) { return b.o.Store.PairingsByChannel(ctx, channelID) })
 }
 
 // pairingsByContact is Store.PairingsByContact through the cache.

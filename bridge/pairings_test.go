@@ -48,7 +48,7 @@ func TestPairingChangesReachRelayAtOnce(t *testing.T) {
 	// Unlinked once delivered: DeletePairing racing a claim of the pairing's rows can deadlock.
 	h.waitRows(core.ToDiscord, core.StateDelivered, 3)
 	h.waitRows(core.ToResonite, core.StateDelivered, 2)
-	if _, err := h.pg.DeletePairing(ctx, "C-A2"); err != nil {
+	if _, err := h.pg.DeletePairings(ctx, "C-A2", ""); err != nil {
 		t.Fatal(err)
 	}
 	h.received(rmsg("U-Alice", 3, "one channel again"))

@@ -68,7 +68,7 @@ func TestRelayDiscordToResonite(t *testing.T) {
 			}
 			h.waitRows(core.ToResonite, core.StateDelivered, 1)
 			sent := h.res.sentTo("U-Alice")
-			want := sentText{ID: ResoniteMessageID(tt.m.ID), ContactID: "U-Alice", Text: tt.want}
+			want := sentText{ID: ResoniteMessageID(core.RowSourceID(tt.m.ID, 1)), ContactID: "U-Alice", Text: tt.want}
 			if len(sent) != 1 || sent[0] != want {
 				t.Fatalf("sent %+v, want %+v", sent, want)
 			}
@@ -442,7 +442,7 @@ func TestFailuresThenSuccess(t *testing.T) {
 				var src string
 				if dir == core.ToResonite {
 					m := dmsg(1, "C-A", "Kim", "persist")
-					src = m.ID
+					src = core.RowSourceID(m.ID, 1)
 					h.discordIn(m)
 				} else {
 					m := rmsg("U-Alice", 1, "persist")
@@ -520,7 +520,7 @@ func TestRetriedSendKeepsTheID(t *testing.T) {
 	h.waitRows(core.ToResonite, core.StateDelivered, 1)
 	mu.Lock()
 	defer mu.Unlock()
-	want := ResoniteMessageID(m.ID)
+	want := ResoniteMessageID(core.RowSourceID(m.ID, 1))
 	if len(ids) != 3 || ids[0] != want || ids[1] != want || ids[2] != want {
 		t.Errorf("ids sent = %v, want %s three times", ids, want)
 	}
@@ -835,7 +835,7 @@ func TestLateMessageSentEcho(t *testing.T) {
 		return r.State == core.StatePending && r.Attempts == 1
 	})
 	// Echoes of messages the account sent elsewhere are ignored.
-	for _, id := range []string{"MSG-0190aaaa-0000-7000-8000-000000000000", "not-a-message-id", ResoniteMessageID(first.ID)} {
+	for _, id := range []string{"MSG-0190aaaa-0000-7000-8000-000000000000", "not-a-message-id", ResoniteMessageID(core.RowSourceID(first.ID, 1))} {
 		if err := h.b.HandleSentMessage(t.Context(), id); err != nil {
 			t.Fatalf("HandleSentMessage(%s): %v", id, err)
 		}

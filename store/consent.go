@@ -219,27 +219,30 @@ func (s *Store) UseConsentCode(ctx context.Context, contactID string, codeHash [
 }
 
 // activate makes the pairing or subscription a request waited for; false when it could not be
-// made (the channel was paired meanwhile) or existed already.
+// made (the channel holds core.MaxChannelContacts already) or, for a subscription, existed
+// already. A contact already in the channel counts as made.
 func activate(ctx context.Context, tx pgx.Tx, r core.ConsentRequest) (bool, error) {
-	var sql string
-	args := []any{r.GuildID, r.ChannelID, r.ContactID, r.CreatedBy}
+	doing := fmt.Sprintf("activate request %d (%s of channel %s)", r.ID, r.Kind, r.ChannelID)
 	switch r.Kind {
 	case core.ConsentPairing:
-		// No conflict target: whatever unique rule the channel's pairings follow refuses it.
-		sql = `insert into pairings (guild_id, channel_id, contact_id, created_by, contact_username)
-			values ($1, $2, $3, $4, $5) on conflict do nothing`
-		args = append(args, r.ContactUsername)
+		_, _, err := addPairing(ctx, tx, core.Pairing{GuildID: r.GuildID, ChannelID: r.ChannelID, ContactID: r.ContactID,
+			ContactUsername: r.ContactUsername, CreatedBy: r.CreatedBy}, "")
+		if errors.Is(err, core.ErrFull) {
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("%s: %w", doing, err)
+		}
+		return true, nil
 	case core.ConsentSubscription:
-		sql = `insert into subscriptions (guild_id, channel_id, contact_id, created_by)
-			values ($1, $2, $3, $4) on conflict do nothing`
-	default:
-		return false, fmt.Errorf("activate request %d: unknown kind %q", r.ID, r.Kind)
+		tag, err := tx.Exec(ctx, `insert into subscriptions (guild_id, channel_id, contact_id, created_by)
+			values ($1, $2, $3, $4) on conflict do nothing`, r.GuildID, r.ChannelID, r.ContactID, r.CreatedBy)
+		if err != nil {
+			return false, fmt.Errorf("%s: %w", doing, err)
+		}
+		return tag.RowsAffected() == 1, nil
 	}
-	tag, err := tx.Exec(ctx, sql, args...)
-	if err != nil {
-		return false, fmt.Errorf("activate request %d (%s of channel %s): %w", r.ID, r.Kind, r.ChannelID, err)
-	}
-	return tag.RowsAffected() == 1, nil
+	return false, fmt.Errorf("activate request %d: unknown kind %q", r.ID, r.Kind)
 }
 
 // WithdrawConsent removes every consent of the contact, with its pairings (and their queued

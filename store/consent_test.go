@@ -65,8 +65,8 @@ func TestConsentCodes(t *testing.T) {
 	if ids, _ := st.ConsentedContacts(ctx, "g2"); len(ids) != 0 {
 		t.Errorf("consent leaked to g2: %q", ids)
 	}
-	if p, err := st.PairingByChannel(ctx, "c1"); err != nil || p.ContactID != "U-a" || p.GuildID != "g1" {
-		t.Errorf("pairing of c1: %+v, %v", p, err)
+	if ps, err := st.PairingsByChannel(ctx, "c1"); err != nil || len(ps) != 1 || ps[0].ContactID != "U-a" || ps[0].GuildID != "g1" {
+		t.Errorf("pairings of c1: %+v, %v", ps, err)
 	}
 	if subs, _ := st.SubscriptionsForContact(ctx, "U-a"); len(subs) != 1 || subs[0].ChannelID != "c2" {
 		t.Errorf("subscriptions announcing U-a: %+v", subs)
@@ -95,8 +95,8 @@ func TestConsentCodes(t *testing.T) {
 	if err != nil || len(w.Guilds) != 1 || len(w.Pairings) != 1 || len(w.Subscriptions) != 1 {
 		t.Fatalf("WithdrawConsent = %+v, %v", w, err)
 	}
-	if _, err := st.PairingByChannel(ctx, "c1"); !errors.Is(err, core.ErrNotFound) {
-		t.Errorf("the pairing outlived the consent: %v", err)
+	if ps, err := st.PairingsByChannel(ctx, "c1"); err != nil || len(ps) != 0 {
+		t.Errorf("the pairing outlived the consent: %+v, %v", ps, err)
 	}
 	if reqs, _ := st.ConsentRequestsByGuild(ctx, "g1"); len(reqs) != 1 || reqs[0].ContactID != "U-b" {
 		t.Errorf("U-b's request should stay: %+v", reqs)
@@ -174,8 +174,8 @@ func TestSecretKey(t *testing.T) {
 			t.Errorf("stored %q, want it sealed", raw)
 		}
 	}
-	if p, err := sealed.PairingByChannel(ctx, "c1"); err != nil || p.WebhookToken != "hook-token-1" {
-		t.Errorf("PairingByChannel: %q, %v", p.WebhookToken, err)
+	if ps, err := sealed.PairingsByChannel(ctx, "c1"); err != nil || len(ps) != 1 || ps[0].WebhookToken != "hook-token-1" {
+		t.Errorf("PairingsByChannel: %+v, %v", ps, err)
 	}
 	if _, tok, _, ok, err := sealed.AccountSession(ctx); err != nil || !ok || tok != "session-token-1" {
 		t.Errorf("AccountSession: %q, %v", tok, err)

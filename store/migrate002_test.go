@@ -58,13 +58,19 @@ func TestMigration002OnARunningDatabase(t *testing.T) {
 	if claimRows != 4 || oldIndex != 0 {
 		t.Fatalf("after 002: %d claim rows (want 2 pairings × 2 directions), old index present %d", claimRows, oldIndex)
 	}
-	m, err := st.MessageBySource(ctx, core.ToResonite, "b1")
+	// 007 names the pairing in every to_resonite source id.
+	var c2 int64
+	if err := pool.QueryRow(ctx, `select id from pairings where channel_id = 'c2'`).Scan(&c2); err != nil {
+		t.Fatal(err)
+	}
+	b1, b2 := core.RowSourceID("b1", c2), core.RowSourceID("b2", c2)
+	m, err := st.MessageBySource(ctx, core.ToResonite, b1)
 	if err != nil || m.PartsPosted != 0 || m.FirstTargetID != "" || m.CoalescedInto != 0 {
 		t.Fatalf("a row from before 002 = %+v, %v; want no progress", m, err)
 	}
 	// c1's row in flight from before still holds c1; c2 gives a batch.
 	msgs, err := st.ClaimBatch(ctx, core.ToResonite, 10, 10, time.Minute, nil)
-	if err != nil || len(msgs) != 2 || msgs[0].SourceID != "b1" || msgs[1].SourceID != "b2" {
+	if err != nil || len(msgs) != 2 || msgs[0].SourceID != b1 || msgs[1].SourceID != b2 {
 		t.Fatalf("ClaimBatch after 002 = %+v, %v; want c2's b1, b2", msgs, err)
 	}
 	if n, err := st.RescueAllInFlight(ctx, nil); err != nil || n != 3 {
@@ -79,7 +85,7 @@ func TestMigration002OnARunningDatabase(t *testing.T) {
 	if err := pool.QueryRow(ctx, `select count(*) from relay_claims where pairing_id = $1`, p.ID).Scan(&claimRows); err != nil || claimRows != 2 {
 		t.Fatalf("new pairing has %d claim rows (%v), want 2", claimRows, err)
 	}
-	if _, err := st.DeletePairing(ctx, "c3"); err != nil {
+	if _, err := st.DeletePairings(ctx, "c3", ""); err != nil {
 		t.Fatal(err)
 	}
 	if err := pool.QueryRow(ctx, `select count(*) from relay_claims where pairing_id = $1`, p.ID).Scan(&claimRows); err != nil || claimRows != 0 {

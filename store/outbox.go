@@ -245,13 +245,15 @@ func (s *Store) Prune(ctx context.Context, olderThan time.Duration) (int, error)
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		// A row also stays while its side's catch-up can still read its source again: a
 		// Discord message after its pairing's cursor, a Resonite message near or after the
-		// account's cursor (a cursor that has not moved for long keeps its rows).
+		// account's cursor (a cursor that has not moved for long keeps its rows). Source ids
+		// are "<source>:<pairing>" (see core.RowSourceID); a to_resonite row whose source is
+		// no snowflake is a contact's message relayed into a group channel's other contacts.
 		del, err := tx.Exec(ctx, `delete from relay_messages m
 			where state in ('delivered', 'failed') and updated_at < now() - $1::interval
-			  and case m.direction
-			    when 'to_resonite' then m.source_id ~ '^[0-9]{1,20}$' and exists (
+			  and case
+			    when m.direction = 'to_resonite' and split_part(m.source_id, ':', 1) ~ '^[0-9]{1,20}$' then exists (
 			      select 1 from discord_cursors c
-			      where c.pairing_id = m.pairing_id and m.source_id::numeric <= c.message_id::numeric)
+			      where c.pairing_id = m.pairing_id and split_part(m.source_id, ':', 1)::numeric <= c.message_id::numeric)
 			    else m.source_time < (select min(last_seen) from resonite_cursors) - interval '1 day'
 			  end`, idMapAge)
 		if err != nil {

@@ -1143,7 +1143,7 @@ func TestDeletePairingTakesItsRows(t *testing.T) {
 		enqueue(t, st, core.OutboxRow{SourceID: fmt.Sprint("m", i), PairingID: p})
 	}
 	claim(t, st, core.ToResonite, 10) // an in-flight row goes too
-	if _, err := st.DeletePairing(ctx, "c1"); err != nil {
+	if _, err := st.DeletePairings(ctx, "c1", ""); err != nil {
 		t.Fatal(err)
 	}
 	var left []string

@@ -1,9 +1,11 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 
@@ -28,44 +30,101 @@ func (s *Store) scanOpenPairing(row pgx.CollectableRow) (core.Pairing, error) {
 	return p, err
 }
 
-// CreatePairing stores p (ID and CreatedAt are assigned) and returns it as
-// stored. core.ErrConflict when the channel is already paired.
+// insertPairingSQL adds a contact to a channel ($1 guild, $2 channel, $3 contact, $4 username,
+// $5 created by, $6 webhook id, $7 sealed webhook token), unless the channel holds
+// MaxChannelContacts already ($8) or the contact is in it: no row then. A pairing without a
+// webhook of its own takes the one the channel's other pairings post through. The caller holds
+// lockChannelSQL, so that two contacts added at once cannot both pass the count.
+const insertPairingSQL = `insert into pairings
+		(guild_id, channel_id, contact_id, contact_username, created_by, webhook_id, webhook_token)
+	select $1, $2, $3, $4, $5,
+		case when $6 <> '' then $6 else coalesce(w.webhook_id, '') end,
+		case when $6 <> '' then $7 else coalesce(w.webhook_token, '') end
+	from (select 1) one
+	left join lateral (select webhook_id, webhook_token from pairings
+		where channel_id = $2 and webhook_id <> '' order by id limit 1) w on true
+	where (select count(*) from pairings where channel_id = $2) < $8
+	on conflict (channel_id, contact_id) do nothing
+	returning ` + pairingColumns
+
+// lockChannelSQL serializes additions to one channel until the transaction ends.
+const lockChannelSQL = `select pg_advisory_xact_lock(hashtextextended('pairings:' || $1, 0))`
+
+// addPairing runs insertPairingSQL in tx; created is false when the contact was in the channel
+// already (out is then that pairing), and err matches core.ErrFull when the channel is full.
+func addPairing(ctx context.Context, tx pgx.Tx, p core.Pairing, sealedToken string) (out core.Pairing, created bool, err error) {
+	if _, err := tx.Exec(ctx, lockChannelSQL, p.ChannelID); err != nil {
+		return core.Pairing{}, false, err
+	}
+	rows, _ := tx.Query(ctx, insertPairingSQL, p.GuildID, p.ChannelID, p.ContactID, p.ContactUsername, p.CreatedBy,
+		p.WebhookID, sealedToken, core.MaxChannelContacts)
+	out, err = pgx.CollectExactlyOneRow(rows, scanPairing)
+	if err == nil {
+		return out, true, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return core.Pairing{}, false, err
+	}
+	rows, _ = tx.Query(ctx, `select `+pairingColumns+` from pairings where channel_id = $1 and contact_id = $2`, p.ChannelID, p.ContactID)
+	out, err = pgx.CollectExactlyOneRow(rows, scanPairing)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return core.Pairing{}, false, fmt.Errorf("the channel holds %d contacts already: %w", core.MaxChannelContacts, core.ErrFull)
+	}
+	return out, false, err
+}
+
+// CreatePairing adds the contact to the channel (ID and CreatedAt are assigned; without a
+// webhook of its own the pairing takes the channel's) and returns it as stored, token opened.
+// core.ErrConflict when the contact is in the channel already, core.ErrFull when the channel
+// holds core.MaxChannelContacts.
 func (s *Store) CreatePairing(ctx context.Context, p core.Pairing) (core.Pairing, error) {
+	doing := fmt.Sprintf("pair channel %s with %s", p.ChannelID, p.ContactID)
 	token, err := s.sealSecret(p.WebhookToken, aadWebhookToken)
 	if err != nil {
-		return core.Pairing{}, fmt.Errorf("store: pair channel %s: %w", p.ChannelID, err)
+		return core.Pairing{}, fmt.Errorf("store: %s: %w", doing, err)
 	}
-	rows, _ := s.pool.Query(ctx, `insert into pairings
-		(guild_id, channel_id, contact_id, contact_username, created_by, webhook_id, webhook_token)
-		values ($1, $2, $3, $4, $5, $6, $7) returning `+pairingColumns,
-		p.GuildID, p.ChannelID, p.ContactID, p.ContactUsername, p.CreatedBy, p.WebhookID, token)
-	out, err := pgx.CollectExactlyOneRow(rows, scanPairing)
-	if isUniqueViolation(err) {
-		return core.Pairing{}, fmt.Errorf("store: pair channel %s: already paired: %w", p.ChannelID, core.ErrConflict)
-	}
+	var out core.Pairing
+	var created bool
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		out, created, err = addPairing(ctx, tx, p, token)
+		return err
+	})
 	if err != nil {
-		return core.Pairing{}, fmt.Errorf("store: pair channel %s: %w", p.ChannelID, err)
+		return core.Pairing{}, fmt.Errorf("store: %s: %w", doing, err)
 	}
-	out.WebhookToken = p.WebhookToken
+	if !created {
+		return core.Pairing{}, fmt.Errorf("store: %s: already paired: %w", doing, core.ErrConflict)
+	}
 	s.pairingsChanged()
+	if out.WebhookToken, err = s.openSecret(out.WebhookToken, aadWebhookToken); err != nil {
+		return core.Pairing{}, fmt.Errorf("store: %s: %w", doing, err)
+	}
 	return out, nil
 }
 
-// DeletePairing removes the channel's pairing with its queued messages and
-// cursor, and returns what was removed. core.ErrNotFound when it is not paired.
-func (s *Store) DeletePairing(ctx context.Context, channelID string) (core.Pairing, error) {
-	rows, _ := s.pool.Query(ctx, `delete from pairings where channel_id = $1 returning `+pairingColumns, channelID)
-	p, err := s.onePairing(rows, "unpair channel "+channelID)
-	if err == nil {
-		s.pairingsChanged()
+// DeletePairings removes the channel's pairing with contactID, or every pairing of the channel
+// when contactID is empty, with their queued messages and cursors, and returns what was
+// removed. core.ErrNotFound when there was none.
+func (s *Store) DeletePairings(ctx context.Context, channelID, contactID string) ([]core.Pairing, error) {
+	rows, _ := s.pool.Query(ctx, `delete from pairings where channel_id = $1 and ($2 = '' or contact_id = $2)
+		returning `+pairingColumns, channelID, contactID)
+	ps, err := s.manyPairings(rows, "unpair channel "+channelID)
+	if err != nil {
+		return nil, err
 	}
-	return p, err
+	if len(ps) == 0 {
+		return nil, fmt.Errorf("store: unpair channel %s: %w", channelID, core.ErrNotFound)
+	}
+	s.pairingsChanged()
+	slices.SortFunc(ps, func(a, b core.Pairing) int { return cmp.Compare(a.ID, b.ID) })
+	return ps, nil
 }
 
-// PairingByChannel returns the channel's pairing or core.ErrNotFound.
-func (s *Store) PairingByChannel(ctx context.Context, channelID string) (core.Pairing, error) {
-	rows, _ := s.pool.Query(ctx, `select `+pairingColumns+` from pairings where channel_id = $1`, channelID)
-	return s.onePairing(rows, "get pairing of channel "+channelID)
+// PairingsByChannel returns the channel's pairings (several in a group channel), oldest first;
+// none when it is not paired.
+func (s *Store) PairingsByChannel(ctx context.Context, channelID string) ([]core.Pairing, error) {
+	rows, _ := s.pool.Query(ctx, `select `+pairingColumns+` from pairings where channel_id = $1 order by id`, channelID)
+	return s.manyPairings(rows, "list pairings of channel "+channelID)
 }
 
 // PairingByID returns the pairing or core.ErrNotFound.
@@ -92,8 +151,8 @@ func (s *Store) Pairings(ctx context.Context) ([]core.Pairing, error) {
 	return s.manyPairings(rows, "list pairings")
 }
 
-// SetPairingWebhook records the webhook used to post into the channel.
-// core.ErrNotFound when the channel is not paired.
+// SetPairingWebhook records the webhook used to post into the channel, in each of its
+// pairings. core.ErrNotFound when the channel is not paired.
 func (s *Store) SetPairingWebhook(ctx context.Context, channelID, webhookID, webhookToken string) error {
 	sealed, err := s.sealSecret(webhookToken, aadWebhookToken)
 	if err != nil {

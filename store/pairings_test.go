@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/resonite-bridge/resonite-bridge/bridge/core"
@@ -21,8 +22,8 @@ func TestPairingsCRUD(t *testing.T) {
 	if p1.ID == 0 || p1.CreatedAt.IsZero() || p1.ContactUsername != "Alice" || p1.WebhookToken != "tok1" {
 		t.Fatalf("created pairing = %+v, want id, time and fields set", p1)
 	}
-	if _, err := st.CreatePairing(ctx, core.Pairing{GuildID: "g1", ChannelID: "c1", ContactID: "U-bob"}); !errors.Is(err, core.ErrConflict) {
-		t.Fatalf("pairing an already paired channel = %v, want ErrConflict", err)
+	if _, err := st.CreatePairing(ctx, core.Pairing{GuildID: "g1", ChannelID: "c1", ContactID: "U-alice"}); !errors.Is(err, core.ErrConflict) {
+		t.Fatalf("pairing a channel with a contact it has already = %v, want ErrConflict", err)
 	}
 	p2 := mustPairWith(t, st, core.Pairing{GuildID: "g1", ChannelID: "c2", ContactID: "U-alice"})
 	p3 := mustPairWith(t, st, core.Pairing{GuildID: "g2", ChannelID: "c3", ContactID: "U-bob"})
@@ -53,8 +54,8 @@ func TestPairingsCRUD(t *testing.T) {
 		}
 	}
 
-	if got, err := st.PairingByChannel(ctx, "c1"); err != nil || got != p1 {
-		t.Fatalf("PairingByChannel(c1) = %+v, %v; want %+v", got, err, p1)
+	if got, err := st.PairingsByChannel(ctx, "c1"); err != nil || len(got) != 1 || got[0] != p1 {
+		t.Fatalf("PairingsByChannel(c1) = %+v, %v; want [%+v]", got, err, p1)
 	}
 	if got, err := st.PairingByID(ctx, p3.ID); err != nil || got.ChannelID != "c3" {
 		t.Fatalf("PairingByID = %+v, %v", got, err)
@@ -62,7 +63,7 @@ func TestPairingsCRUD(t *testing.T) {
 	if err := st.SetPairingWebhook(ctx, "c2", "w2", "tok2"); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := st.PairingByChannel(ctx, "c2"); got.WebhookID != "w2" || got.WebhookToken != "tok2" {
+	if got, _ := st.PairingByID(ctx, p2.ID); got.WebhookID != "w2" || got.WebhookToken != "tok2" {
 		t.Fatalf("webhook not stored: %+v", got)
 	}
 	if err := st.SetPairingWebhook(ctx, "nope", "w", "t"); !errors.Is(err, core.ErrNotFound) {
@@ -76,9 +77,9 @@ func TestPairingsCRUD(t *testing.T) {
 	if err := st.AdvanceDiscordCursor(ctx, p1.ID, "100"); err != nil {
 		t.Fatal(err)
 	}
-	del, err := st.DeletePairing(ctx, "c1")
-	if err != nil || del.ID != p1.ID {
-		t.Fatalf("DeletePairing = %+v, %v", del, err)
+	del, err := st.DeletePairings(ctx, "c1", "")
+	if err != nil || len(del) != 1 || del[0].ID != p1.ID {
+		t.Fatalf("DeletePairings = %+v, %v", del, err)
 	}
 	if _, err := st.MessageBySource(ctx, core.ToResonite, "m1"); !errors.Is(err, core.ErrNotFound) {
 		t.Fatalf("message of a deleted pairing still there: %v", err)
@@ -87,16 +88,96 @@ func TestPairingsCRUD(t *testing.T) {
 		t.Fatalf("cursor of a deleted pairing = %q, %v", c, err)
 	}
 	for name, err := range map[string]error{
-		"DeletePairing again": func() error { _, err := st.DeletePairing(ctx, "c1"); return err }(),
-		"PairingByChannel":    func() error { _, err := st.PairingByChannel(ctx, "c1"); return err }(),
-		"PairingByID":         func() error { _, err := st.PairingByID(ctx, p1.ID); return err }(),
+		"DeletePairings again": func() error { _, err := st.DeletePairings(ctx, "c1", ""); return err }(),
+		"PairingByID":          func() error { _, err := st.PairingByID(ctx, p1.ID); return err }(),
 	} {
 		if !errors.Is(err, core.ErrNotFound) {
 			t.Errorf("%s after delete = %v, want ErrNotFound", name, err)
 		}
 	}
+	if got, err := st.PairingsByChannel(ctx, "c1"); err != nil || len(got) != 0 {
+		t.Errorf("PairingsByChannel after delete = %+v, %v; want none", got, err)
+	}
 	// The channel can be paired again.
 	mustPairWith(t, st, core.Pairing{GuildID: "g1", ChannelID: "c1", ContactID: "U-carol"})
+}
+
+// TestGroupChannel: a channel holds up to MaxChannelContacts pairings, one per contact, which
+// share its webhook; one of them or all can be removed.
+func TestGroupChannel(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	st := storetest.New(t)
+
+	first := mustPairWith(t, st, core.Pairing{GuildID: "g", ChannelID: "grp", ContactID: "U-0", WebhookID: "w", WebhookToken: "tok"})
+	members := []core.Pairing{first}
+	for i := 1; i < core.MaxChannelContacts; i++ {
+		p := mustPairWith(t, st, core.Pairing{GuildID: "g", ChannelID: "grp", ContactID: fmt.Sprintf("U-%d", i)})
+		if p.WebhookID != "w" || p.WebhookToken != "tok" {
+			t.Fatalf("contact %d joined without the channel's webhook: %q %q", i, p.WebhookID, p.WebhookToken)
+		}
+		members = append(members, p)
+	}
+	if _, err := st.CreatePairing(ctx, core.Pairing{GuildID: "g", ChannelID: "grp", ContactID: "U-extra"}); !errors.Is(err, core.ErrFull) {
+		t.Fatalf("contact %d of a channel = %v, want ErrFull", core.MaxChannelContacts+1, err)
+	}
+	if _, err := st.CreatePairing(ctx, core.Pairing{GuildID: "g", ChannelID: "grp", ContactID: "U-3"}); !errors.Is(err, core.ErrConflict) {
+		t.Fatalf("a contact twice in a full channel = %v, want ErrConflict", err)
+	}
+	got, err := st.PairingsByChannel(ctx, "grp")
+	if err != nil || len(got) != core.MaxChannelContacts || got[0].ID != first.ID {
+		t.Fatalf("PairingsByChannel = %d pairings, %v; want %d, oldest first", len(got), err, core.MaxChannelContacts)
+	}
+	if err := st.SetPairingWebhook(ctx, "grp", "w2", "tok2"); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range members {
+		if p, _ := st.PairingByID(ctx, m.ID); p.WebhookID != "w2" || p.WebhookToken != "tok2" {
+			t.Errorf("pairing %s kept webhook %q after the channel's changed", m.ContactID, p.WebhookID)
+		}
+	}
+
+	del, err := st.DeletePairings(ctx, "grp", "U-3")
+	if err != nil || len(del) != 1 || del[0].ContactID != "U-3" {
+		t.Fatalf("DeletePairings(U-3) = %+v, %v", del, err)
+	}
+	if _, err := st.DeletePairings(ctx, "grp", "U-3"); !errors.Is(err, core.ErrNotFound) {
+		t.Fatalf("removing a contact twice = %v, want ErrNotFound", err)
+	}
+	mustPairWith(t, st, core.Pairing{GuildID: "g", ChannelID: "grp", ContactID: "U-new"}) // room again
+	del, err = st.DeletePairings(ctx, "grp", "")
+	if err != nil || len(del) != core.MaxChannelContacts {
+		t.Fatalf("DeletePairings(all) removed %d, %v; want %d", len(del), err, core.MaxChannelContacts)
+	}
+}
+
+// TestGroupChannelLimitUnderConcurrency: contacts added at once cannot overfill a channel.
+func TestGroupChannelLimitUnderConcurrency(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	st := storetest.New(t)
+	const tries = core.MaxChannelContacts + 4
+	errs := make(chan error, tries)
+	for i := range tries {
+		go func() {
+			_, err := st.CreatePairing(ctx, core.Pairing{GuildID: "g", ChannelID: "race", ContactID: fmt.Sprintf("U-%d", i)})
+			errs <- err
+		}()
+	}
+	created, full := 0, 0
+	for range tries {
+		switch err := <-errs; {
+		case err == nil:
+			created++
+		case errors.Is(err, core.ErrFull):
+			full++
+		default:
+			t.Errorf("CreatePairing: %v", err)
+		}
+	}
+	if created != core.MaxChannelContacts || full != tries-core.MaxChannelContacts {
+		t.Fatalf("%d created, %d refused as full; want %d and %d", created, full, core.MaxChannelContacts, tries-core.MaxChannelContacts)
+	}
 }
 
 func mustPairWith(t *testing.T, st *store.Store, p core.Pairing) core.Pairing {

@@ -11,7 +11,7 @@ import (
 	"github.com/resonite-bridge/resonite-bridge/bridge/core"
 )
 
-// EnqueueVersion stores row, a later version of Discord message messageID (an edit when
+// EnqueueVersion stores row, a later version of Discord message messageID in row's pairing (an edit when
 // editedAt is set, a deletion when it is zero), only when it is newer than every version of the
 // message stored before: an edit later than the last edit, a deletion once, nothing after a
 // deletion. The version and the row are stored in one transaction, so a crash keeps both or
@@ -29,7 +29,7 @@ func (s *Store) EnqueueVersion(ctx context.Context, messageID string, editedAt t
 		var ok bool
 		err := tx.QueryRow(ctx, `insert into discord_versions (message_id, pairing_id, edited_at, deleted)
 			values ($1, $2, $3, $3::timestamptz is null)
-			on conflict (message_id) do update set
+			on conflict (message_id, pairing_id) do update set
 				edited_at = coalesce(excluded.edited_at, discord_versions.edited_at),
 				deleted = excluded.deleted, updated_at = now()
 			where not discord_versions.deleted

@@ -55,7 +55,7 @@ func TestWatchPairings(t *testing.T) {
 	}{
 		{"CreatePairing", func() error { mustPair(t, st, "c2"); return nil }},
 		{"SetPairingWebhook", func() error { return st.SetPairingWebhook(ctx, "c2", "W-2", "token") }},
-		{"DeletePairing", func() error { _, err := st.DeletePairing(ctx, "c2"); return err }},
+		{"DeletePairings", func() error { _, err := st.DeletePairings(ctx, "c2", ""); return err }},
 	} {
 		before := calls.Load()
 		if err := w.write(); err != nil {

@@ -38,7 +38,7 @@ const (
 )
 
 // Activation is a waiting request made active by a contact's consent. Created is false when
-// the pairing could not be made (the channel was linked with someone else meanwhile) or the
+// the pairing could not be made (the channel holds MaxChannelContacts already) or the
 // subscription existed already.
 type Activation struct {
 	Request ConsentRequest

@@ -7,6 +7,7 @@ package core
 
 import (
 	"log/slog"
+	"strconv"
 	"time"
 )
 
@@ -28,7 +29,18 @@ const (
 	StateFailed    State = "failed"    // given up; LastError says why; no longer blocks its pairing
 )
 
-// Pairing links one Discord channel with one Resonite contact of the bridge account.
+// RowSourceID is the idempotency key of a message's row in one pairing: the source side's id
+// (a message, or a version of one) and the pairing, since one message becomes a row per
+// pairing it reaches (the pairings of a contact, or the contacts of a group channel).
+func RowSourceID(source string, pairingID int64) string {
+	return source + ":" + strconv.FormatInt(pairingID, 10)
+}
+
+// MaxChannelContacts is how many contacts one channel (a group channel) may be paired with.
+const MaxChannelContacts = 10
+
+// Pairing links one Discord channel with one Resonite contact of the bridge account. A channel
+// with several pairings is a group channel; its pairings share the channel's webhook.
 type Pairing struct {
 	ID              int64
 	GuildID         string

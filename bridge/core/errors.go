@@ -12,6 +12,8 @@ var (
 	// ErrConflict is returned when a row already exists (a channel already paired) or is in a
 	// state that forbids the change (a delivered message).
 	ErrConflict = errors.New("conflict")
+	// ErrFull is returned when a row would exceed a limit (an 11th contact in a channel).
+	ErrFull = errors.New("limit reached")
 )
 
 // Delivery outcomes. An adapter wraps a failed send in one of these so that the bridge, which

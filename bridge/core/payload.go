@@ -19,6 +19,9 @@ type ToResonitePayload struct {
 	Text      string `json:"text"`
 	// AuthorName is the Discord author's display name, for the notice of a deletion.
 	AuthorName string `json:"authorName,omitempty"`
+	// FromContactID is set on a contact's message relayed to the other contacts of a group
+	// channel; ChannelID is empty then, since there is no Discord message to answer under.
+	FromContactID string `json:"fromContactId,omitempty"`
 }
 
 // ToDiscordPayload is the stored payload of a contact's message on its way to Discord.
