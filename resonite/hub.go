@@ -455,14 +455,24 @@ func (h *Hub) SendMessage(ctx context.Context, m Message) error {
 	}
 	h.pending[m.ID] = echo
 	h.mu.Unlock()
-	defer func() {
+	// giveUp ends the wait for the echo and returns err, or nil when the echo came first: the
+	// check and the removal are one step under h.mu, so an echo that confirm reported as
+	// awaited always makes this call return nil.
+	giveUp := func(err error) error {
 		h.mu.Lock()
-		delete(h.pending, m.ID)
+		waiting := h.pending[m.ID] == echo
+		if waiting {
+			delete(h.pending, m.ID)
+		}
 		h.mu.Unlock()
-	}()
+		if !waiting {
+			return nil
+		}
+		return err
+	}
 	c, err := h.client(ctx)
 	if err != nil { // nothing was sent
-		return fmt.Errorf("resonite: sending message %s: hub SendMessage: %w", m.ID, err)
+		return giveUp(fmt.Errorf("resonite: sending message %s: hub SendMessage: %w", m.ID, err))
 	}
 	// From here the message may reach the hub: the call and the echo share ConfirmTimeout, and
 	// any give-up is ErrNotConfirmed (a retry with the same id is safe).
@@ -478,17 +488,17 @@ func (h *Hub) SendMessage(ctx context.Context, m Message) error {
 	switch {
 	case err == nil:
 	case errors.As(err, &hubErr), errors.Is(err, ErrHubNotConnected), cctx.Err() == nil:
-		return fmt.Errorf("resonite: sending message %s: %w", m.ID, err)
+		return giveUp(fmt.Errorf("resonite: sending message %s: %w", m.ID, err))
 	default:
-		return h.notConfirmed(ctx, m.ID)
+		return giveUp(h.notConfirmed(ctx, m.ID))
 	}
 	select {
 	case <-echo:
 		return nil
 	case <-cctx.Done():
-		return h.notConfirmed(ctx, m.ID)
+		return giveUp(h.notConfirmed(ctx, m.ID))
 	case <-h.done:
-		return fmt.Errorf("resonite: sending message %s: %w: %w", m.ID, ErrNotConfirmed, ErrHubClosed)
+		return giveUp(fmt.Errorf("resonite: sending message %s: %w: %w", m.ID, ErrNotConfirmed, ErrHubClosed))
 	}
 }
 
@@ -500,7 +510,8 @@ func (h *Hub) notConfirmed(ctx context.Context, id string) error {
 }
 
 // confirm is called for every MessageSent echo, before ordering, so confirmation adds no latency.
-func (h *Hub) confirm(id string) {
+// It reports whether a SendMessage was waiting for the echo.
+func (h *Hub) confirm(id string) bool {
 	h.mu.Lock()
 	ch, ok := h.pending[id]
 	if ok {
@@ -510,6 +521,7 @@ func (h *Hub) confirm(id string) {
 	if ok {
 		close(ch)
 	}
+	return ok
 }
 
 // MarkMessagesRead marks messages of b.SenderID as read (readTime now when zero).

@@ -15,7 +15,12 @@ type Event interface{ isHubEvent() }
 type MessageReceived struct{ Message Message }
 
 // MessageSent: the hub's echo of a message the account sent, from any of its connections.
-type MessageSent struct{ Message Message }
+// Awaited: a SendMessage of this Hub was waiting for it and returns nil for it, so that call's
+// caller knows the message arrived and nothing else needs to act on the echo.
+type MessageSent struct {
+	Message Message
+	Awaited bool
+}
 
 // MessagesRead: the recipient read messages the account sent.
 type MessagesRead struct{ Batch ReadMessageBatch }
@@ -136,8 +141,8 @@ func (h *Hub) dispatch(c *hubConn, target string, args []json.RawMessage) {
 			return
 		}
 		if name == "messagesent" {
-			h.confirm(m.ID)
-			h.q.add(ctx, MessageSent{Message: m})
+			awaited := h.confirm(m.ID)
+			h.q.add(ctx, MessageSent{Message: m, Awaited: awaited})
 			return
 		}
 		h.q.add(ctx, MessageReceived{Message: m})

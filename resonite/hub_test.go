@@ -294,10 +294,10 @@ func TestHubSendMessageConfirmed(t *testing.T) {
 	if err := he.h.SendMessage(waitCtx(t), m); err != nil {
 		t.Fatal(err)
 	}
-	// The echo the confirmation waited for is also delivered.
+	// The echo the confirmation waited for is also delivered, marked as awaited.
 	echo := next(t, he.h, func(ev resonite.MessageSent) bool { return ev.Message.ID == "MSG-fixed-1" })
-	if echo.Message.Content != m.Content || echo.Message.SenderID != botID {
-		t.Errorf("echo = %+v", echo.Message)
+	if echo.Message.Content != m.Content || echo.Message.SenderID != botID || !echo.Awaited {
+		t.Errorf("echo = %+v", echo)
 	}
 	args := hubCalls(t, e.f, "SendMessage", 1)[0]
 	if len(args) != 1 {
@@ -559,7 +559,7 @@ func TestHubEvents(t *testing.T) {
 		}},
 		{push{"MessageSent", []string{strings.Replace(sampleMessage, "MSG-3f2b", "MSG-echo", 1)}}, func(t *testing.T, ev resonite.Event) bool {
 			m, ok := ev.(resonite.MessageSent)
-			return ok && strings.HasPrefix(m.Message.ID, "MSG-echo") && m.Message.RecipientID == "U-Friend"
+			return ok && strings.HasPrefix(m.Message.ID, "MSG-echo") && m.Message.RecipientID == "U-Friend" && !m.Awaited
 		}},
 		{push{"MessagesRead", []string{sampleReadMessageBatch}}, func(t *testing.T, ev resonite.Event) bool {
 			m, ok := ev.(resonite.MessagesRead)

@@ -137,12 +137,35 @@ const claimTries = 5
 func (s *Store) claimBatch(ctx context.Context, dir core.Direction, maxPairings, maxRows int, lease time.Duration, skip []int64) ([]core.OutboxRow, error) {
 	var msgs []core.OutboxRow
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		rows, _ := tx.Query(ctx, lockPairings, dir, maxPairings, skip)
-		locked, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		b := &pgx.Batch{}
+		if dir == core.ToResonite {
+			// A to_resonite claim commits without waiting for the WAL flush (one flush less on
+			// the way of every message to Resonite). One lost in a crash of PostgreSQL leaves its
+			// rows pending with the claim not counted, though they may have been sent: claimed
+			// again, they go out again under the same id derived from the Discord message,
+			// which Resonite keeps once. Nothing reads a to_resonite row's claim count; the
+			// redelivery checks of to_discord rows do, so those claims stay synchronous. A
+			// settle cannot outlive its claim: WAL is flushed in order.
+			b.Queue(asyncCommit)
+		}
+		b.Queue(lockPairings, dir, maxPairings, skip)
+		br := tx.SendBatch(ctx, b)
+		var err error
+		if dir == core.ToResonite {
+			_, err = br.Exec()
+		}
+		var locked []int64
+		if err == nil {
+			rows, _ := br.Query()
+			locked, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+		}
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
 		if err != nil || len(locked) == 0 {
 			return err
 		}
-		rows, _ = tx.Query(ctx, claimRuns, dir, locked, maxRows, lease)
+		rows, _ := tx.Query(ctx, claimRuns, dir, locked, maxRows, lease)
 		var meant int64
 		msgs, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (core.OutboxRow, error) {
 			var m core.OutboxRow
@@ -209,8 +232,8 @@ const settleSQL = `with s (id, kind, target, coalesced, reason, until, jit) as (
 // after the lease as rows claimed before, whose redelivery checks (the derived Resonite id; the
 // look through the channel's history for an earlier post) keep them from being posted twice.
 // WAL is flushed in order, so a later synchronous commit makes every earlier settle durable too.
-// New rows (EnqueueBatch) and claims keep synchronous commits: a lost row is a lost message, a
-// lost claim a redelivery without the check.
+// New rows (EnqueueBatch) and to_discord claims keep synchronous commits: a lost row is a lost
+// message, a lost to_discord claim a redelivery without the check (see claimBatch).
 const asyncCommit = `select set_config('synchronous_commit', 'off', true)`
 
 // Settle stores the outcomes of claimed rows, all in one transaction, each

@@ -418,6 +418,7 @@ func TestEventLoopHandle(t *testing.T) {
 	for _, ev := range []resonite.Event{
 		resonite.MessageReceived{Message: m},
 		resonite.MessageSent{Message: resonite.Message{ID: "MSG-2"}},
+		resonite.MessageSent{Message: resonite.Message{ID: "MSG-3"}, Awaited: true}, // its SendText settles it
 		resonite.StatusUpdated{Status: st},
 		resonite.ContactUpdated{Contact: alice},
 		resonite.SessionUpdated{Session: resonite.SessionInfo{SessionID: "S-1", Name: "<b>One</b>"}},

@@ -104,6 +104,9 @@ func (l *EventLoop) handle(ctx context.Context, ev resonite.Event) error {
 	case resonite.MessageReceived:
 		return l.sink.HandleContactMessage(ctx, message(e.Message))
 	case resonite.MessageSent:
+		if e.Awaited {
+			return nil // its SendText returns nil, and the delivery settles the row
+		}
 		return l.sink.HandleSentMessage(ctx, e.Message.ID)
 	case resonite.StatusUpdated:
 		l.sink.HandleDevice(ctx, device(e.Status))
