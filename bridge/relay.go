@@ -75,17 +75,7 @@ func (b *Bridge) ingestDiscord(ctx context.Context, ps []core.Pairing, m core.Di
 	}
 	rows := make([]core.OutboxRow, 0, len(ps))
 	for _, p := range ps {
-		src := core.RowSourceID(m.ID, p.ID)
-		rows = append(rows, core.OutboxRow{
-			Direction:     core.ToResonite,
-			SourceID:      src,
-			PairingID:     p.ID,
-			TargetID:      ResoniteMessageID(src),
-			Payload:       payload,
-			State:         core.StatePending,
-			NextAttemptAt: time.Now(),
-			SourceTime:    created,
-		})
+		rows = append(rows, toResoniteRow(m.ID, p, payload, created))
 	}
 	return b.submit(rows, func(inserted []bool, err error) {
 		if err != nil {
@@ -202,19 +192,25 @@ func (b *Bridge) groupRows(ctx context.Context, from core.Pairing, m core.Contac
 			continue
 		}
 		relayedTo[q.ContactID] = true
-		src := core.RowSourceID(m.ID, q.ID)
-		rows = append(rows, core.OutboxRow{
-			Direction:     core.ToResonite,
-			SourceID:      src,
-			PairingID:     q.ID,
-			TargetID:      ResoniteMessageID(src),
-			Payload:       payload,
-			State:         core.StatePending,
-			NextAttemptAt: time.Now(),
-			SourceTime:    created,
-		})
+		rows = append(rows, toResoniteRow(m.ID, q, payload, created))
 	}
 	return rows, nil
+}
+
+// toResoniteRow is the pending row of source message id in pairing p, sent under an id
+// derived from both, so that a retry never sends a second copy.
+func toResoniteRow(id string, p core.Pairing, payload []byte, created time.Time) core.OutboxRow {
+	src := core.RowSourceID(id, p.ID)
+	return core.OutboxRow{
+		Direction:     core.ToResonite,
+		SourceID:      src,
+		PairingID:     p.ID,
+		TargetID:      ResoniteMessageID(src),
+		Payload:       payload,
+		State:         core.StatePending,
+		NextAttemptAt: time.Now(),
+		SourceTime:    created,
+	}
 }
 
 // handleMessageSent settles a to_resonite row whose SendMessage timed out but whose echo
