@@ -154,20 +154,28 @@ func (b *Bot) cmdLink(ctx context.Context, ix *interaction, data discordgo.Appli
 	return answer{content: msg}
 }
 
-// waitingLinks counts the /link requests of a channel still waiting for a contact's consent,
-// other than except's.
-func (b *Bot) waitingLinks(ctx context.Context, guildID, channelID, except string) (int, error) {
+// channelLinkRequests are the /link requests of a channel still waiting for a contact's
+// consent.
+func (b *Bot) channelLinkRequests(ctx context.Context, guildID, channelID string) ([]core.ConsentRequest, error) {
 	reqs, err := b.o.Consent.ConsentRequests(ctx, guildID)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
+	return slices.DeleteFunc(reqs, func(r core.ConsentRequest) bool {
+		return r.Kind != core.ConsentPairing || r.ChannelID != channelID
+	}), nil
+}
+
+// waitingLinks counts the channel's waiting /link requests other than except's.
+func (b *Bot) waitingLinks(ctx context.Context, guildID, channelID, except string) (int, error) {
+	reqs, err := b.channelLinkRequests(ctx, guildID, channelID)
 	n := 0
 	for _, r := range reqs {
-		if r.Kind == core.ConsentPairing && r.ChannelID == channelID && r.ContactID != except {
+		if r.ContactID != except {
 			n++
 		}
 	}
-	return n, nil
+	return n, err
 }
 
 // pairingOf finds the pairing of who (a U- id or a username, any case) among ps.
@@ -193,14 +201,13 @@ func (b *Bot) cmdUnlink(ctx context.Context, ix *interaction, data discordgo.App
 	p, ok := pairingOf(ps, who)
 	if !ok {
 		// Maybe the contact has not agreed yet: a waiting request can be withdrawn by name too.
-		if reqs, err := b.o.Consent.ConsentRequests(ctx, ix.GuildID); err == nil {
-			for _, r := range reqs {
-				if r.Kind == core.ConsentPairing && r.ChannelID == ix.ChannelID &&
-					(strings.EqualFold(r.ContactID, who) || strings.EqualFold(r.ContactUsername, who)) {
-					if n, err := b.o.Consent.CancelConsentRequests(ctx, ix.ChannelID, r.ContactID); err == nil && n > 0 {
-						return answer{content: fmt.Sprintf("✂ Cancelled the request still waiting for **%s**'s answer.", bridge.EscapeMarkdown(r.ContactUsername))}
-					}
-				}
+		reqs, _ := b.channelLinkRequests(ctx, ix.GuildID, ix.ChannelID)
+		for _, r := range reqs {
+			if !strings.EqualFold(r.ContactID, who) && !strings.EqualFold(r.ContactUsername, who) {
+				continue
+			}
+			if n, err := b.o.Consent.CancelConsentRequests(ctx, ix.ChannelID, r.ContactID); err == nil && n > 0 {
+				return answer{content: fmt.Sprintf("✂ Cancelled the request still waiting for **%s**'s answer.", bridge.EscapeMarkdown(r.ContactUsername))}
 			}
 		}
 		if len(ps) == 0 {

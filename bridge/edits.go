@@ -33,8 +33,8 @@ func (b *Bridge) HandleDiscordEdit(ctx context.Context, m core.DiscordMessage) e
 		return nil
 	}
 	relayed, err := b.relayedOriginals(ctx, m.ChannelID, m.ID)
-	if err != nil || len(relayed) == 0 || postedByBridge(pairingsOf(relayed), m) {
-		return err
+	if err != nil || len(relayed) == 0 {
+		return err // the bridge's own webhook posts were never relayed: they have no row
 	}
 	text := FormatEditForResonite(m)
 	if text == "" {
@@ -86,14 +86,6 @@ type relayedMessage struct {
 	orig    core.OutboxRow
 }
 
-func pairingsOf(rs []relayedMessage) []core.Pairing {
-	ps := make([]core.Pairing, len(rs))
-	for i, r := range rs {
-		ps[i] = r.pairing
-	}
-	return ps
-}
-
 // relayedOriginals finds the rows of a message relayed from a channel, one per pairing it
 // reached (given-up ones left out); none when the channel is not paired or the message was
 // never relayed.
@@ -121,7 +113,7 @@ func (b *Bridge) relayedOriginals(ctx context.Context, channelID, messageID stri
 			b.noteError("looking up an edited or deleted Discord message", err)
 			return nil, fmt.Errorf("bridge: looking up Discord message %s: %w", messageID, err)
 		}
-		if orig.PairingID == p.ID && orig.State != core.StateFailed {
+		if orig.State != core.StateFailed { // the source id names the pairing
 			out = append(out, relayedMessage{p, orig})
 		}
 	}
@@ -133,16 +125,7 @@ func (b *Bridge) enqueueVersion(ctx context.Context, p core.Pairing, messageID s
 	if err != nil {
 		return fmt.Errorf("bridge: encoding a version of Discord message %s: %w", messageID, err)
 	}
-	inserted, err := b.o.Versions.EnqueueVersion(ctx, messageID, editedAt, core.OutboxRow{
-		Direction:     core.ToResonite,
-		SourceID:      core.RowSourceID(src, p.ID),
-		PairingID:     p.ID,
-		TargetID:      ResoniteMessageID(core.RowSourceID(src, p.ID)),
-		Payload:       enc,
-		State:         core.StatePending,
-		NextAttemptAt: time.Now(),
-		SourceTime:    at,
-	})
+	inserted, err := b.o.Versions.EnqueueVersion(ctx, messageID, editedAt, toResoniteRow(src, p, enc, at))
 	if err != nil {
 		b.noteError("storing an edit or deletion of a Discord message", err)
 		return fmt.Errorf("bridge: storing a version of Discord message %s: %w", messageID, err)

@@ -132,28 +132,26 @@ func (b *Bridge) hold(ctx context.Context, dir core.Direction) (all bool, pairin
 	if resonite, _, _ := b.fences.counts(); !resonite {
 		return false, pairings
 	}
-	var ps []core.Pairing
-	if m, err := b.cachedPairings(ctx); err != nil {
+	var groups [][]core.Pairing
+	m, err := b.cachedPairings(ctx)
+	switch {
+	case err != nil:
 		return true, nil
-	} else if m != nil {
-		for _, members := range m.byChannel {
-			if len(members) > 1 {
-				ps = append(ps, members...)
-			}
-		}
-	} else {
+	case m != nil:
+		groups = slices.Collect(maps.Values(m.byChannel))
+	default:
 		list, err := b.o.Store.Pairings(ctx)
 		if err != nil {
 			return true, nil
 		}
-		for _, group := range GroupByChannel(list) {
-			if len(group) > 1 {
-				ps = append(ps, group...)
+		groups = GroupByChannel(list)
+	}
+	for _, g := range groups {
+		if len(g) > 1 {
+			for _, p := range g {
+				pairings = append(pairings, p.ID)
 			}
 		}
-	}
-	for _, p := range ps {
-		pairings = append(pairings, p.ID)
 	}
 	slices.Sort(pairings)
 	return false, slices.Compact(pairings)
