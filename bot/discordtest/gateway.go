@@ -3,6 +3,7 @@ package discordtest
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -373,7 +374,7 @@ func (s *Server) dispatch(typ string, d any) {
 		return
 	}
 	sess.seq++
-	frame, err := json.Marshal(map[string]any{"op": 0, "t": typ, "s": sess.seq, "d": d})
+	frame, err := dispatchFrame(typ, sess.seq, d)
 	if err != nil {
 		s.mu.Unlock()
 		s.t.Errorf("discordtest: encoding %s: %v", typ, err)
@@ -385,6 +386,23 @@ func (s *Server) dispatch(typ string, d any) {
 	if c != nil {
 		_ = c.write(frame)
 	}
+}
+
+// dispatchFrame encodes an op 0 frame. A json.RawMessage payload (the fake's own encoding) goes
+// in as it is, without the validate-and-compact pass json.Marshal would give it.
+func dispatchFrame(typ string, seq int64, d any) ([]byte, error) {
+	raw, ok := d.(json.RawMessage)
+	if !ok {
+		var err error
+		if raw, err = json.Marshal(d); err != nil {
+			return nil, err
+		}
+	}
+	t, _ := json.Marshal(typ)
+	frame := append([]byte(`{"op":0,"t":`), t...)
+	frame = strconv.AppendInt(append(frame, `,"s":`...), seq, 10)
+	frame = append(append(frame, `,"d":`...), raw...)
+	return append(frame, '}'), nil
 }
 
 func gatewayURL(r *http.Request) string {

@@ -776,9 +776,11 @@ func (s *Server) DispatchMessage(u UserMessage) *discordgo.Message {
 	}
 	m := s.userMessageLocked(u)
 	raw, _ := json.Marshal(m)
+	// A shallow copy, not public()'s decoded one: load tests call this in a loop, and the fake
+	// replaces a stored message's fields (edits, reactions) rather than writing into what they
+	// point at.
+	pub := *m.Message
 	s.mu.Unlock()
 	s.dispatch("MESSAGE_CREATE", json.RawMessage(raw))
-	var pub discordgo.Message // the copy public() would make, from the bytes at hand: load tests call this in a loop
-	_ = json.Unmarshal(raw, &pub)
 	return &pub
 }

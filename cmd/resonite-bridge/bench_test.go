@@ -505,11 +505,15 @@ func insertFloor(b *testing.B, url string, n int) float64 {
 func BenchmarkDurableThroughput(b *testing.B) {
 	const perPairing = 200
 	w := newLoadWorld(b, loadPairings, func(o *partOptions) { o.Bot.RequestRate = 1e6 })
+	cpu := startCPUMeter(b)
 	floor := insertFloor(b, w.dbURL, 5000)
-	b.ResetTimer()
+	floorCPU := cpu.stop(5000)
+	b.ResetTimer() // which also drops metrics reported so far
+	floorCPU.report(b, "floor-")
 
 	// Discord → Resonite.
 	sent := map[string][]sentLine{}
+	cpu = startCPUMeter(b)
 	start := time.Now()
 	for seq := range perPairing {
 		for i := range loadPairings {
@@ -519,12 +523,14 @@ func BenchmarkDurableThroughput(b *testing.B) {
 	offered := time.Since(start)
 	n := perPairing * loadPairings
 	w.waitUntilWithin("the burst in Resonite", 5*time.Minute, w.sentAllOf(sent))
+	cpu.stop(n).report(b, "d2r-")
 	r := w.resoniteArrivals(sent)
 	d2r := float64(n) / r.last.Sub(start).Seconds()
 
 	// Resonite → Discord.
 	sent = map[string][]sentLine{}
 	tally := w.newPostTally()
+	cpu = startCPUMeter(b)
 	start = time.Now()
 	for seq := range perPairing {
 		for i := range loadPairings {
@@ -533,6 +539,7 @@ func BenchmarkDurableThroughput(b *testing.B) {
 	}
 	offeredR := time.Since(start)
 	w.waitUntilWithin("the burst in Discord", 5*time.Minute, func() bool { return tally.update().lines >= n })
+	cpu.stop(n).report(b, "r2d-")
 	b.StopTimer()
 	rd := w.discordArrivals(sent)
 	r2d := float64(n) / rd.last.Sub(start).Seconds()
@@ -652,4 +659,98 @@ func BenchmarkGlobalLimit(b *testing.B) {
 			b.ReportMetric(float64(n)/r.last.Sub(start).Seconds(), "msgs/s")
 		})
 	}
+}
+
+// cpuMeter tells whether a load was CPU-bound, and where the CPU went: the whole machine, this
+// test process (daemon and fakes) and PostgreSQL's processes. Linux counts in USER_HZ (100/s).
+type cpuMeter struct {
+	b             *testing.B
+	at            time.Time
+	machine, self float64
+	postgres      map[string]float64 // pid → CPU seconds
+}
+
+func startCPUMeter(b *testing.B) *cpuMeter {
+	m := &cpuMeter{b: b, at: time.Now(), postgres: postgresCPU(b)}
+	m.machine, m.self = machineCPU(b), processCPU(b, "self")
+	return m
+}
+
+// cpuUse is what a cpuMeter measured: the cores each part kept busy, and the machine's CPU
+// time per message.
+type cpuUse struct{ machine, testProcess, postgres, perMsg float64 }
+
+func (m *cpuMeter) stop(msgs int) cpuUse {
+	wall := time.Since(m.at).Seconds()
+	machine := machineCPU(m.b) - m.machine
+	var pg float64
+	for pid, v := range postgresCPU(m.b) {
+		pg += v - m.postgres[pid] // a backend that ended since is missing: a slight undercount
+	}
+	return cpuUse{machine: machine / wall, testProcess: (processCPU(m.b, "self") - m.self) / wall,
+		postgres: pg / wall, perMsg: machine / float64(msgs) * 1e6}
+}
+
+func (u cpuUse) report(b *testing.B, prefix string) {
+	b.ReportMetric(u.machine, prefix+"machine-cores")
+	b.ReportMetric(u.testProcess, prefix+"test-process-cores")
+	b.ReportMetric(u.postgres, prefix+"postgres-cores")
+	b.ReportMetric(u.perMsg, prefix+"cpu-µs/msg")
+}
+
+// machineCPU is the CPU time the machine spent busy since boot: not idle, iowait or steal
+// (another guest's time on the host is capacity this machine did not have).
+func machineCPU(b *testing.B) float64 {
+	raw, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		b.Fatalf("reading /proc/stat: %v", err)
+	}
+	line, _, _ := strings.Cut(string(raw), "\n")
+	var busy float64
+	for i, v := range strings.Fields(line)[1:] { // user nice system idle iowait irq softirq steal ...
+		n, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			b.Fatalf("reading /proc/stat: %v", err)
+		}
+		if i != 3 && i != 4 && i < 7 {
+			busy += n
+		}
+	}
+	return busy / 100
+}
+
+// processCPU is the user and system CPU time of /proc/<pid>, or -1 when it cannot be read
+// (the process ended).
+func processCPU(b *testing.B, pid string) float64 {
+	raw, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return -1
+	}
+	s := string(raw)
+	f := strings.Fields(s[strings.LastIndex(s, ")")+1:]) // state ppid ... utime(12th) stime(13th)
+	if len(f) < 13 {
+		b.Fatalf("reading /proc/%s/stat: %q", pid, s)
+	}
+	u, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (u + st) / 100
+}
+
+// postgresCPU is processCPU of every process named postgres (the server and its backends).
+func postgresCPU(b *testing.B) map[string]float64 {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		b.Fatalf("reading /proc: %v", err)
+	}
+	out := map[string]float64{}
+	for _, e := range ents {
+		comm, err := os.ReadFile("/proc/" + e.Name() + "/comm")
+		if err != nil || strings.TrimSpace(string(comm)) != "postgres" {
+			continue
+		}
+		if t := processCPU(b, e.Name()); t >= 0 {
+			out[e.Name()] = t
+		}
+	}
+	return out
 }

@@ -59,6 +59,7 @@ type Fake struct {
 	contacts  map[string][]resonite.Contact // owner id -> contacts
 	sessions  []resonite.SessionInfo
 	messages  map[string][]resonite.Message // owner id -> mailbox, oldest first
+	messageAt map[string]map[string]int     // owner id -> message id -> index in its mailbox
 	calls     []Call
 	callsSeen chan struct{} // closed and replaced on every recorded call
 	changes   chan struct{} // closed and replaced once a call's effects are stored
@@ -82,6 +83,7 @@ func New(tb testing.TB) *Fake {
 		tokens:    map[string]token{},
 		contacts:  map[string][]resonite.Contact{},
 		messages:  map[string][]resonite.Message{},
+		messageAt: map[string]map[string]int{},
 		callsSeen: make(chan struct{}),
 		changes:   make(chan struct{}),
 		now:       time.Now,
@@ -159,14 +161,20 @@ func (f *Fake) AddMessage(owner string, m resonite.Message) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	m.OwnerID = owner
-	box := f.messages[owner]
-	for i := range box {
-		if m.ID != "" && box[i].ID == m.ID {
-			box[i] = m
-			return
-		}
+	// An index, not a scan of the mailbox: load tests store thousands of messages.
+	at := f.messageAt[owner]
+	if at == nil {
+		at = map[string]int{}
+		f.messageAt[owner] = at
 	}
-	f.messages[owner] = append(box, m)
+	if i, ok := at[m.ID]; ok && m.ID != "" {
+		f.messages[owner][i] = m
+		return
+	}
+	if m.ID != "" {
+		at[m.ID] = len(f.messages[owner])
+	}
+	f.messages[owner] = append(f.messages[owner], m)
 }
 
 // Messages returns owner's mailbox, oldest first.
