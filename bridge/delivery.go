@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -143,7 +144,7 @@ func (b *Bridge) deliverBatch(ctx context.Context, batch []core.OutboxRow) {
 	if f.Kind == core.Fail && failed.Direction == core.ToResonite {
 		sctx, cancel := storeCtx(ctx)
 		defer cancel()
-		b.warnUndelivered(sctx, failed, err)
+		b.warnUndelivered(sctx, pairing, failed, err)
 	}
 	if f.Kind == core.Fail && failed.Direction == core.ToDiscord && perr == nil {
 		sctx, cancel := storeCtx(ctx)
@@ -557,12 +558,19 @@ func (b *Bridge) rowPairing(ctx context.Context, m core.OutboxRow) (core.Pairing
 }
 
 // warnUndelivered leaves a short ⚠ reply under the Discord message that did not reach Resonite.
-func (b *Bridge) warnUndelivered(ctx context.Context, m core.OutboxRow, cause error) {
+// It names the contact (pairing is zero when its pairing could not be read): in a group channel
+// the message may have reached the others.
+func (b *Bridge) warnUndelivered(ctx context.Context, pairing core.Pairing, m core.OutboxRow, cause error) {
 	p, err := core.DecodeToResonite(m.Payload)
 	if err != nil || p.ChannelID == "" {
 		return
 	}
-	text := "⚠ Not delivered to Resonite: " + Shorten(cause.Error(), 150)
+	to := "Resonite"
+	if pairing.ContactID != "" {
+		name := cmp.Or(strings.TrimSpace(pairing.ContactUsername), pairing.ContactID)
+		to = "**" + EscapeMarkdown(Shorten(name, 64)) + "** in Resonite"
+	}
+	text := "⚠ Not delivered to " + to + ": " + Shorten(cause.Error(), 150)
 	if err := b.o.Discord.Reply(ctx, p.ChannelID, p.MessageID, text); err != nil {
 		b.noteError("replying with a delivery warning", err)
 	}

@@ -1,8 +1,11 @@
 package bridge
 
 import (
+	"context"
+	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -143,5 +146,32 @@ func TestGroupRelayWaitsForResoniteCatchUp(t *testing.T) {
 	want := []string{"Kim: before the gap", "Kim: to Bob alone", "Alice: from the gap", "Alice: live"}
 	if got := sentContents(h.res.sentTo("U-Bob")); !reflect.DeepEqual(got, want) {
 		t.Errorf("Bob got %q, want %q", got, want)
+	}
+}
+
+// TestGroupChannelWarningNamesTheContact: when a Discord message of a group channel reaches one
+// contact and not the other, the ⚠ reply under it says which contact missed it.
+func TestGroupChannelWarningNamesTheContact(t *testing.T) {
+	t.Parallel()
+	h := groupHarness(t)
+	h.res.sendFn = func(_ context.Context, m sentText, _ int) error {
+		if m.ContactID == "U-Bob" {
+			return core.Permanent(fmt.Errorf("hub refused: %w", errContactRemoved))
+		}
+		return nil
+	}
+	h.start()
+	kim := dmsg(1, "C-G", "Kim", "hello both")
+	h.discordIn(kim)
+	h.waitFor("the warning reply", func() bool { return len(h.discord.allReplies()) == 1 })
+	h.stop()
+
+	if got := sentContents(h.res.sentTo("U-Alice")); !reflect.DeepEqual(got, []string{"Kim: hello both"}) {
+		t.Errorf("Alice got %q", got)
+	}
+	r := h.discord.allReplies()[0]
+	if r.ChannelID != "C-G" || r.MessageID != kim.ID || !strings.HasPrefix(r.Content, "⚠ Not delivered to **Bob** in Resonite: ") ||
+		!strings.Contains(r.Content, "contact removed") {
+		t.Errorf("reply %+v, want a warning under Kim's message naming Bob", r)
 	}
 }
