@@ -260,6 +260,9 @@ func (s *Store) WithdrawConsent(ctx context.Context, contactID string) (core.Wit
 			return fmt.Errorf("list consents: %w", err)
 		}
 		w.Guilds = guilds
+		if err := lockClaimsOf(ctx, tx, `p.contact_id = $1`, contactID); err != nil {
+			return err
+		}
 		rows, _ = tx.Query(ctx, `delete from pairings where contact_id = $1 returning `+pairingColumns, contactID)
 		if w.Pairings, err = pgx.CollectRows(rows, scanPairing); err != nil {
 			return fmt.Errorf("remove pairings: %w", err)

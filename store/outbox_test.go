@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -1163,6 +1164,79 @@ func TestDeletePairingTakesItsRows(t *testing.T) {
 	}
 	if _, _, err := st.Enqueue(ctx, core.OutboxRow{Direction: core.ToResonite, SourceID: "m9", PairingID: gone.ID}); !errors.Is(err, core.ErrNotFound) {
 		t.Fatalf("Enqueue to a deleted pairing = %v, want ErrNotFound", err)
+	}
+}
+
+// TestUnpairWhileClaiming: removing a pairing while a claim of its messages is between its two
+// steps (the pairing's claim lock taken, its rows not yet in flight) waits for the claim instead
+// of deadlocking with it (40P01: an /unlink or a withdrawal failed under load).
+func TestUnpairWhileClaiming(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		remove func(context.Context, *store.Store, core.Pairing) error
+	}{
+		{"DeletePairings", func(ctx context.Context, st *store.Store, p core.Pairing) error {
+			_, err := st.DeletePairings(ctx, p.ChannelID, "")
+			return err
+		}},
+		{"WithdrawConsent", func(ctx context.Context, st *store.Store, p core.Pairing) error {
+			_, err := st.WithdrawConsent(ctx, p.ContactID)
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := ctxT(t)
+			st := storetest.New(t)
+			p := mustPair(t, st, "c-unpair")
+			for i := range 3 {
+				enqueue(t, st, core.OutboxRow{SourceID: fmt.Sprint("m", i), PairingID: p.ID})
+			}
+			claimer, err := st.Pool().Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = claimer.Rollback(ctx) }()
+			// ClaimBatch's first step: the pairing's claim lock.
+			if _, err := claimer.Exec(ctx, `select 1 from relay_claims where pairing_id = $1 for update`, p.ID); err != nil {
+				t.Fatal(err)
+			}
+			removed := make(chan error, 1)
+			go func() { removed <- tc.remove(ctx, st, p) }()
+			waitForLockWaiter(t, st)
+			// Its second step: the pairing's rows go in flight.
+			if _, err := claimer.Exec(ctx, `update relay_messages set state = 'in_flight', lease_until = now() + interval '1 minute'
+				where pairing_id = $1`, p.ID); err != nil {
+				t.Fatalf("the claim, with the removal waiting: %v", err)
+			}
+			if err := claimer.Commit(ctx); err != nil {
+				t.Fatalf("committing the claim: %v", err)
+			}
+			if err := <-removed; err != nil {
+				t.Fatalf("removing the pairing while it was being claimed: %v", err)
+			}
+			var left int
+			if err := st.Pool().QueryRow(ctx, `select count(*) from relay_messages`).Scan(&left); err != nil || left != 0 {
+				t.Fatalf("%d rows left (%v), want the pairing's rows gone with it", left, err)
+			}
+		})
+	}
+}
+
+// waitForLockWaiter returns once a session of st's database waits for a row lock.
+func waitForLockWaiter(t *testing.T, st *store.Store) {
+	t.Helper()
+	ctx := ctxT(t)
+	for {
+		var n int
+		if err := st.Pool().QueryRow(ctx, `select count(*) from pg_stat_activity
+			where datname = current_database() and wait_event_type = 'Lock'`).Scan(&n); err != nil {
+			t.Fatalf("watching for a session waiting on a lock: %v", err)
+		}
+		if n > 0 {
+			return
+		}
 	}
 }
 

@@ -106,11 +106,24 @@ func (s *Store) CreatePairing(ctx context.Context, p core.Pairing) (core.Pairing
 // when contactID is empty, with their queued messages and cursors, and returns what was
 // removed. core.ErrNotFound when there was none.
 func (s *Store) DeletePairings(ctx context.Context, channelID, contactID string) ([]core.Pairing, error) {
-	rows, _ := s.pool.Query(ctx, `delete from pairings where channel_id = $1 and ($2 = '' or contact_id = $2)
-		returning `+pairingColumns, channelID, contactID)
-	ps, err := s.manyPairings(rows, "unpair channel "+channelID)
+	const which = `p.channel_id = $1 and ($2 = '' or p.contact_id = $2)`
+	var ps []core.Pairing
+	var err error
+	for range claimTries {
+		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			if err := lockClaimsOf(ctx, tx, which, channelID, contactID); err != nil {
+				return err
+			}
+			rows, _ := tx.Query(ctx, `delete from pairings p where `+which+` returning `+pairingColumns, channelID, contactID)
+			ps, err = pgx.CollectRows(rows, s.scanOpenPairing)
+			return err
+		})
+		if !isDeadlock(err) { // with a settle of the same messages, which lock them in another order
+			break
+		}
+	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("store: unpair channel %s: %w", channelID, err)
 	}
 	if len(ps) == 0 {
 		return nil, fmt.Errorf("store: unpair channel %s: %w", channelID, core.ErrNotFound)
@@ -118,6 +131,19 @@ func (s *Store) DeletePairings(ctx context.Context, channelID, contactID string)
 	s.pairingsChanged()
 	slices.SortFunc(ps, func(a, b core.Pairing) int { return cmp.Compare(a.ID, b.ID) })
 	return ps, nil
+}
+
+// lockClaimsOf takes the claim locks (relay_claims rows, see ClaimBatch) of the pairings p that
+// the condition which selects, before tx deletes them. A claim holds its pairing's lock while it
+// puts the pairing's messages in flight; the delete's cascades would take those messages first
+// and the lock last, and the two would deadlock.
+func lockClaimsOf(ctx context.Context, tx pgx.Tx, which string, args ...any) error {
+	_, err := tx.Exec(ctx, `select 1 from relay_claims c join pairings p on p.id = c.pairing_id
+		where `+which+` order by c.direction, c.pairing_id for update of c`, args...)
+	if err != nil {
+		return fmt.Errorf("lock the claims of the pairings: %w", err)
+	}
+	return nil
 }
 
 // PairingsByChannel returns the channel's pairings (several in a group channel), oldest first;
