@@ -230,8 +230,9 @@ const IDMapRetentionFactor = 10
 // Prune clears the payload and error of delivered and failed rows last
 // changed more than olderThan ago, and deletes them entirely after
 // IDMapRetentionFactor × olderThan once catch-up cannot read their source
-// again (it is behind the side's cursor). It returns the number of rows
-// touched. Pending and in-flight rows are never pruned.
+// again (it is behind the side's cursor), with the edit history
+// (discord_versions) of the Discord messages whose rows went. It returns the
+// number of rows touched. Pending and in-flight rows are never pruned.
 func (s *Store) Prune(ctx context.Context, olderThan time.Duration) (int, error) {
 	if olderThan <= 0 {
 		return 0, fmt.Errorf("store: prune: retention must be positive, got %s", olderThan)
@@ -266,7 +267,15 @@ func (s *Store) Prune(ctx context.Context, olderThan time.Duration) (int, error)
 		if err != nil {
 			return err
 		}
-		n = del.RowsAffected() + clr.RowsAffected()
+		// The last version relayed of a Discord message matters only while an edit can still
+		// find the message's row (bridge: relayedOriginals); once the row is gone, so is it.
+		ver, err := tx.Exec(ctx, `delete from discord_versions v
+			where not exists (select 1 from relay_messages m
+				where m.source_id = v.message_id || ':' || v.pairing_id and m.direction = 'to_resonite')`)
+		if err != nil {
+			return err
+		}
+		n = del.RowsAffected() + clr.RowsAffected() + ver.RowsAffected()
 		return nil
 	})
 	if err != nil {
