@@ -271,9 +271,17 @@ type loadWorld struct {
 	b        *testing.B
 	channels []string
 	contacts []string // Resonite user ids
+	daemon   *e2eProc // when the daemon runs as a process of its own
 }
 
 func newLoadWorld(b *testing.B, pairings int, tune func(*partOptions)) *loadWorld {
+	return newLoadWorldWith(b, pairings, tune, false)
+}
+
+// newLoadWorldWith is newLoadWorld with the daemon, when asProcess, started from its binary as a
+// process of its own (built without the race detector, production hooks only: tune is not
+// applied), so that its CPU time can be told from the fakes'.
+func newLoadWorldWith(b *testing.B, pairings int, tune func(*partOptions), asProcess bool) *loadWorld {
 	e := newE2E(b)
 	e.env = append(e.env, "LOG_LEVEL=warn")
 	e.tune = func(o *partOptions) {
@@ -292,7 +300,12 @@ func newLoadWorld(b *testing.B, pairings int, tune func(*partOptions)) *loadWorl
 		e.rf.AddContact(id, resonite.Contact{ID: e2eBridgeID, ContactUsername: "BridgeBot", ContactStatus: resonite.ContactAccepted, IsAccepted: true})
 		w.channels, w.contacts = append(w.channels, ch), append(w.contacts, id)
 	}
-	e.start()
+	if asProcess {
+		w.daemon = e.startProcess()
+		e.dc.WaitCommands(b, e2eGuild)
+	} else {
+		e.start()
+	}
 	for i, ch := range w.channels {
 		e.link(ch, fmt.Sprintf("Pal%02d", i))
 	}
@@ -505,33 +518,21 @@ func insertFloor(b *testing.B, url string, n int) float64 {
 func BenchmarkDurableThroughput(b *testing.B) {
 	const perPairing = 200
 	w := newLoadWorld(b, loadPairings, func(o *partOptions) { o.Bot.RequestRate = 1e6 })
-	cpu := startCPUMeter(b)
+	cpu := startCPUMeter(b, nil)
 	floor := insertFloor(b, w.dbURL, 5000)
 	floorCPU := cpu.stop(5000)
 	b.ResetTimer() // which also drops metrics reported so far
 	floorCPU.report(b, "floor-")
 
 	// Discord → Resonite.
-	sent := map[string][]sentLine{}
-	cpu = startCPUMeter(b)
-	start := time.Now()
-	for seq := range perPairing {
-		for i := range loadPairings {
-			w.toResonite(i, seq, sent, "d")
-		}
-	}
-	offered := time.Since(start)
+	d2r, d2rOffered, d2rCPU := w.burstToResonite(perPairing)
 	n := perPairing * loadPairings
-	w.waitUntilWithin("the burst in Resonite", 5*time.Minute, w.sentAllOf(sent))
-	cpu.stop(n).report(b, "d2r-")
-	r := w.resoniteArrivals(sent)
-	d2r := float64(n) / r.last.Sub(start).Seconds()
 
 	// Resonite → Discord.
-	sent = map[string][]sentLine{}
+	sent := map[string][]sentLine{}
 	tally := w.newPostTally()
-	cpu = startCPUMeter(b)
-	start = time.Now()
+	cpu = startCPUMeter(b, nil)
+	start := time.Now()
 	for seq := range perPairing {
 		for i := range loadPairings {
 			w.toDiscord(i, seq, sent, "r")
@@ -539,7 +540,7 @@ func BenchmarkDurableThroughput(b *testing.B) {
 	}
 	offeredR := time.Since(start)
 	w.waitUntilWithin("the burst in Discord", 5*time.Minute, func() bool { return tally.update().lines >= n })
-	cpu.stop(n).report(b, "r2d-")
+	r2dCPU := cpu.stop(n)
 	b.StopTimer()
 	rd := w.discordArrivals(sent)
 	r2d := float64(n) / rd.last.Sub(start).Seconds()
@@ -547,11 +548,59 @@ func BenchmarkDurableThroughput(b *testing.B) {
 	b.ReportMetric(floor, "floor-commits/s")
 	b.ReportMetric(d2r, "d2r-msgs/s")
 	b.ReportMetric(d2r/floor, "d2r-x-floor")
-	b.ReportMetric(float64(n)/offered.Seconds(), "d2r-offered-msgs/s")
+	b.ReportMetric(d2rOffered, "d2r-offered-msgs/s")
+	d2rCPU.report(b, "d2r-")
 	b.ReportMetric(r2d, "r2d-msgs/s")
 	b.ReportMetric(r2d/floor, "r2d-x-floor")
 	b.ReportMetric(float64(n)/offeredR.Seconds(), "r2d-offered-msgs/s")
 	b.ReportMetric(float64(tally.posts), "r2d-posts")
+	r2dCPU.report(b, "r2d-")
+}
+
+// burstToResonite sends perPairing messages into each channel at once and waits until every
+// one is in Resonite, in order. It returns the throughput (messages over the time from the
+// first entering the Discord fake to the last stored by the Resonite fake), the rate at which
+// the load was offered, and where the CPU went meanwhile.
+func (w *loadWorld) burstToResonite(perPairing int) (msgsPerSec, offeredPerSec float64, cpu cpuUse) {
+	sent := map[string][]sentLine{}
+	var daemon *os.Process
+	if w.daemon != nil {
+		daemon = w.daemon.cmd.Process
+	}
+	meter := startCPUMeter(w.b, daemon)
+	start := time.Now()
+	for seq := range perPairing {
+		for i := range w.channels {
+			w.toResonite(i, seq, sent, "d")
+		}
+	}
+	offered := time.Since(start)
+	n := perPairing * len(w.channels)
+	w.waitUntilWithin("the burst in Resonite", 5*time.Minute, w.sentAllOf(sent))
+	cpu = meter.stop(n)
+	r := w.resoniteArrivals(sent)
+	return float64(n) / r.last.Sub(start).Seconds(), float64(n) / offered.Seconds(), cpu
+}
+
+// BenchmarkDurableThroughputDaemonProcess is BenchmarkDurableThroughput's Discord → Resonite
+// burst with the daemon as a process of its own (the binary, no race detector), which splits
+// the CPU time per message between the daemon, the fakes and PostgreSQL. Resonite → Discord is
+// left out: the process keeps the bot's global limit of 45 requests/s.
+func BenchmarkDurableThroughputDaemonProcess(b *testing.B) {
+	const perPairing = 200
+	w := newLoadWorldWith(b, loadPairings, nil, true)
+	cpu := startCPUMeter(b, nil)
+	floor := insertFloor(b, w.dbURL, 5000)
+	floorCPU := cpu.stop(5000)
+	b.ResetTimer()
+	floorCPU.report(b, "floor-")
+	d2r, offered, d2rCPU := w.burstToResonite(perPairing)
+	b.StopTimer()
+	b.ReportMetric(floor, "floor-commits/s")
+	b.ReportMetric(d2r, "d2r-msgs/s")
+	b.ReportMetric(d2r/floor, "d2r-x-floor")
+	b.ReportMetric(offered, "d2r-offered-msgs/s")
+	d2rCPU.report(b, "d2r-")
 }
 
 // BenchmarkWebhookLimit: 100 messages from one contact at once, under Discord's per-webhook
@@ -662,40 +711,56 @@ func BenchmarkGlobalLimit(b *testing.B) {
 }
 
 // cpuMeter tells whether a load was CPU-bound, and where the CPU went: the whole machine, this
-// test process (daemon and fakes) and PostgreSQL's processes. Linux counts in USER_HZ (100/s).
+// test process (the fakes, and the daemon unless it runs as a process of its own), the daemon's
+// process when there is one, and PostgreSQL's processes. Linux counts in USER_HZ (100/s).
 type cpuMeter struct {
-	b             *testing.B
-	at            time.Time
-	machine, self float64
-	postgres      map[string]float64 // pid → CPU seconds
+	b                      *testing.B
+	at                     time.Time
+	daemon                 *os.Process
+	machine, self, daemon0 float64
+	postgres               map[string]float64 // pid → CPU seconds
 }
 
-func startCPUMeter(b *testing.B) *cpuMeter {
-	m := &cpuMeter{b: b, at: time.Now(), postgres: postgresCPU(b)}
+func startCPUMeter(b *testing.B, daemon *os.Process) *cpuMeter {
+	m := &cpuMeter{b: b, at: time.Now(), daemon: daemon, postgres: postgresCPU(b)}
 	m.machine, m.self = machineCPU(b), processCPU(b, "self")
+	if daemon != nil {
+		m.daemon0 = processCPU(b, strconv.Itoa(daemon.Pid))
+	}
 	return m
 }
 
-// cpuUse is what a cpuMeter measured: the cores each part kept busy, and the machine's CPU
-// time per message.
-type cpuUse struct{ machine, testProcess, postgres, perMsg float64 }
+// cpuUse is what a cpuMeter measured: how many cores the machine kept busy, and the CPU time
+// per message of the machine and of each part (daemon is zero when it ran in the test process).
+type cpuUse struct {
+	machineCores                           float64
+	machine, testProcess, daemon, postgres float64 // µs per message
+}
 
 func (m *cpuMeter) stop(msgs int) cpuUse {
 	wall := time.Since(m.at).Seconds()
+	perMsg := func(cpuSeconds float64) float64 { return cpuSeconds / float64(msgs) * 1e6 }
 	machine := machineCPU(m.b) - m.machine
 	var pg float64
 	for pid, v := range postgresCPU(m.b) {
 		pg += v - m.postgres[pid] // a backend that ended since is missing: a slight undercount
 	}
-	return cpuUse{machine: machine / wall, testProcess: (processCPU(m.b, "self") - m.self) / wall,
-		postgres: pg / wall, perMsg: machine / float64(msgs) * 1e6}
+	u := cpuUse{machineCores: machine / wall, machine: perMsg(machine),
+		testProcess: perMsg(processCPU(m.b, "self") - m.self), postgres: perMsg(pg)}
+	if m.daemon != nil {
+		u.daemon = perMsg(processCPU(m.b, strconv.Itoa(m.daemon.Pid)) - m.daemon0)
+	}
+	return u
 }
 
 func (u cpuUse) report(b *testing.B, prefix string) {
-	b.ReportMetric(u.machine, prefix+"machine-cores")
-	b.ReportMetric(u.testProcess, prefix+"test-process-cores")
-	b.ReportMetric(u.postgres, prefix+"postgres-cores")
-	b.ReportMetric(u.perMsg, prefix+"cpu-µs/msg")
+	b.ReportMetric(u.machineCores, prefix+"machine-cores")
+	b.ReportMetric(u.machine, prefix+"machine-µs/msg")
+	b.ReportMetric(u.testProcess, prefix+"test-process-µs/msg")
+	b.ReportMetric(u.postgres, prefix+"postgres-µs/msg")
+	if u.daemon > 0 {
+		b.ReportMetric(u.daemon, prefix+"daemon-µs/msg")
+	}
 }
 
 // machineCPU is the CPU time the machine spent busy since boot: not idle, iowait or steal
