@@ -136,3 +136,47 @@ func BenchmarkOutboxBatchRoundTrip(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkClaimManyPairings is a quiet bridge with many pairings: one message at a time is
+// enqueued, claimed and settled, and the worker asks NextDue when it would sleep. It reports
+// what ClaimBatch and NextDue take per message; both should not grow with the pairings that
+// have nothing queued.
+func BenchmarkClaimManyPairings(b *testing.B) {
+	for _, pairings := range []int{10, 100, 1000} {
+		b.Run(fmt.Sprintf("pairings=%d", pairings), func(b *testing.B) {
+			ctx := ctxT(b)
+			st := storetest.New(b)
+			ps := make([]int64, pairings)
+			for i := range ps {
+				ps[i] = mustPair(b, st, fmt.Sprint("bench-", i)).ID
+			}
+			mustExec(b, st, "analyze")
+			var claiming, nextDue time.Duration
+			seq := 0
+			for b.Loop() {
+				seq++
+				if _, _, err := st.Enqueue(ctx, core.OutboxRow{Direction: core.ToResonite, SourceID: strconv.Itoa(seq),
+					PairingID: ps[seq%pairings], TargetID: "MSG-" + strconv.Itoa(seq), Payload: benchPayload,
+					SourceTime: time.Now()}); err != nil {
+					b.Fatal(err)
+				}
+				t0 := time.Now()
+				msgs, err := st.ClaimBatch(ctx, core.ToResonite, 8, 50, time.Minute, nil)
+				if err != nil || len(msgs) != 1 {
+					b.Fatalf("ClaimBatch = %d rows, %v; want 1", len(msgs), err)
+				}
+				claiming += time.Since(t0)
+				if err := st.Settle(ctx, []core.Settlement{{RowID: msgs[0].ID, Kind: core.Delivered, TargetID: msgs[0].TargetID}}); err != nil {
+					b.Fatal(err)
+				}
+				t1 := time.Now()
+				if _, _, err := st.NextDue(ctx, core.ToResonite); err != nil {
+					b.Fatal(err)
+				}
+				nextDue += time.Since(t1)
+			}
+			b.ReportMetric(float64(claiming.Microseconds())/float64(seq), "claim-µs")
+			b.ReportMetric(float64(nextDue.Microseconds())/float64(seq), "nextdue-µs")
+		})
+	}
+}

@@ -185,6 +185,50 @@ func TestEnqueueConcurrentSameSource(t *testing.T) {
 	}
 }
 
+// TestClaimFindsEveryHead: among many pairings, most of them idle, a claim finds the head of
+// every pairing that has one due, wherever its rows lie among other pairings' and the other
+// direction's rows, and skips the pairings whose head is in flight or not yet due.
+func TestClaimFindsEveryHead(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	st := storetest.New(t)
+	var ps []int64
+	for i := range 30 {
+		ps = append(ps, mustPair(t, st, fmt.Sprint("c-heads-", i)).ID)
+	}
+	var want []int64
+	for i, p := range ps {
+		switch i % 5 {
+		case 0: // idle in this direction, busy in the other
+			enqueue(t, st, core.OutboxRow{Direction: core.ToDiscord, SourceID: fmt.Sprint("d", i), PairingID: p})
+		case 1: // a due head and a row behind it
+			want = append(want, enqueue(t, st, core.OutboxRow{SourceID: fmt.Sprint("h", i), PairingID: p, SourceTime: at(i)}))
+			enqueue(t, st, core.OutboxRow{SourceID: fmt.Sprint("b", i), PairingID: p, SourceTime: at(i + 1)})
+		case 2: // a head not yet due
+			enqueue(t, st, core.OutboxRow{SourceID: fmt.Sprint("n", i), PairingID: p, SourceTime: at(i), NextAttemptAt: time.Now().Add(time.Hour)})
+		case 3: // delivered only
+			deliver(t, st, enqueue(t, st, core.OutboxRow{SourceID: fmt.Sprint("x", i), PairingID: p}))
+		}
+	}
+	// The first of them has its head in flight: it is skipped.
+	mustExec(t, st, `update relay_messages set state = 'in_flight', lease_until = now() + interval '1 minute' where id = $1`, want[0])
+	want = want[1:]
+	msgs, err := st.ClaimBatch(ctx, core.ToResonite, len(ps), 1, time.Minute, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int64
+	for _, m := range msgs {
+		got = append(got, m.ID)
+	}
+	if slices.Sort(got); !slices.Equal(got, want) {
+		t.Fatalf("claimed %v, want the due heads %v", got, want)
+	}
+	if due, ok, err := st.NextDue(ctx, core.ToResonite); err != nil || !ok || time.Until(due) < 59*time.Minute {
+		t.Fatalf("NextDue = %v, %v, %v; want the heads not yet due, in an hour", due, ok, err)
+	}
+}
+
 // TestClaimOrder covers which rows Claim hands out, one scenario per store.
 func TestClaimOrder(t *testing.T) {
 	t.Parallel()
