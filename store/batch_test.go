@@ -260,10 +260,7 @@ func TestSettle(t *testing.T) {
 	t.Parallel()
 	ctx := ctxT(t)
 	st := storetest.New(t)
-	var ps []int64
-	for i := range 6 {
-		ps = append(ps, mustPair(t, st, fmt.Sprint("c", i)).ID)
-	}
+	ps := mustPairs(t, st, "c", 6)
 	// Pairing 0: a batch of three, the head carrying the other two's text.
 	head := enqueue(t, st, core.OutboxRow{SourceID: "head", PairingID: ps[0], SourceTime: at(1)})
 	carried1 := enqueue(t, st, core.OutboxRow{SourceID: "carried1", PairingID: ps[0], SourceTime: at(2)})

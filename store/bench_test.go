@@ -146,10 +146,7 @@ func BenchmarkClaimManyPairings(b *testing.B) {
 		b.Run(fmt.Sprintf("pairings=%d", pairings), func(b *testing.B) {
 			ctx := ctxT(b)
 			st := storetest.New(b)
-			ps := make([]int64, pairings)
-			for i := range ps {
-				ps[i] = mustPair(b, st, fmt.Sprint("bench-", i)).ID
-			}
+			ps := mustPairs(b, st, "bench-", pairings)
 			mustExec(b, st, "analyze")
 			var claiming, nextDue time.Duration
 			seq := 0

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -27,6 +28,16 @@ func mustPair(t testing.TB, st *store.Store, channelID string) core.Pairing {
 		t.Fatalf("CreatePairing(%s): %v", channelID, err)
 	}
 	return p
+}
+
+// mustPairs makes n pairings of channels prefix0, prefix1, … and returns their ids.
+func mustPairs(t testing.TB, st *store.Store, prefix string, n int) []int64 {
+	t.Helper()
+	ids := make([]int64, n)
+	for i := range ids {
+		ids[i] = mustPair(t, st, fmt.Sprint(prefix, i)).ID
+	}
+	return ids
 }
 
 func mustExec(t testing.TB, st *store.Store, sql string, args ...any) {

@@ -192,10 +192,7 @@ func TestClaimFindsEveryHead(t *testing.T) {
 	t.Parallel()
 	ctx := ctxT(t)
 	st := storetest.New(t)
-	var ps []int64
-	for i := range 30 {
-		ps = append(ps, mustPair(t, st, fmt.Sprint("c-heads-", i)).ID)
-	}
+	ps := mustPairs(t, st, "c-heads-", 30)
 	var want []int64
 	for i, p := range ps {
 		switch i % 5 {
