@@ -714,16 +714,18 @@ func BenchmarkGlobalLimit(b *testing.B) {
 // test process (the fakes, and the daemon unless it runs as a process of its own), the daemon's
 // process when there is one, and PostgreSQL's processes. Linux counts in USER_HZ (100/s).
 type cpuMeter struct {
-	b                      *testing.B
-	at                     time.Time
-	daemon                 *os.Process
-	machine, self, daemon0 float64
-	postgres               map[string]float64 // pid → CPU seconds
+	b                     *testing.B
+	at                    time.Time
+	daemon                *os.Process
+	machine, steal, total float64 // /proc/stat, see machineCPU
+	self, daemon0         float64
+	postgres              map[string]float64 // pid → CPU seconds
 }
 
 func startCPUMeter(b *testing.B, daemon *os.Process) *cpuMeter {
 	m := &cpuMeter{b: b, at: time.Now(), daemon: daemon, postgres: postgresCPU(b)}
-	m.machine, m.self = machineCPU(b), processCPU(b, "self")
+	m.machine, m.steal, m.total = machineCPU(b)
+	m.self = processCPU(b, "self")
 	if daemon != nil {
 		m.daemon0 = processCPU(b, strconv.Itoa(daemon.Pid))
 	}
@@ -734,18 +736,20 @@ func startCPUMeter(b *testing.B, daemon *os.Process) *cpuMeter {
 // per message of the machine and of each part (daemon is zero when it ran in the test process).
 type cpuUse struct {
 	machineCores                           float64
+	stealShare                             float64 // of the machine's time, another guest's
 	machine, testProcess, daemon, postgres float64 // µs per message
 }
 
 func (m *cpuMeter) stop(msgs int) cpuUse {
 	wall := time.Since(m.at).Seconds()
 	perMsg := func(cpuSeconds float64) float64 { return cpuSeconds / float64(msgs) * 1e6 }
-	machine := machineCPU(m.b) - m.machine
+	busy, steal, total := machineCPU(m.b)
+	machine := busy - m.machine
 	var pg float64
 	for pid, v := range postgresCPU(m.b) {
 		pg += v - m.postgres[pid] // a backend that ended since is missing: a slight undercount
 	}
-	u := cpuUse{machineCores: machine / wall, machine: perMsg(machine),
+	u := cpuUse{machineCores: machine / wall, stealShare: (steal - m.steal) / (total - m.total), machine: perMsg(machine),
 		testProcess: perMsg(processCPU(m.b, "self") - m.self), postgres: perMsg(pg)}
 	if m.daemon != nil {
 		u.daemon = perMsg(processCPU(m.b, strconv.Itoa(m.daemon.Pid)) - m.daemon0)
@@ -755,6 +759,7 @@ func (m *cpuMeter) stop(msgs int) cpuUse {
 
 func (u cpuUse) report(b *testing.B, prefix string) {
 	b.ReportMetric(u.machineCores, prefix+"machine-cores")
+	b.ReportMetric(100*u.stealShare, prefix+"steal-%")
 	b.ReportMetric(u.machine, prefix+"machine-µs/msg")
 	b.ReportMetric(u.testProcess, prefix+"test-process-µs/msg")
 	b.ReportMetric(u.postgres, prefix+"postgres-µs/msg")
@@ -763,25 +768,31 @@ func (u cpuUse) report(b *testing.B, prefix string) {
 	}
 }
 
-// machineCPU is the CPU time the machine spent busy since boot: not idle, iowait or steal
-// (another guest's time on the host is capacity this machine did not have).
-func machineCPU(b *testing.B) float64 {
+// machineCPU returns the CPU time since boot the machine spent busy (not idle, iowait or steal),
+// the steal time (the host ran another guest while this one wanted to run: capacity this
+// machine did not have, which makes every figure of the run slower) and the total.
+func machineCPU(b *testing.B) (busy, steal, total float64) {
 	raw, err := os.ReadFile("/proc/stat")
 	if err != nil {
 		b.Fatalf("reading /proc/stat: %v", err)
 	}
 	line, _, _ := strings.Cut(string(raw), "\n")
-	var busy float64
 	for i, v := range strings.Fields(line)[1:] { // user nice system idle iowait irq softirq steal ...
 		n, err := strconv.ParseFloat(v, 64)
 		if err != nil {
 			b.Fatalf("reading /proc/stat: %v", err)
 		}
-		if i != 3 && i != 4 && i < 7 {
+		switch {
+		case i < 7 && i != 3 && i != 4:
 			busy += n
+		case i == 7:
+			steal += n
+		}
+		if i < 8 { // guest time is counted inside user already
+			total += n
 		}
 	}
-	return busy / 100
+	return busy / 100, steal / 100, total / 100
 }
 
 // processCPU is the user and system CPU time of /proc/<pid>, or -1 when it cannot be read
