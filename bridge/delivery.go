@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -567,8 +566,7 @@ func (b *Bridge) warnUndelivered(ctx context.Context, pairing core.Pairing, m co
 	}
 	to := "Resonite"
 	if pairing.ContactID != "" {
-		name := cmp.Or(strings.TrimSpace(pairing.ContactUsername), pairing.ContactID)
-		to = "**" + EscapeMarkdown(Shorten(name, 64)) + "** in Resonite"
+		to = "**" + EscapeMarkdown(Shorten(nameOr(pairing.ContactUsername), 64)) + "** in Resonite"
 	}
 	text := "⚠ Not delivered to " + to + ": " + Shorten(cause.Error(), 150)
 	if err := b.o.Discord.Reply(ctx, p.ChannelID, p.MessageID, text); err != nil {

@@ -282,8 +282,7 @@ func (s *Store) Settle(ctx context.Context, settlements []core.Settlement) error
 		jitters[i] = jitter * (rand.Float64()*2 - 1)
 	}
 	var refused []int64
-	var err error
-	for range claimTries {
+	err := retryDeadlocks(func() error { // two settles of the same rows in another order
 		// One round trip, one implicit transaction (a batch ends in one Sync), committed
 		// without waiting for the WAL flush: see asyncCommit.
 		b := &pgx.Batch{}
@@ -291,17 +290,16 @@ func (s *Store) Settle(ctx context.Context, settlements []core.Settlement) error
 		b.Queue(settleSQL, ids, kinds, targets, coalesced, reasons, untils, jitters,
 			baseBackoff.Seconds(), maxBackoff, maxBackoff.Seconds())
 		br := s.pool.SendBatch(ctx, b)
-		if _, err = br.Exec(); err == nil {
+		_, err := br.Exec()
+		if err == nil {
 			rows, _ := br.Query()
 			refused, err = pgx.CollectRows(rows, pgx.RowTo[int64])
 		}
 		if cerr := br.Close(); err == nil {
 			err = cerr
 		}
-		if !isDeadlock(err) { // two settles of the same rows in another order
-			break
-		}
-	}
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("store: settle %d rows: %w", n, err)
 	}

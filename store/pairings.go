@@ -108,20 +108,17 @@ func (s *Store) CreatePairing(ctx context.Context, p core.Pairing) (core.Pairing
 func (s *Store) DeletePairings(ctx context.Context, channelID, contactID string) ([]core.Pairing, error) {
 	const which = `p.channel_id = $1 and ($2 = '' or p.contact_id = $2)`
 	var ps []core.Pairing
-	var err error
-	for range claimTries {
-		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := retryDeadlocks(func() error { // with a settle of the same messages
+		return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 			if err := lockClaimsOf(ctx, tx, which, channelID, contactID); err != nil {
 				return err
 			}
 			rows, _ := tx.Query(ctx, `delete from pairings p where `+which+` returning `+pairingColumns, channelID, contactID)
+			var err error
 			ps, err = pgx.CollectRows(rows, s.scanOpenPairing)
 			return err
 		})
-		if !isDeadlock(err) { // with a settle of the same messages, which lock them in another order
-			break
-		}
-	}
+	})
 	if err != nil {
 		return nil, fmt.Errorf("store: unpair channel %s: %w", channelID, err)
 	}

@@ -147,6 +147,19 @@ func isForeignKeyViolation(err error) bool {
 }
 
 // isDeadlock reports a deadlock_detected (40P01).
+// retryDeadlocks runs try until it ends in something other than a deadlock (40P01: PostgreSQL
+// aborted it for a concurrent transaction that took the same rows in another order; the next
+// try sees that one's result), at most claimTries times, and returns its last error.
+func retryDeadlocks(try func() error) error {
+	var err error
+	for range claimTries {
+		if err = try(); !isDeadlock(err) {
+			break
+		}
+	}
+	return err
+}
+
 func isDeadlock(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "40P01"

@@ -518,11 +518,7 @@ func insertFloor(b *testing.B, url string, n int) float64 {
 func BenchmarkDurableThroughput(b *testing.B) {
 	const perPairing = 200
 	w := newLoadWorld(b, loadPairings, func(o *partOptions) { o.Bot.RequestRate = 1e6 })
-	cpu := startCPUMeter(b, nil)
-	floor := insertFloor(b, w.dbURL, 5000)
-	floorCPU := cpu.stop(5000)
-	b.ResetTimer() // which also drops metrics reported so far
-	floorCPU.report(b, "floor-")
+	floor := w.measureFloor()
 
 	// Discord → Resonite.
 	d2r, d2rOffered, d2rCPU := w.burstToResonite(perPairing)
@@ -531,7 +527,7 @@ func BenchmarkDurableThroughput(b *testing.B) {
 	// Resonite → Discord.
 	sent := map[string][]sentLine{}
 	tally := w.newPostTally()
-	cpu = startCPUMeter(b, nil)
+	cpu := startCPUMeter(b, nil)
 	start := time.Now()
 	for seq := range perPairing {
 		for i := range loadPairings {
@@ -545,7 +541,6 @@ func BenchmarkDurableThroughput(b *testing.B) {
 	rd := w.discordArrivals(sent)
 	r2d := float64(n) / rd.last.Sub(start).Seconds()
 
-	b.ReportMetric(floor, "floor-commits/s")
 	b.ReportMetric(d2r, "d2r-msgs/s")
 	b.ReportMetric(d2r/floor, "d2r-x-floor")
 	b.ReportMetric(d2rOffered, "d2r-offered-msgs/s")
@@ -555,6 +550,18 @@ func BenchmarkDurableThroughput(b *testing.B) {
 	b.ReportMetric(float64(n)/offeredR.Seconds(), "r2d-offered-msgs/s")
 	b.ReportMetric(float64(tally.posts), "r2d-posts")
 	r2dCPU.report(b, "r2d-")
+}
+
+// measureFloor runs insertFloor on the world's database, then resets the benchmark's timer (which
+// drops the metrics reported so far) and reports the floor's commits/s and CPU use.
+func (w *loadWorld) measureFloor() float64 {
+	cpu := startCPUMeter(w.b, nil)
+	floor := insertFloor(w.b, w.dbURL, 5000)
+	floorCPU := cpu.stop(5000)
+	w.b.ResetTimer()
+	w.b.ReportMetric(floor, "floor-commits/s")
+	floorCPU.report(w.b, "floor-")
+	return floor
 }
 
 // burstToResonite sends perPairing messages into each channel at once and waits until every
@@ -589,14 +596,9 @@ func (w *loadWorld) burstToResonite(perPairing int) (msgsPerSec, offeredPerSec f
 func BenchmarkDurableThroughputDaemonProcess(b *testing.B) {
 	const perPairing = 200
 	w := newLoadWorldWith(b, loadPairings, nil, true)
-	cpu := startCPUMeter(b, nil)
-	floor := insertFloor(b, w.dbURL, 5000)
-	floorCPU := cpu.stop(5000)
-	b.ResetTimer()
-	floorCPU.report(b, "floor-")
+	floor := w.measureFloor()
 	d2r, offered, d2rCPU := w.burstToResonite(perPairing)
 	b.StopTimer()
-	b.ReportMetric(floor, "floor-commits/s")
 	b.ReportMetric(d2r, "d2r-msgs/s")
 	b.ReportMetric(d2r/floor, "d2r-x-floor")
 	b.ReportMetric(offered, "d2r-offered-msgs/s")

@@ -167,7 +167,7 @@ func (f *Fake) AddMessage(owner string, m resonite.Message) {
 		at = map[string]int{}
 		f.messageAt[owner] = at
 	}
-	if i, ok := at[m.ID]; ok && m.ID != "" {
+	if i, ok := at[m.ID]; ok { // only non-empty ids are indexed
 		f.messages[owner][i] = m
 		return
 	}
